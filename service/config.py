@@ -1,0 +1,198 @@
+"""One configuration object, read from TOML, passed down; no globals.
+
+`WOXQAQ_CONFIG` names the file (default ./woxqaq.toml). `${ENV_VAR}` anywhere in a string
+value is replaced by that environment variable, so secrets stay out of the file. Every key
+has a default: an empty or missing file starts the embedded setup (SQLite task store in
+`server.data_dir`, local file store, the demo datasource).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.engine import make_url
+
+DEMO_DATASOURCE = "demo"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(Exception):
+    """Bad configuration: one line that names the key and what to fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Section):
+    listen: str = "127.0.0.1:50051"
+    # Bearer token every gRPC call must carry; empty disables the check (local use only).
+    token: str = ""
+    data_dir: Path = Path(".woxqaq")
+    # Accept a raw SQLAlchemy URL in SubmitTaskRequest.dsn instead of a registry name.
+    allow_raw_dsn: bool = False
+    max_message_bytes: Annotated[int, Field(ge=64 * 1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
+    # Seconds in-flight calls get to finish on SIGTERM/SIGINT.
+    shutdown_grace_s: Annotated[float, Field(ge=0, le=600)] = 30.0
+    # Restrict who sees which datasource's tasks: False lets every user list every task.
+    restrict_visibility: bool = False
+
+
+class TaskStoreConfig(_Section):
+    # SQLAlchemy URL; empty: SQLite in server.data_dir.
+    url: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _url_parses(cls, v: str) -> str:
+        if v:
+            make_url(v)
+        return v
+
+
+class ExportConfig(_Section):
+    workers: Annotated[int, Field(ge=1, le=64)] = 2
+    statement_timeout_s: Annotated[int, Field(ge=1, le=86400)] = 300
+    fetch_size: Annotated[int, Field(ge=100, le=1_000_000)] = 10_000
+    csv_bom: bool = False
+    work_dir: Path | None = None  # where files are written before upload; default data_dir/work
+
+
+class LocalStoreConfig(_Section):
+    dir: Path | None = None  # default data_dir/files
+    http_listen: str = "127.0.0.1:8780"
+    # The base URL users reach the download endpoint at (behind a proxy, say).
+    public_url: str = ""
+    # HMAC key for download links; empty: generated once and kept in data_dir.
+    signing_key: str = ""
+
+
+class S3Config(_Section):
+    bucket: str = ""
+    prefix: str = "woxqaq/"
+    region: str = ""
+    endpoint_url: str = ""
+
+
+class StorageConfig(_Section):
+    backend: Literal["local", "s3"] = "local"
+    link_ttl_s: Annotated[int, Field(ge=60)] = 24 * 3600
+    link_ttl_max_s: Annotated[int, Field(ge=60)] = 7 * 24 * 3600
+    retention_days: Annotated[float, Field(gt=0)] = 7
+    local: LocalStoreConfig = LocalStoreConfig()
+    s3: S3Config = S3Config()
+
+
+class SchedulerConfig(_Section):
+    enabled: bool = True
+    # A firing missed while the service was down still runs on start within this grace.
+    misfire_grace_s: Annotated[int, Field(ge=0)] = 3600
+
+
+class DatasourceConfig(_Section):
+    url: str
+    approvers: tuple[str, ...] = ()
+    approval_channel: str = ""
+    required_approvals: Annotated[int, Field(ge=1, le=20)] = 1
+    statement_timeout_s: Annotated[int, Field(ge=1, le=86400)] | None = None
+    # Who may see this datasource's tasks when server.restrict_visibility is on.
+    viewers: tuple[str, ...] = ()
+    description: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _url_parses(cls, v: str) -> str:
+        try:
+            make_url(v)
+        except Exception as exc:  # the URL may hold a password: never echo it
+            raise ValueError("is not a SQLAlchemy URL (dialect+driver://user@host/db)") from exc
+        return v
+
+
+class DemoConfig(_Section):
+    approvers: tuple[str, ...] = ("approver",)
+    approval_channel: str = ""
+
+
+class Config(_Section):
+    server: ServerConfig = ServerConfig()
+    task_store: TaskStoreConfig = TaskStoreConfig()
+    export: ExportConfig = ExportConfig()
+    storage: StorageConfig = StorageConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    demo: DemoConfig = DemoConfig()
+    datasources: dict[str, DatasourceConfig] = {}
+
+    @property
+    def embedded(self) -> bool:
+        """No datasource configured: the demo one is served."""
+        return not self.datasources
+
+    @property
+    def task_store_url(self) -> str:
+        return self.task_store.url or f"sqlite:///{self.server.data_dir.resolve() / 'tasks.db'}"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.export.work_dir or self.server.data_dir / "work"
+
+    @property
+    def local_store_dir(self) -> Path:
+        return self.storage.local.dir or self.server.data_dir / "files"
+
+    @property
+    def demo_database_path(self) -> Path:
+        return self.server.data_dir / "demo.db"
+
+
+def _interpolate(value: Any, where: str) -> Any:
+    if isinstance(value, str):
+
+        def replace(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"{where}: environment variable {name} is not set")
+            return os.environ[name]
+
+        return _ENV_REF.sub(replace, value)
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{where}.{k}" if where else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def parse_config(data: dict[str, Any]) -> Config:
+    """Validate a config mapping; raises ConfigError with one line naming the first bad key."""
+    data = _interpolate(data, "")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key; check its spelling against the configuration reference"
+        raise ConfigError(f"config key {key}: {msg}") from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read the file named by `path`, else $WOXQAQ_CONFIG, else ./woxqaq.toml (absent: defaults)."""
+    explicit = path is not None or "WOXQAQ_CONFIG" in os.environ
+    file = Path(path if path is not None else os.environ.get("WOXQAQ_CONFIG", "woxqaq.toml"))
+    if not file.exists():
+        if explicit:
+            raise ConfigError(f"config file {file} does not exist")
+        return Config()
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {file} cannot be read: {exc}") from None
+    return parse_config(data)

@@ -1,0 +1,170 @@
+"""The datasource registry: names from the config mapped to databases users may export from.
+
+A `Datasource` carries the SQLAlchemy URL with its password; only `safe_url` (password
+hidden) may ever reach a message or a log line.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from service.config import DEMO_DATASOURCE, Config
+from service.domain.errors import InvalidRequest, NotFound, Unavailable
+
+# SQLAlchemy backend name -> sqlglot dialect name
+_SQLGLOT_DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
+
+
+@dataclass(frozen=True)
+class Datasource:
+    name: str
+    url: URL
+    approvers: frozenset[str] = frozenset()
+    approval_channel: str = ""
+    required_approvals: int = 1
+    statement_timeout_s: int = 300
+    viewers: frozenset[str] = frozenset()
+
+    @property
+    def backend(self) -> str:
+        """'sqlite', 'postgresql' or 'mysql' (MariaDB included)."""
+        name = self.url.get_backend_name()
+        return "mysql" if name == "mariadb" else name
+
+    @property
+    def sqlglot_dialect(self) -> str:
+        return _SQLGLOT_DIALECTS[self.url.get_backend_name()]
+
+    @property
+    def safe_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    def default_database(self) -> str:
+        """The schema `database` means when a request leaves it empty."""
+        if self.backend == "postgresql":
+            return "public"
+        if self.backend == "mysql":
+            return self.url.database or ""
+        return "main"
+
+    def __repr__(self) -> str:  # dataclass repr would print the password
+        return f"Datasource(name={self.name!r}, url={self.safe_url!r})"
+
+
+def _check_backend(url: URL, where: str) -> None:
+    if url.get_backend_name() not in _SQLGLOT_DIALECTS:
+        raise InvalidRequest(
+            f"{where}: the {url.get_backend_name()!r} dialect is not supported; "
+            "use SQLite, PostgreSQL or MySQL/MariaDB"
+        )
+
+
+class DatasourceRegistry:
+    """Resolves `dsn` values to datasources and keeps one engine per datasource."""
+
+    def __init__(self, config: Config) -> None:
+        self._allow_raw = config.server.allow_raw_dsn
+        self._default_timeout = config.export.statement_timeout_s
+        self._by_name: dict[str, Datasource] = {}
+        for name, ds in config.datasources.items():
+            url = make_url(ds.url)
+            _check_backend(url, f"datasource {name}")
+            self._by_name[name] = Datasource(
+                name=name,
+                url=url,
+                approvers=frozenset(ds.approvers),
+                approval_channel=ds.approval_channel,
+                required_approvals=ds.required_approvals,
+                statement_timeout_s=ds.statement_timeout_s or self._default_timeout,
+                viewers=frozenset(ds.viewers),
+            )
+        if config.embedded:
+            self._by_name[DEMO_DATASOURCE] = Datasource(
+                name=DEMO_DATASOURCE,
+                url=make_url(f"sqlite:///{config.demo_database_path.resolve()}"),
+                approvers=frozenset(config.demo.approvers),
+                approval_channel=config.demo.approval_channel,
+                statement_timeout_s=self._default_timeout,
+            )
+        self._engines: dict[str, Engine] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def all(self) -> list[Datasource]:
+        return [self._by_name[n] for n in self.names()]
+
+    def get(self, name: str) -> Datasource:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise NotFound(
+                f"datasource {name!r} does not exist; choose one of: {', '.join(self.names())}"
+            ) from None
+
+    def resolve(self, dsn: str) -> Datasource:
+        """A registry name, or (where the config allows it) a raw SQLAlchemy URL."""
+        dsn = dsn.strip()
+        if not dsn:
+            raise InvalidRequest(f"dsn is empty; choose a datasource: {', '.join(self.names())}")
+        if "://" not in dsn:
+            return self.get(dsn)
+        if not self._allow_raw:
+            raise InvalidRequest(
+                "dsn must name a configured datasource; raw database URLs are not allowed here "
+                f"(choose one of: {', '.join(self.names())})"
+            )
+        try:
+            url = make_url(dsn)
+        except Exception:
+            raise InvalidRequest("dsn is not a valid database URL") from None
+        _check_backend(url, "dsn")
+        return Datasource(
+            name=url.render_as_string(hide_password=True),
+            url=url,
+            statement_timeout_s=self._default_timeout,
+        )
+
+    def engine(self, ds: Datasource) -> Engine:
+        """One pooled engine per datasource URL, created on first use."""
+        key = ds.url.render_as_string(hide_password=False)
+        with self._lock:
+            engine = self._engines.get(key)
+            if engine is None:
+                engine = sa.create_engine(ds.url, pool_pre_ping=True, hide_parameters=True)
+                self._engines[key] = engine
+            return engine
+
+    def schema(self, ds: Datasource, database: str) -> dict[str, list[str]]:
+        """Tables of `database` (schema) with their columns, read live from the server."""
+        schema = database or ds.default_database()
+        try:
+            inspector = sa.inspect(self.engine(ds))
+            if schema not in inspector.get_schema_names():
+                raise NotFound(f"database {schema!r} does not exist in datasource {ds.name!r}")
+            return {
+                table: [c["name"] for c in inspector.get_columns(table, schema=schema)]
+                for table in inspector.get_table_names(schema=schema)
+            }
+        except sa.exc.SQLAlchemyError as exc:
+            raise Unavailable(
+                f"datasource {ds.name!r} could not be read: {describe_db_error(exc)}"
+            ) from None
+
+    def dispose(self) -> None:
+        with self._lock:
+            for engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
+
+
+def describe_db_error(exc: BaseException) -> str:
+    """The database's own message in one line, without the statement, parameters or URL."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return text[:500]

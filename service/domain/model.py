@@ -1,0 +1,189 @@
+"""Values that cross layers: what a task asks for and what the workflow knows of it.
+
+Enum numbers equal the wire's (woxqaq.v1) so adapters convert by value, but nothing
+here depends on the generated code.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class TaskStatus(enum.IntEnum):
+    NOT_START = 1
+    PRE_CHECK = 2
+    PRE_CHECK_SUCCESS = 3
+    PRE_CHECK_FAILED = 4
+    APPROVING = 5
+    APPROVED = 6
+    NOT_APPROVED = 7
+    EXECUTING = 8
+    EXECUTE_SUCCESS = 9
+    EXECUTE_FAILED = 10
+    CANCELED = 11
+
+
+class TaskKind(enum.IntEnum):
+    DATA_IMPORT = 1
+    DATA_EXPORT = 2
+    DATA_GENERATE = 3
+
+
+class ExportType(enum.IntEnum):
+    CSV = 1
+    EXCEL = 2
+
+
+class Encoding(enum.IntEnum):
+    UTF8 = 1
+    GBK = 2
+
+
+class Content(enum.IntEnum):
+    DATA = 1
+    STRUCT = 2
+    ALL = 3
+
+
+class Executor(enum.IntEnum):
+    """Who starts an approved task (the wire's `Exec`)."""
+
+    APPROVER = 1
+    COMMITTER = 2
+    AUTO = 3
+
+
+class Trigger(enum.IntEnum):
+    CURRENT = 1
+    CRON = 2
+
+
+class Role(enum.IntEnum):
+    """ListTaskDetail filters relative to the acting user."""
+
+    COMMITTER = 1
+    TO_APPROVE = 2
+    TO_EXECUTE = 3
+    APPROVED = 4
+    EXECUTED = 5
+
+
+class RunStatus(enum.IntEnum):
+    """A run's status uses the task status numbers of the execution phase."""
+
+    EXECUTING = 8
+    SUCCESS = 9
+    FAILED = 10
+
+
+@dataclass(frozen=True)
+class TableOption:
+    table: str
+    all_fields: bool = True
+    fields: tuple[str, ...] = ()
+    filter: str = ""
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """What to export. SQL mode when `statement` is set, table mode otherwise."""
+
+    database: str = ""
+    statement: str = ""
+    export_all: bool = False
+    tables: tuple[TableOption, ...] = ()
+    content: Content = Content.DATA
+    type: ExportType = ExportType.CSV
+    encoding: Encoding = Encoding.UTF8
+    reason: str = ""
+    executor: Executor = Executor.AUTO
+
+    @property
+    def is_sql(self) -> bool:
+        return bool(self.statement.strip())
+
+
+@dataclass(frozen=True)
+class Schedule:
+    trigger: Trigger = Trigger.CURRENT
+    cron: str = ""
+    timezone: str = "UTC"
+    channel: str = ""
+
+    @property
+    def is_cron(self) -> bool:
+        return self.trigger is Trigger.CRON
+
+
+@dataclass(frozen=True)
+class Event:
+    actor: str
+    action: str
+    comment: str
+    time: datetime
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    task_id: int
+    status: RunStatus
+    executor: str
+    start_time: datetime | None
+    end_time: datetime | None
+    rows: int = 0
+    bytes: int = 0
+    filename: str = ""
+    object_key: str = ""
+    error: str = ""
+    scheduled_for: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    id: int
+    name: str
+    kind: TaskKind
+    datasource: str
+    submitter: str
+    status: TaskStatus
+    spec: ExportSpec
+    schedule: Schedule
+    created_at: datetime
+    updated_at: datetime
+    precheck_messages: tuple[str, ...] = ()
+    approvals: tuple[str, ...] = ()  # who has approved so far
+    executors: tuple[str, ...] = ()  # who has started a run of it
+
+
+@dataclass(frozen=True)
+class TaskDetail:
+    task: Task
+    runs: tuple[Run, ...] = ()  # newest first
+    events: tuple[Event, ...] = ()  # oldest first
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    """ListTaskDetail filters; `user` is the acting user that roles are relative to."""
+
+    user: str = ""
+    kind: TaskKind | None = None
+    status: TaskStatus | None = None
+    datasource: str = ""
+    role: Role | None = None
+    task_id: int | None = None
+    page: int = 1
+    page_size: int = 20
+    # Datasources the user may see (None: all) and those where they approve.
+    visible_datasources: frozenset[str] | None = None
+    approver_of: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: tuple[Task, ...]
+    total: int
+    page_size: int
