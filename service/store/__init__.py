@@ -1,0 +1,1 @@
+"""The task store: SQLAlchemy models, Alembic migrations and the repository over them."""

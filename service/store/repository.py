@@ -1,0 +1,408 @@
+"""The task store's repository: every read and every atomic state change of the workflow.
+
+A unit of work is one transaction (`store.write()` / `store.read()`). State changes are
+`UPDATE … WHERE status IN (:expected)` on a row locked first, so two clicks at the same
+moment serialise and the second one sees the first one's outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.domain.errors import NotFound
+from service.domain.model import (
+    Content,
+    Encoding,
+    Event,
+    Executor,
+    ExportSpec,
+    ExportType,
+    Page,
+    Role,
+    Run,
+    RunStatus,
+    Schedule,
+    TableOption,
+    Task,
+    TaskKind,
+    TaskQuery,
+    TaskStatus,
+    Trigger,
+)
+from service.store.db import WRITE_OPTION, create_store_engine, migrate
+from service.store.models import EventRow, NotificationRow, RunRow, TaskRow, VoteRow, utcnow
+
+
+def spec_to_json(spec: ExportSpec) -> dict[str, Any]:
+    data = asdict(spec)
+    data["tables"] = [asdict(t) | {"fields": list(t.fields)} for t in spec.tables]
+    for key in ("content", "type", "encoding", "executor"):
+        data[key] = int(data[key])
+    return data
+
+
+def spec_from_json(data: dict[str, Any]) -> ExportSpec:
+    return ExportSpec(
+        database=data.get("database", ""),
+        statement=data.get("statement", ""),
+        export_all=bool(data.get("export_all", False)),
+        tables=tuple(
+            TableOption(
+                table=t["table"],
+                all_fields=bool(t.get("all_fields", True)),
+                fields=tuple(t.get("fields", ())),
+                filter=t.get("filter", ""),
+            )
+            for t in data.get("tables", ())
+        ),
+        content=Content(data.get("content", Content.DATA)),
+        type=ExportType(data.get("type", ExportType.CSV)),
+        encoding=Encoding(data.get("encoding", Encoding.UTF8)),
+        reason=data.get("reason", ""),
+        executor=Executor(data.get("executor", Executor.AUTO)),
+    )
+
+
+def _task(row: TaskRow, approvals: Sequence[str] = (), executors: Sequence[str] = ()) -> Task:
+    return Task(
+        id=row.id,
+        name=row.name,
+        kind=TaskKind(row.kind),
+        datasource=row.datasource,
+        submitter=row.submitter,
+        status=TaskStatus(row.status),
+        spec=spec_from_json(row.spec),
+        schedule=Schedule(
+            trigger=Trigger(row.trigger), cron=row.cron, timezone=row.timezone, channel=row.channel
+        ),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        required_approvals=row.required_approvals,
+        precheck_messages=tuple(row.precheck_messages or ()),
+        approvals=tuple(approvals),
+        executors=tuple(executors),
+    )
+
+
+def _run(row: RunRow) -> Run:
+    return Run(
+        id=row.id,
+        task_id=row.task_id,
+        status=RunStatus(row.status),
+        executor=row.executor,
+        start_time=row.start_time,
+        end_time=row.end_time,
+        rows=row.rows,
+        bytes=row.bytes,
+        filename=row.filename,
+        object_key=row.object_key,
+        error=row.error,
+        scheduled_for=row.scheduled_for,
+    )
+
+
+class Tx:
+    """The repository bound to one transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    def add_task(
+        self,
+        *,
+        name: str,
+        kind: TaskKind,
+        datasource: str,
+        submitter: str,
+        spec: ExportSpec,
+        schedule: Schedule,
+        required_approvals: int,
+        status: TaskStatus,
+    ) -> int:
+        now = utcnow()
+        row = TaskRow(
+            name=name,
+            kind=int(kind),
+            datasource=datasource,
+            database=spec.database,
+            submitter=submitter,
+            status=int(status),
+            executor_mode=int(spec.executor),
+            spec=spec_to_json(spec),
+            trigger=int(schedule.trigger),
+            cron=schedule.cron,
+            timezone=schedule.timezone,
+            channel=schedule.channel,
+            required_approvals=required_approvals,
+            precheck_messages=[],
+            created_at=now,
+            updated_at=now,
+        )
+        self.s.add(row)
+        self.s.flush()
+        return row.id
+
+    def _row(self, task_id: int, *, lock: bool = False) -> TaskRow:
+        stmt = sa.select(TaskRow).where(TaskRow.id == task_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        row = self.s.scalars(stmt).one_or_none()
+        if row is None:
+            raise NotFound(f"task {task_id} does not exist")
+        return row
+
+    def get_task(self, task_id: int, *, lock: bool = False) -> Task:
+        """The task with its approvals; `lock` holds its row until the transaction ends."""
+        row = self._row(task_id, lock=lock)
+        approvals = self.s.scalars(
+            sa.select(VoteRow.voter)
+            .where(VoteRow.task_id == task_id, VoteRow.approve.is_(True))
+            .order_by(VoteRow.id)
+        ).all()
+        executors = self.s.scalars(
+            sa.select(RunRow.executor).where(RunRow.task_id == task_id).distinct()
+        ).all()
+        return _task(row, approvals, executors)
+
+    def set_status(
+        self,
+        task_id: int,
+        status: TaskStatus,
+        *,
+        expected: Iterable[TaskStatus],
+        precheck_messages: Sequence[str] | None = None,
+    ) -> bool:
+        """Move the task to `status` if it is in one of `expected`; False when it was not."""
+        values: dict[str, Any] = {"status": int(status), "updated_at": utcnow()}
+        if precheck_messages is not None:
+            values["precheck_messages"] = list(precheck_messages)
+        result = self.s.execute(
+            sa.update(TaskRow)
+            .where(TaskRow.id == task_id, TaskRow.status.in_([int(s) for s in expected]))
+            .values(**values)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    # -- votes, events, notifications ----------------------------------------------------
+
+    def vote_of(self, task_id: int, voter: str) -> bool | None:
+        """True/False for the voter's approve/reject on the task, None when they have not voted."""
+        return self.s.scalars(
+            sa.select(VoteRow.approve).where(VoteRow.task_id == task_id, VoteRow.voter == voter)
+        ).one_or_none()
+
+    def add_vote(self, task_id: int, voter: str, *, approve: bool, comment: str) -> int:
+        """Record the vote and return how many approvals the task now has."""
+        self.s.add(VoteRow(task_id=task_id, voter=voter, approve=approve, comment=comment))
+        self.s.flush()
+        return (
+            self.s.scalar(
+                sa.select(sa.func.count())
+                .select_from(VoteRow)
+                .where(VoteRow.task_id == task_id, VoteRow.approve.is_(True))
+            )
+            or 0
+        )
+
+    def add_event(self, task_id: int, actor: str, action: str, comment: str = "") -> None:
+        self.s.add(EventRow(task_id=task_id, actor=actor, action=action, comment=comment))
+
+    def notify(
+        self, task_id: int, kind: str, *, actor: str = "", run_id: int | None = None
+    ) -> None:
+        self.s.add(NotificationRow(task_id=task_id, kind=kind, actor=actor, run_id=run_id))
+
+    def events(self, task_id: int) -> list[Event]:
+        rows = self.s.scalars(
+            sa.select(EventRow).where(EventRow.task_id == task_id).order_by(EventRow.id)
+        )
+        return [Event(r.actor, r.action, r.comment, r.created_at) for r in rows]
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def add_run(
+        self, task_id: int, executor: str, *, owner: str, scheduled_for: datetime | None = None
+    ) -> int:
+        now = utcnow()
+        row = RunRow(
+            task_id=task_id,
+            status=int(RunStatus.EXECUTING),
+            executor=executor,
+            scheduled_for=scheduled_for,
+            start_time=now,
+            owner=owner,
+            heartbeat_at=now,
+        )
+        self.s.add(row)
+        self.s.flush()
+        return row.id
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: RunStatus,
+        *,
+        rows: int = 0,
+        size: int = 0,
+        filename: str = "",
+        object_key: str = "",
+        error: str = "",
+    ) -> bool:
+        """End a run that is still executing; False when it had already ended."""
+        result = self.s.execute(
+            sa.update(RunRow)
+            .where(RunRow.id == run_id, RunRow.status == int(RunStatus.EXECUTING))
+            .values(
+                status=int(status),
+                end_time=utcnow(),
+                rows=rows,
+                bytes=size,
+                filename=filename,
+                object_key=object_key,
+                error=error,
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def heartbeat(self, run_ids: Sequence[int]) -> None:
+        if run_ids:
+            self.s.execute(
+                sa.update(RunRow).where(RunRow.id.in_(run_ids)).values(heartbeat_at=utcnow())
+            )
+
+    def stale_runs(self, *, owner: str | None, older_than: datetime) -> list[Run]:
+        """Runs still EXECUTING whose process is gone: `owner`'s, or silent since `older_than`."""
+        cond = RunRow.heartbeat_at < older_than
+        if owner is not None:
+            cond = sa.or_(RunRow.owner == owner, cond)
+        rows = self.s.scalars(
+            sa.select(RunRow).where(RunRow.status == int(RunStatus.EXECUTING), cond)
+        )
+        return [_run(r) for r in rows]
+
+    def get_run(self, run_id: int) -> Run:
+        row = self.s.get(RunRow, run_id)
+        if row is None:
+            raise NotFound(f"run {run_id} does not exist")
+        return _run(row)
+
+    def runs(self, task_id: int, *, limit: int = 50) -> list[Run]:
+        rows = self.s.scalars(
+            sa.select(RunRow)
+            .where(RunRow.task_id == task_id)
+            .order_by(RunRow.id.desc())
+            .limit(limit)
+        )
+        return [_run(r) for r in rows]
+
+    def latest_successful_run(self, task_id: int) -> Run | None:
+        row = self.s.scalars(
+            sa.select(RunRow)
+            .where(RunRow.task_id == task_id, RunRow.status == int(RunStatus.SUCCESS))
+            .order_by(RunRow.id.desc())
+            .limit(1)
+        ).one_or_none()
+        return _run(row) if row else None
+
+    # -- listing -------------------------------------------------------------------------
+
+    def list_tasks(self, q: TaskQuery) -> Page:
+        conds: list[sa.ColumnElement[bool]] = []
+        if q.kind is not None:
+            conds.append(TaskRow.kind == int(q.kind))
+        if q.status is not None:
+            conds.append(TaskRow.status == int(q.status))
+        if q.datasource:
+            conds.append(TaskRow.datasource == q.datasource)
+        if q.task_id is not None:
+            conds.append(TaskRow.id == q.task_id)
+        if q.visible_datasources is not None:
+            conds.append(
+                sa.or_(
+                    TaskRow.submitter == q.user,
+                    TaskRow.datasource.in_(sorted(q.visible_datasources)),
+                )
+            )
+        if q.role is not None:
+            conds.append(self._role_condition(q))
+
+        total = self.s.scalar(sa.select(sa.func.count()).select_from(TaskRow).where(*conds)) or 0
+        rows = self.s.scalars(
+            sa.select(TaskRow)
+            .where(*conds)
+            .order_by(TaskRow.id.desc())
+            .offset((q.page - 1) * q.page_size)
+            .limit(q.page_size)
+        ).all()
+        return Page(items=tuple(_task(r) for r in rows), total=total, page_size=q.page_size)
+
+    @staticmethod
+    def _role_condition(q: TaskQuery) -> sa.ColumnElement[bool]:
+        my_vote = sa.exists().where(VoteRow.task_id == TaskRow.id, VoteRow.voter == q.user)
+        if q.role is Role.COMMITTER:
+            return TaskRow.submitter == q.user
+        if q.role is Role.TO_APPROVE:
+            return sa.and_(
+                TaskRow.status == int(TaskStatus.APPROVING),
+                TaskRow.datasource.in_(sorted(q.approver_of)),
+                TaskRow.submitter != q.user,
+                ~my_vote,
+            )
+        if q.role is Role.TO_EXECUTE:
+            return sa.and_(
+                TaskRow.status.in_([int(TaskStatus.APPROVED), int(TaskStatus.EXECUTE_FAILED)]),
+                TaskRow.trigger == int(Trigger.CURRENT),
+                sa.or_(
+                    sa.and_(
+                        TaskRow.executor_mode == int(Executor.COMMITTER),
+                        TaskRow.submitter == q.user,
+                    ),
+                    sa.and_(
+                        TaskRow.executor_mode == int(Executor.APPROVER),
+                        TaskRow.datasource.in_(sorted(q.approver_of)),
+                    ),
+                ),
+            )
+        if q.role is Role.APPROVED:
+            return sa.exists().where(
+                VoteRow.task_id == TaskRow.id, VoteRow.voter == q.user, VoteRow.approve.is_(True)
+            )
+        # Role.EXECUTED
+        return sa.exists().where(RunRow.task_id == TaskRow.id, RunRow.executor == q.user)
+
+
+class TaskStore:
+    """Owns the engine; hands out units of work."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_store_engine(url)
+        self._reads = sessionmaker(self.engine, expire_on_commit=False)
+        self._writes = sessionmaker(
+            self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+        )
+
+    def migrate(self) -> None:
+        migrate(self.engine)
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        """A write transaction: committed when the block ends, rolled back on an exception."""
+        with self._writes.begin() as session:
+            yield Tx(session)
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        with self._reads.begin() as session:
+            yield Tx(session)
+
+    def close(self) -> None:
+        self.engine.dispose()
