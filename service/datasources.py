@@ -16,7 +16,12 @@ from service.config import DEMO_DATASOURCE, Config
 from service.domain.errors import InvalidRequest, NotFound, Unavailable
 
 # SQLAlchemy backend name -> sqlglot dialect name
-_SQLGLOT_DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
+_SQLGLOT_DIALECTS = {
+    "sqlite": "sqlite",
+    "postgresql": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+}
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,7 @@ class Task:
     schedule: Schedule
     created_at: datetime
     updated_at: datetime
+    required_approvals: int = 1
     precheck_messages: tuple[str, ...] = ()
     approvals: tuple[str, ...] = ()  # who has approved so far
     executors: tuple[str, ...] = ()  # who has started a run of it
