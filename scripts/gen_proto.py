@@ -1,4 +1,4 @@
-"""Regenerate the Python gRPC code in woxqaq/v1/ from proto/ (one command: `python scripts/gen_proto.py`).
+"""Regenerate the Python gRPC code in woxqaq/v1/ from proto/: `python scripts/gen_proto.py`.
 
 The generated modules are committed so that installing the project needs no protoc;
 tests/test_proto_generated.py fails when they drift from proto/.

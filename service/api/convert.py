@@ -1,0 +1,193 @@
+"""Wire messages (woxqaq.v1) ↔ domain values. Unknown enum numbers are refused here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import IntEnum
+from typing import TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from service.domain.errors import InvalidRequest, NotFound
+from service.domain.model import (
+    Content,
+    Encoding,
+    Event,
+    Executor,
+    ExportSpec,
+    ExportType,
+    Role,
+    Run,
+    Schedule,
+    TableOption,
+    Task,
+    TaskKind,
+    TaskStatus,
+    Trigger,
+)
+from service.tasks import NewTask
+from woxqaq.v1 import task_service_pb2 as pb
+
+E = TypeVar("E", bound=IntEnum)
+MAX_DB_ID = 2**63 - 1  # ids are BIGINT in the store; larger ones cannot exist
+
+
+def enum_or_default(value: int, enum: type[E], field: str, default: E | None) -> E | None:
+    """0 (unspecified) gives `default`; a number the enum does not have is INVALID_ARGUMENT."""
+    if value == 0:
+        return default
+    try:
+        return enum(value)
+    except ValueError:
+        names = ", ".join(f"{m.name} ({m.value})" for m in enum)
+        raise InvalidRequest(
+            f"{field} = {value} is not a known value; use one of: {names}"
+        ) from None
+
+
+def task_id_from_string(value: str, field: str = "task_id") -> int:
+    text = value.strip()
+    if not text.isdigit() or not text.isascii():
+        raise InvalidRequest(f"{field} {value[:40]!r} is not a task id; give its decimal number")
+    return task_id_from_int(int(text), field)
+
+
+def task_id_from_int(value: int, field: str = "task_id") -> int:
+    if value <= 0:
+        raise InvalidRequest(f"{field} is missing; give the task's number")
+    if value > 2**64 - 1:
+        raise InvalidRequest(f"{field} {value} is beyond the uint64 range")
+    if value > MAX_DB_ID:
+        raise NotFound(f"task {value} does not exist")
+    return value
+
+
+def timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+# -- requests → domain ---------------------------------------------------------------------
+
+
+def spec_from_pb(ded: pb.DataExportDetail) -> ExportSpec:
+    eatt = ded.eatt
+    return ExportSpec(
+        database=ded.database.strip(),
+        statement=ded.ebs.statement,
+        export_all=eatt.export_all,
+        tables=tuple(
+            TableOption(
+                table=o.table.strip(),
+                all_fields=o.all_field or not o.fields,
+                fields=tuple(f.strip() for f in o.fields),
+                filter=o.filter.strip(),
+            )
+            for o in eatt.option
+        ),
+        content=enum_or_default(eatt.content, Content, "ded.eatt.content", Content.DATA),
+        type=enum_or_default(ded.type, ExportType, "ded.type", ExportType.CSV),
+        encoding=enum_or_default(ded.encoding, Encoding, "ded.encoding", Encoding.UTF8),
+        reason=ded.export_reason.strip(),
+        executor=enum_or_default(ded.exector, Executor, "ded.exector", Executor.AUTO),
+    )  # type: ignore[arg-type]
+
+
+def schedule_from_pb(s: pb.Schedule) -> Schedule:
+    trigger = enum_or_default(s.trigger, Trigger, "schedule.trigger", Trigger.CURRENT)
+    assert trigger is not None
+    return Schedule(
+        trigger=trigger,
+        cron=" ".join(s.cron.split()),
+        timezone=s.timezone.strip() or "UTC",
+        channel=s.channel.strip(),
+    )
+
+
+def new_task_from_pb(req: pb.SubmitTaskRequest) -> NewTask:
+    kind = enum_or_default(req.kind, TaskKind, "kind", None)
+    if kind is None:
+        raise InvalidRequest("kind is unspecified; set it to TASK_KIND_DATA_EXPORT")
+    if not req.HasField("ded"):
+        raise InvalidRequest("ded is missing: say what to export (ded.ebs or ded.eatt)")
+    return NewTask(
+        name=req.name.strip(),
+        kind=kind,
+        dsn=req.dsn,
+        spec=spec_from_pb(req.ded),
+        schedule=schedule_from_pb(req.schedule),
+    )
+
+
+def role_from_pb(value: int) -> Role | None:
+    return enum_or_default(value, Role, "role", None)
+
+
+def status_from_pb(value: int) -> TaskStatus | None:
+    return enum_or_default(value, TaskStatus, "status", None)
+
+
+def kind_from_pb(value: int) -> TaskKind | None:
+    return enum_or_default(value, TaskKind, "kind", None)
+
+
+# -- domain → responses --------------------------------------------------------------------
+
+
+def spec_to_pb(spec: ExportSpec) -> pb.DataExportDetail:
+    ded = pb.DataExportDetail(
+        database=spec.database,
+        type=int(spec.type),
+        encoding=int(spec.encoding),
+        export_reason=spec.reason,
+        exector=int(spec.executor),
+    )
+    if spec.is_sql:
+        ded.ebs.statement = spec.statement
+    ded.eatt.content = int(spec.content)
+    ded.eatt.export_all = spec.export_all
+    for t in spec.tables:
+        ded.eatt.option.add(table=t.table, all_field=t.all_fields, fields=t.fields, filter=t.filter)
+    return ded
+
+
+def schedule_to_pb(s: Schedule) -> pb.Schedule:
+    return pb.Schedule(trigger=int(s.trigger), cron=s.cron, timezone=s.timezone, channel=s.channel)
+
+
+def task_to_pb(task: Task) -> pb.TaskListData:
+    return pb.TaskListData(
+        id=str(task.id),
+        dsn=task.datasource,
+        kind=int(task.kind),
+        database=task.spec.database,
+        create_time=timestamp(task.created_at),
+        update_time=timestamp(task.updated_at),
+        submitter=task.submitter,
+        status=int(task.status),
+        ded=spec_to_pb(task.spec),
+        schedule=schedule_to_pb(task.schedule),
+    )
+
+
+def run_to_pb(run: Run) -> pb.TaskRun:
+    return pb.TaskRun(
+        id=str(run.id),
+        status=int(run.status),
+        executor=run.executor,
+        start_time=timestamp(run.start_time),
+        end_time=timestamp(run.end_time),
+        rows=run.rows,
+        bytes=run.bytes,
+        filename=run.filename,
+        error=run.error,
+    )
+
+
+def event_to_pb(event: Event) -> pb.TaskEvent:
+    return pb.TaskEvent(
+        actor=event.actor, action=event.action, comment=event.comment, time=timestamp(event.time)
+    )

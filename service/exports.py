@@ -1,0 +1,323 @@
+"""Running exports: the bounded worker pool, progress for WatchTask, download links, recovery.
+
+A run is recorded (EXECUTING) by the use case that starts it, in the same transaction as
+the task's move to EXECUTING; this module carries it out: export to a local file, publish
+the file to the object store, record the outcome. A process that dies mid-run stops
+heartbeating, and any live process marks the run failed once its heartbeat is stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from service.config import Config
+from service.datasources import DatasourceRegistry, describe_db_error
+from service.domain.errors import Unavailable, WoxqaqError
+from service.domain.model import Run, RunStatus, Task, TaskStatus
+from service.export.engine import ExportFailed, ExportOptions, export
+from service.storage.base import ObjectStore, SignedUrl
+from service.store.repository import TaskStore
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 10.0
+STOPPED_MESSAGE = "the service stopped during the export (restarted or killed); execute it again"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class Progress:
+    run_id: int
+    status: TaskStatus
+    rows: int = 0
+    bytes: int = 0
+    message: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.status is not TaskStatus.EXECUTING
+
+
+def safe_name(text: str, limit: int = 60) -> str:
+    """A file-name part safe on every OS (no separators, reserved characters or spaces)."""
+    return _UNSAFE.sub("_", text).strip("._")[:limit] or "export"
+
+
+def export_basename(task: Task, started: datetime) -> str:
+    if task.spec.is_sql or len(task.spec.tables) != 1 or task.spec.export_all:
+        what = f"task{task.id}"
+    else:
+        what = f"{task.spec.tables[0].table}_task{task.id}"
+    return f"{safe_name(task.datasource, 40)}_{safe_name(what)}_{started:%Y%m%d-%H%M%S}"
+
+
+class Exports:
+    def __init__(
+        self,
+        config: Config,
+        store: TaskStore,
+        registry: DatasourceRegistry,
+        object_store: ObjectStore,
+        *,
+        instance_id: str,
+        stale_after_s: float = 6 * HEARTBEAT_S,
+        heartbeat_s: float = HEARTBEAT_S,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.registry = registry
+        self.objects = object_store
+        self.instance_id = instance_id
+        self.stale_after = timedelta(seconds=stale_after_s)
+        self.heartbeat_s = heartbeat_s
+        self.work_dir = config.work_dir
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._pool = ThreadPoolExecutor(config.export.workers, thread_name_prefix="export")
+        self._progress: dict[int, Progress] = {}  # runs of this process, live
+        self._changed = threading.Condition()
+        self._stopping = threading.Event()  # no new runs
+        self._abandon = threading.Event()  # running exports stop at their next batch
+        self._maintenance = threading.Thread(
+            target=self._maintain, name="export-maintenance", daemon=True
+        )
+        self._finished_hooks: list[Callable[[Task, int], None]] = []
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        # On SQLite one process is assumed: every run still EXECUTING belongs to a dead one.
+        single_process = self.store.engine.dialect.name == "sqlite"
+        self.recover(cutoff=datetime.now(UTC) if single_process else None)
+        self._maintenance.start()
+
+    def stop(self, grace_s: float) -> None:
+        """Stop taking runs; give running exports `grace_s` to finish, then abandon them
+        (their partial files are deleted and the runs recorded as failed)."""
+        self._stopping.set()
+        deadline = time.monotonic() + grace_s
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._changed:
+            while self._progress and time.monotonic() < deadline:
+                self._changed.wait(timeout=max(0.0, deadline - time.monotonic()))
+        self._abandon.set()
+        self._fail_own_runs(STOPPED_MESSAGE)
+
+    def on_finished(self, hook: Callable[[Task, int], None]) -> None:
+        """Call `hook(task, run_id)` after each run of this process ends (delivery, scheduling)."""
+        self._finished_hooks.append(hook)
+
+    # -- running -------------------------------------------------------------------------
+
+    def launch(self, task: Task, run_id: int) -> None:
+        if self._stopping.is_set():
+            raise Unavailable("the service is shutting down; execute the task again in a moment")
+        self._set_progress(Progress(run_id, TaskStatus.EXECUTING, message="queued"))
+        self._pool.submit(self._run, task, run_id)
+
+    def _run(self, task: Task, run_id: int) -> None:
+        log.info("export started", extra={"task_id": task.id, "run_id": run_id})
+        started = datetime.now(UTC)
+        result = None
+        try:
+            ds = self.registry.get(task.datasource)
+            options = ExportOptions(
+                fetch_size=self.config.export.fetch_size,
+                csv_bom=self.config.export.csv_bom,
+                statement_timeout_s=ds.statement_timeout_s,
+            )
+
+            def on_progress(rows: int, size: int) -> None:
+                self._set_progress(Progress(run_id, TaskStatus.EXECUTING, rows, size, "exporting"))
+
+            result = export(
+                task.spec,
+                ds,
+                self.registry.engine(ds),
+                work_dir=self.work_dir,
+                basename=export_basename(task, started),
+                options=options,
+                progress=on_progress,
+                cancelled=self._abandon.is_set,
+            )
+            key = f"tasks/{task.id}/runs/{run_id}/{result.filename}"
+            size = self.objects.put_file(
+                key, result.path, filename=result.filename, content_type=result.content_type
+            )
+            self._finish(
+                task,
+                run_id,
+                RunStatus.SUCCESS,
+                rows=result.rows,
+                size=size,
+                filename=result.filename,
+                object_key=key,
+            )
+        except (ExportFailed, WoxqaqError) as exc:
+            self._finish(task, run_id, RunStatus.FAILED, error=str(exc))
+        except Exception as exc:  # a bug or a driver error nobody wrapped: still one clear line
+            log.exception("export crashed", extra={"task_id": task.id, "run_id": run_id})
+            self._finish(
+                task, run_id, RunStatus.FAILED, error=f"export failed: {describe_db_error(exc)}"
+            )
+        finally:
+            if result is not None:
+                result.path.unlink(missing_ok=True)
+
+    def _finish(self, task: Task, run_id: int, status: RunStatus, **outcome: object) -> None:
+        ok = status is RunStatus.SUCCESS
+        with self.store.write() as tx:
+            if not tx.finish_run(run_id, status, **outcome):  # type: ignore[arg-type]
+                return  # already ended (recovered by another process)
+            if not task.schedule.is_cron:
+                tx.set_status(
+                    task.id,
+                    TaskStatus.EXECUTE_SUCCESS if ok else TaskStatus.EXECUTE_FAILED,
+                    expected={TaskStatus.EXECUTING},
+                )
+            detail = (
+                f"run {run_id}: {outcome.get('rows', 0)} rows"
+                if ok
+                else f"run {run_id}: {outcome.get('error', '')}"
+            )
+            tx.add_event(task.id, "export", "run_succeeded" if ok else "run_failed", detail)
+            tx.notify(task.id, "run_finished", run_id=run_id)
+        log.info(
+            "export %s",
+            "succeeded" if ok else "failed",
+            extra={"task_id": task.id, "run_id": run_id, "error": outcome.get("error", "")},
+        )
+        with self._changed:
+            self._progress.pop(run_id, None)
+            self._changed.notify_all()
+        for hook in self._finished_hooks:
+            try:
+                hook(task, run_id)
+            except Exception:
+                log.exception(
+                    "run-finished hook failed", extra={"task_id": task.id, "run_id": run_id}
+                )
+
+    def _set_progress(self, progress: Progress) -> None:
+        with self._changed:
+            self._progress[progress.run_id] = progress
+            self._changed.notify_all()
+
+    # -- watching ------------------------------------------------------------------------
+
+    def watch(
+        self,
+        task_id: int,
+        *,
+        is_active: Callable[[], bool] = lambda: True,
+        interval_s: float = 0.25,
+    ) -> Iterator[Progress]:
+        """Progress of the task's current run, at most 1/interval_s updates a second, ending
+        with the run's outcome; a task with no run in progress gets its state once."""
+        last: Progress | None = None
+        while is_active():
+            run = self._current_run(task_id)
+            if run is None:
+                return
+            live = self._progress.get(run.id)
+            if run.status is not RunStatus.EXECUTING:
+                yield Progress(
+                    run.id,
+                    TaskStatus(int(run.status)),
+                    run.rows,
+                    run.bytes,
+                    run.error or f"done: {run.filename}",
+                )
+                return
+            current = live or Progress(
+                run.id, TaskStatus.EXECUTING, message="running on another replica"
+            )
+            if current != last:
+                yield current
+                last = current
+            with self._changed:
+                self._changed.wait(timeout=interval_s)
+            time.sleep(interval_s / 2)  # throttle: a few updates a second at most
+
+    def _current_run(self, task_id: int) -> Run | None:
+        with self.store.read() as tx:
+            runs = tx.runs(task_id, limit=1)
+        return runs[0] if runs else None
+
+    # -- links ---------------------------------------------------------------------------
+
+    def download_link(self, run: Run, expires_in: int) -> SignedUrl:
+        storage = self.config.storage
+        ttl = min(expires_in or storage.link_ttl_s, storage.link_ttl_max_s)
+        if not self.objects.exists(run.object_key):
+            raise Unavailable(
+                f"the file of run {run.id} is no longer stored (files are kept "
+                f"{storage.retention_days:g} days); execute the task again"
+            )
+        return self.objects.presign_get(run.object_key, filename=run.filename, expires_in=ttl)
+
+    # -- recovery and upkeep -------------------------------------------------------------
+
+    def recover(self, cutoff: datetime | None = None) -> int:
+        """Fail runs whose process is gone (heartbeat older than `cutoff`, by default the
+        stale limit ago) and are not this process's own; returns how many."""
+        cutoff = cutoff or datetime.now(UTC) - self.stale_after
+        with self.store.read() as tx:
+            stale = [
+                r
+                for r in tx.stale_runs(owner=None, older_than=cutoff)
+                if r.id not in self._progress
+            ]
+        for run in stale:
+            with self.store.read() as tx:
+                task = tx.get_task(run.task_id)
+            self._finish(task, run.id, RunStatus.FAILED, error=STOPPED_MESSAGE)
+            log.warning(
+                "recovered a run abandoned by a stopped process",
+                extra={"task_id": run.task_id, "run_id": run.id},
+            )
+        return len(stale)
+
+    def _fail_own_runs(self, message: str) -> None:
+        with self.store.read() as tx:
+            own = tx.stale_runs(owner=self.instance_id, older_than=datetime.min.replace(tzinfo=UTC))
+        for run in own:
+            with self.store.read() as tx:
+                task = tx.get_task(run.task_id)
+            self._finish(task, run.id, RunStatus.FAILED, error=message)
+
+    def _maintain(self) -> None:
+        last_retention = 0.0
+        while not self._stopping.wait(self.heartbeat_s):
+            try:
+                with self.store.write() as tx:
+                    tx.heartbeat(list(self._progress))
+                self.recover()
+                if time.monotonic() - last_retention > 3600:
+                    last_retention = time.monotonic()
+                    age = timedelta(days=self.config.storage.retention_days)
+                    removed = self.objects.delete_older_than(age)
+                    if removed:
+                        log.info("retention removed %d old export files", removed)
+                    _sweep_work_dir(self.work_dir, self.stale_after)
+            except Exception:
+                log.exception("export maintenance failed; retrying")
+
+
+def _sweep_work_dir(work_dir: Path, older_than: timedelta) -> None:
+    """Delete partial files left by killed processes (never published)."""
+    cutoff = time.time() - older_than.total_seconds()
+    for path in work_dir.iterdir():
+        try:
+            if path.stat().st_mtime < cutoff:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        except OSError:
+            pass

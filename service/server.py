@@ -1,0 +1,126 @@
+"""The service process: wiring of store, registry, engine, object store and gRPC server.
+
+`Service` is what `python -m service` runs and what tests start on port 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import uuid
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from service.api.interceptors import BearerTokenInterceptor
+from service.api.task_servicer import TaskServicer
+from service.api.upload_servicer import UploadServicer
+from service.config import Config
+from service.datasources import DatasourceRegistry
+from service.demo import ensure_demo_database
+from service.exports import Exports
+from service.storage.base import ObjectStore
+from service.storage.factory import build_object_store
+from service.store.repository import TaskStore
+from service.tasks import TaskManager
+from woxqaq.v1 import (
+    task_service_pb2,
+    task_service_pb2_grpc,
+    upload_service_pb2,
+    upload_service_pb2_grpc,
+)
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    task_service_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
+    upload_service_pb2.DESCRIPTOR.services_by_name["UploadService"].full_name,
+)
+
+
+class Service:
+    """Everything one service process runs. start() → port; stop() drains and closes."""
+
+    def __init__(self, config: Config, *, listen: str | None = None) -> None:
+        self.config = config
+        self.listen = listen or config.server.listen
+        self.instance_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        config.server.data_dir.mkdir(parents=True, exist_ok=True)
+        if config.embedded:
+            ensure_demo_database(config.demo_database_path)
+
+        self.store = TaskStore(config.task_store_url)
+        self.store.migrate()
+        self.registry = DatasourceRegistry(config)
+        self.objects: ObjectStore = build_object_store(config)
+        self.exports = Exports(
+            config, self.store, self.registry, self.objects, instance_id=self.instance_id
+        )
+        self.tasks = TaskManager(
+            config, self.store, self.registry, instance_id=self.instance_id, launcher=self.exports
+        )
+        self.health = health.HealthServicer()
+        self.port = 0
+        self._server: grpc.Server | None = None
+        self._stopped = threading.Event()
+
+    def _build_server(self) -> grpc.Server:
+        limit = self.config.server.max_message_bytes
+        interceptors = (
+            [BearerTokenInterceptor(self.config.server.token)] if self.config.server.token else []
+        )
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"),
+            interceptors=interceptors,
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                ("grpc.so_reuseport", 0),
+            ],
+            maximum_concurrent_rpcs=256,
+        )
+        task_service_pb2_grpc.add_TaskServiceServicer_to_server(
+            TaskServicer(self.tasks, self.exports), server
+        )
+        upload_service_pb2_grpc.add_UploadServiceServicer_to_server(
+            UploadServicer(self.config, self.objects), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        return server
+
+    def start(self) -> int:
+        self.exports.start()
+        self._server = self._build_server()
+        self.port = self._server.add_insecure_port(self.listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.listen}: the address is taken or invalid")
+        self._server.start()
+        for name in ("", *SERVICE_NAMES):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("woxqaq service listening on %s (port %d)", self.listen, self.port)
+        return self.port
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Stop taking calls; let in-flight calls and exports finish within the grace time."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        grace = self.config.server.shutdown_grace_s if grace_s is None else grace_s
+        self.health.enter_graceful_shutdown()
+        if self._server is not None:
+            self._server.stop(grace).wait()
+        self.exports.stop(grace)
+        self.objects.close()
+        self.registry.dispose()
+        self.store.close()
+        log.info("woxqaq service stopped")
+
+    def wait(self) -> None:
+        if self._server is not None:
+            self._server.wait_for_termination()

@@ -1,0 +1,296 @@
+"""The export workflow's use cases: what SubmitTask, Approve, Execute… do, in domain terms.
+
+Adapters (gRPC servicers, the CLI through gRPC, the scheduler) call these; each use case is
+one transaction on the task store, so a decision and its event and notification are
+recorded together or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from service.config import Config
+from service.datasources import Datasource, DatasourceRegistry
+from service.domain import workflow
+from service.domain.errors import InvalidRequest, NotFound, Unavailable, WrongState
+from service.domain.model import (
+    Executor,
+    ExportSpec,
+    Page,
+    Run,
+    RunStatus,
+    Schedule,
+    Task,
+    TaskDetail,
+    TaskKind,
+    TaskQuery,
+    TaskStatus,
+)
+from service.domain.precheck import check_export
+from service.domain.schedule import schedule_problems
+from service.store.repository import TaskStore, Tx
+
+log = logging.getLogger(__name__)
+
+S = TaskStatus
+AUTO_EXECUTOR = "auto"
+MAX_NAME = 200
+MAX_REASON = 4000
+MAX_STATEMENT = 1_000_000
+MAX_TABLES = 500
+MAX_FIELDS = 2000
+MAX_COMMENT = 4000
+
+
+class RunLauncher(Protocol):
+    """Starts a recorded run in the background (the export engine's worker pool)."""
+
+    def launch(self, task: Task, run_id: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class NewTask:
+    name: str
+    kind: TaskKind
+    dsn: str
+    spec: ExportSpec
+    schedule: Schedule
+
+
+class TaskManager:
+    def __init__(
+        self,
+        config: Config,
+        store: TaskStore,
+        registry: DatasourceRegistry,
+        *,
+        instance_id: str,
+        launcher: RunLauncher | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.registry = registry
+        self.instance_id = instance_id
+        self.launcher = launcher
+
+    # -- submit and pre-check ------------------------------------------------------------
+
+    def submit(self, new: NewTask, submitter: str) -> Task:
+        """Record the task, pre-check it, and return it as APPROVING or PRE_CHECK_FAILED."""
+        _require_actor(submitter, "x-woxqaq-user metadata (the submitter)")
+        _validate_sizes(new)
+        if new.kind is not TaskKind.DATA_EXPORT:
+            raise InvalidRequest(f"kind {new.kind.name} is not supported yet; use DATA_EXPORT")
+        ds = self.registry.resolve(new.dsn)
+        with self.store.write() as tx:
+            task_id = tx.add_task(
+                name=new.name,
+                kind=new.kind,
+                datasource=ds.name,
+                submitter=submitter,
+                spec=new.spec,
+                schedule=new.schedule,
+                required_approvals=ds.required_approvals,
+                status=S.PRE_CHECK,
+            )
+            tx.add_event(task_id, submitter, "submit", new.spec.reason)
+
+        # The pre-check reads the live schema: outside the write transaction, so a slow
+        # datasource never holds the task store's lock.
+        problems = self._precheck(new, ds)
+        with self.store.write() as tx:
+            if problems:
+                tx.set_status(
+                    task_id, S.PRE_CHECK_FAILED, expected={S.PRE_CHECK}, precheck_messages=problems
+                )
+                tx.add_event(task_id, "pre-check", "precheck_failed", "\n".join(problems))
+            else:
+                tx.set_status(task_id, S.APPROVING, expected={S.PRE_CHECK}, precheck_messages=[])
+                tx.add_event(task_id, "pre-check", "precheck_passed")
+                tx.notify(task_id, "approval_requested", actor=submitter)
+            task = tx.get_task(task_id)
+        log.info("task submitted", extra={"task_id": task_id, "status": task.status.name})
+        return task
+
+    def _precheck(self, new: NewTask, ds: Datasource) -> list[str]:
+        problems = schedule_problems(new.schedule)
+        schema = None
+        if not new.spec.is_sql:
+            try:
+                schema = self.registry.schema(ds, new.spec.database)
+            except (NotFound, Unavailable) as exc:
+                return [*problems, str(exc)]
+        try:
+            problems += check_export(new.spec, ds.sqlglot_dialect, schema)
+        except Exception:  # a pre-check bug must fail the task, not the request
+            log.exception("pre-check crashed")
+            problems.append(
+                "the pre-check could not analyse this request; simplify it or report it"
+            )
+        return problems
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def approve(self, task_id: int, approver: str, comment: str = "") -> Task:
+        return self._vote(task_id, approver, comment, approve=True)
+
+    def reject(self, task_id: int, approver: str, comment: str = "") -> Task:
+        return self._vote(task_id, approver, comment, approve=False)
+
+    def _vote(self, task_id: int, actor: str, comment: str, *, approve: bool) -> Task:
+        _require_actor(actor, "approver")
+        _check_len(comment, MAX_COMMENT, "comment")
+        launch_run: int | None = None
+        with self.store.write() as tx:
+            task = tx.get_task(task_id, lock=True)  # concurrent votes queue here
+            ds = self.registry.get(task.datasource)
+            previous = tx.vote_of(task_id, actor)
+            if previous is not None and task.status is S.APPROVING:
+                word = "approved" if previous else "rejected"
+                raise WrongState(f"you have already {word} task {task_id}; a vote counts once")
+            workflow.check_can_vote(task, actor, ds.approvers)
+            approvals = tx.add_vote(task_id, actor, approve=approve, comment=comment)
+            tx.add_event(task_id, actor, "approve" if approve else "reject", comment)
+            if not approve:
+                tx.set_status(task_id, S.NOT_APPROVED, expected={S.APPROVING})
+                tx.notify(task_id, "rejected", actor=actor)
+            elif workflow.quorum_reached(approvals, task.required_approvals):
+                tx.set_status(task_id, S.APPROVED, expected={S.APPROVING})
+                tx.add_event(task_id, actor, "approved", f"{approvals} approval(s)")
+                tx.notify(task_id, "approved", actor=actor)
+                if task.spec.executor is Executor.AUTO and not task.schedule.is_cron:
+                    launch_run = self._start_run(tx, task, AUTO_EXECUTOR)
+            else:
+                tx.notify(task_id, "vote", actor=actor)
+            task = tx.get_task(task_id)
+        if launch_run is not None:
+            self._launch(task, launch_run)
+        return task
+
+    def cancel(self, task_id: int, operator: str, comment: str = "") -> Task:
+        _require_actor(operator, "operator")
+        _check_len(comment, MAX_COMMENT, "comment")
+        with self.store.write() as tx:
+            task = tx.get_task(task_id, lock=True)
+            workflow.check_can_cancel(task, operator)
+            tx.set_status(task_id, S.CANCELED, expected=workflow.CANCELABLE)
+            tx.add_event(task_id, operator, "cancel", comment)
+            tx.notify(task_id, "canceled", actor=operator)
+            return tx.get_task(task_id)
+
+    # -- execution -----------------------------------------------------------------------
+
+    def execute(self, task_id: int, executor: str) -> int:
+        """Start a run by hand; returns its id at once (the export runs in the background)."""
+        _require_actor(executor, "executor")
+        with self.store.write() as tx:
+            task = tx.get_task(task_id, lock=True)
+            ds = self.registry.get(task.datasource)
+            workflow.check_can_execute(task, executor, ds.approvers)
+            run_id = self._start_run(tx, task, executor)
+        self._launch(task, run_id)
+        return run_id
+
+    def _start_run(self, tx: Tx, task: Task, executor: str) -> int:
+        if self.launcher is None:
+            raise Unavailable("this service has no export workers configured")
+        tx.set_status(task.id, S.EXECUTING, expected=workflow.EXECUTABLE)
+        run_id = tx.add_run(task.id, executor, owner=self.instance_id)
+        tx.add_event(task.id, executor, "execute", f"run {run_id}")
+        tx.notify(task.id, "run_started", actor=executor, run_id=run_id)
+        return run_id
+
+    def _launch(self, task: Task, run_id: int) -> None:
+        assert self.launcher is not None
+        self.launcher.launch(task, run_id)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def detail(self, task_id: int, user: str = "") -> TaskDetail:
+        with self.store.read() as tx:
+            task = tx.get_task(task_id)
+            self._check_visible(task, user)
+            return TaskDetail(
+                task=task, runs=tuple(tx.runs(task_id)), events=tuple(tx.events(task_id))
+            )
+
+    def list(self, query: TaskQuery) -> Page:
+        if query.role is not None and not query.user:
+            raise InvalidRequest("a role filter is relative to you: set the x-woxqaq-user metadata")
+        approver_of = frozenset(ds.name for ds in self.registry.all() if query.user in ds.approvers)
+        visible = self._visible_datasources(query.user)
+        with self.store.read() as tx:
+            return tx.list_tasks(
+                TaskQuery(
+                    **{
+                        **query.__dict__,
+                        "approver_of": approver_of,
+                        "visible_datasources": visible,
+                    }
+                )
+            )
+
+    def run_for_download(self, task_id: int, run_id: int | None, user: str = "") -> Run:
+        """The run whose file to link: the given one, or the newest successful one."""
+        with self.store.read() as tx:
+            task = tx.get_task(task_id)
+            self._check_visible(task, user)
+            if run_id is None:
+                run = tx.latest_successful_run(task_id)
+                if run is None:
+                    raise WrongState(f"task {task_id} has no finished export to download yet")
+                return run
+            run = tx.get_run(run_id)
+            if run.task_id != task_id:
+                raise NotFound(f"run {run_id} does not belong to task {task_id}")
+            if run.status is not RunStatus.SUCCESS:
+                raise WrongState(f"run {run_id} has no file: it is {run.status.name.lower()}")
+            return run
+
+    def _visible_datasources(self, user: str) -> frozenset[str] | None:
+        if not self.config.server.restrict_visibility:
+            return None
+        return frozenset(
+            ds.name for ds in self.registry.all() if user in ds.viewers or user in ds.approvers
+        )
+
+    def _check_visible(self, task: Task, user: str) -> None:
+        visible = self._visible_datasources(user)
+        if visible is not None and task.submitter != user and task.datasource not in visible:
+            raise NotFound(f"task {task.id} does not exist")
+
+
+def _require_actor(actor: str, what: str) -> None:
+    if not actor.strip():
+        raise InvalidRequest(f"{what} is empty: say who is acting")
+    _check_len(actor, 200, what)
+
+
+def _check_len(value: str, limit: int, what: str) -> None:
+    if len(value) > limit:
+        raise InvalidRequest(f"{what} is {len(value):,} characters long; the limit is {limit:,}")
+
+
+def _validate_sizes(new: NewTask) -> None:
+    _check_len(new.name, MAX_NAME, "name")
+    _check_len(new.spec.reason, MAX_REASON, "export_reason")
+    _check_len(new.spec.statement, MAX_STATEMENT, "statement")
+    _check_len(new.spec.database, 200, "database")
+    if len(new.spec.tables) > MAX_TABLES:
+        raise InvalidRequest(f"{len(new.spec.tables)} tables given; the limit is {MAX_TABLES}")
+    for opt in new.spec.tables:
+        _check_len(opt.table, 200, "table")
+        _check_len(opt.filter, 4000, f"filter of table {opt.table!r}")
+        if len(opt.fields) > MAX_FIELDS:
+            raise InvalidRequest(
+                f"table {opt.table!r} lists {len(opt.fields)} fields; the limit is {MAX_FIELDS}"
+            )
+    if new.spec.is_sql and (new.spec.tables or new.spec.export_all):
+        raise InvalidRequest("give either a SQL statement (ebs) or tables (eatt), not both")
+    if not new.spec.is_sql and not new.spec.tables and not new.spec.export_all:
+        raise InvalidRequest(
+            "nothing to export: give a SQL statement (ded.ebs.statement) or tables "
+            "(ded.eatt.option, or ded.eatt.export_all)"
+        )
