@@ -50,6 +50,12 @@ def _scratch_database(base: str, what: str) -> Iterator[URL]:
         admin.dispose()
 
 
+@pytest.fixture
+def fresh_pg_url() -> Iterator[URL]:
+    """A fresh, empty PostgreSQL database for one test (a task store that sees no other test)."""
+    yield from _scratch_database(PG_URL, "PostgreSQL")
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[URL]:
     """A fresh, empty PostgreSQL database for this test session."""

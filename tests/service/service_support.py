@@ -1,0 +1,91 @@
+"""Helpers for driving the real task service in tests: callers acting as a user, configs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from service.config import Config
+from service.demo import ensure_demo_database
+from service.server import Service
+from woxqaq.v1 import task_service_pb2 as pb
+from woxqaq.v1 import task_service_pb2_grpc as pb_grpc
+from woxqaq.v1 import upload_service_pb2_grpc as upload_grpc
+
+APPROVERS = ["alice", "bob", "carol", "dave", "erin"]
+
+
+class Caller:
+    """TaskService stub that acts as one user (x-woxqaq-user) with an optional token."""
+
+    def __init__(self, channel: grpc.Channel, user: str | None, token: str | None) -> None:
+        self._stub = pb_grpc.TaskServiceStub(channel)
+        self.metadata: list[tuple[str, str]] = []
+        if user is not None:
+            self.metadata.append(("x-woxqaq-user", user))
+        if token is not None:
+            self.metadata.append(("authorization", f"Bearer {token}"))
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        rpc = getattr(self._stub, name)
+        return lambda request, **kw: rpc(request, metadata=self.metadata, timeout=30, **kw)
+
+
+@dataclass
+class Running:
+    service: Service
+    config: Config
+    channel: grpc.Channel
+    addr: str
+    token: str | None = None
+
+    def as_user(self, user: str | None) -> Caller:
+        return Caller(self.channel, user, self.token)
+
+    def upload_stub(self) -> upload_grpc.UploadServiceStub:
+        return upload_grpc.UploadServiceStub(self.channel)
+
+    def submit(self, user: str, **ded_fields: Any) -> pb.SubmitTaskResponse:
+        """Submit an export of the shop datasource; `sql=` or `tables=`; other keys go to ded."""
+        sql = ded_fields.pop("sql", None)
+        tables = ded_fields.pop("tables", None)
+        dsn = ded_fields.pop("dsn", "shop")
+        schedule = ded_fields.pop("schedule", None)
+        ded = pb.DataExportDetail(
+            export_reason=ded_fields.pop("reason", "monthly report"), **ded_fields
+        )
+        if sql is not None:
+            ded.ebs.statement = sql
+        for t in tables or ():
+            ded.eatt.option.add(**t)
+        req = pb.SubmitTaskRequest(
+            kind=pb.TASK_KIND_DATA_EXPORT, dsn=dsn, ded=ded, schedule=schedule
+        )
+        return self.as_user(user).SubmitTask(req)
+
+    def detail(self, task_id: str, user: str = "auditor") -> pb.GetTaskDetailResponse:
+        return self.as_user(user).GetTaskDetail(pb.GetTaskDetailRequest(task_id=task_id))
+
+
+def shop_config(tmp: Path, store_url: str = "", **overrides: Any) -> dict[str, Any]:
+    shop = tmp / "shop.db"
+    ensure_demo_database(shop)
+    datasource = {
+        "url": f"sqlite:///{shop}",
+        "approvers": APPROVERS,
+        "approval_channel": "C_APPROVALS",
+        "required_approvals": 1,
+    }
+    datasource |= overrides.pop("shop", {})
+    data: dict[str, Any] = {
+        "server": {"data_dir": str(tmp / "data")},
+        "task_store": {"url": store_url},
+        "datasources": {"shop": datasource},
+    }
+    for key, value in overrides.items():
+        data.setdefault(key, {}).update(value)
+    return data
