@@ -24,6 +24,7 @@ from service.demo import ensure_demo_database
 from service.exports import Exports
 from service.storage.base import ObjectStore
 from service.storage.factory import build_object_store
+from service.storage.local import LocalStore
 from service.store.repository import TaskStore
 from service.tasks import TaskManager
 from woxqaq.v1 import (
@@ -95,6 +96,8 @@ class Service:
         return server
 
     def start(self) -> int:
+        if isinstance(self.objects, LocalStore):
+            self.objects.serve()  # the signed-link download endpoint
         self.exports.start()
         self._server = self._build_server()
         self.port = self._server.add_insecure_port(self.listen)

@@ -83,6 +83,7 @@ def shop_config(tmp: Path, store_url: str = "", **overrides: Any) -> dict[str, A
     datasource |= overrides.pop("shop", {})
     data: dict[str, Any] = {
         "server": {"data_dir": str(tmp / "data")},
+        "storage": {"local": {"http_listen": "127.0.0.1:0"}},
         "task_store": {"url": store_url},
         "datasources": {"shop": datasource},
     }

@@ -1,0 +1,88 @@
+"""Configuration: defaults, ${ENV} interpolation, and one clear line for every mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.config import ConfigError, load_config, parse_config
+from service.datasources import DatasourceRegistry
+
+
+def test_empty_config_is_the_embedded_setup(tmp_path: Path) -> None:
+    cfg = parse_config({"server": {"data_dir": str(tmp_path)}})
+    assert cfg.embedded
+    assert cfg.task_store_url == f"sqlite:///{tmp_path.resolve() / 'tasks.db'}"
+    assert cfg.server.listen == "127.0.0.1:50051"
+    assert cfg.storage.backend == "local"
+    registry = DatasourceRegistry(cfg)
+    assert registry.names() == ["demo"]
+    assert registry.get("demo").approvers == frozenset({"approver"})
+
+
+def test_missing_default_file_gives_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WOXQAQ_CONFIG", raising=False)
+    assert load_config().embedded
+
+
+def test_env_interpolation_fills_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOP_DB_PASSWORD", "p@ss:w/rd")
+    file = tmp_path / "woxqaq.toml"
+    file.write_text(
+        '[datasources.shop]\nurl = "postgresql+psycopg://reader:${SHOP_DB_PASSWORD}@db.internal/shop"\n'
+        'approvers = ["U1", "U2"]\napproval_channel = "C1"\nrequired_approvals = 2\n',
+        encoding="utf-8",
+    )
+    cfg = load_config(file)
+    assert "p@ss:w/rd" in cfg.datasources["shop"].url
+    ds = DatasourceRegistry(cfg).get("shop")
+    assert ds.required_approvals == 2
+    assert "p@ss" not in ds.safe_url and "p@ss" not in repr(ds)
+
+
+@pytest.mark.parametrize(
+    ("toml", "words"),
+    [
+        ("[server]\nlisten = 5\n", "config key server.listen"),
+        ('[server]\nlisen = "x"\n', "config key server.lisen: unknown key"),
+        ("[export]\nworkers = 0\n", "config key export.workers"),
+        ('[datasources.shop]\napprovers = ["U1"]\n', "config key datasources.shop.url"),
+        (
+            '[datasources.shop]\nurl = "not a url"\n',
+            "datasources.shop.url: is not a SQLAlchemy URL",
+        ),
+        (
+            '[datasources.shop]\nurl = "postgresql://u:${NOT_SET_ANYWHERE}@h/db"\n',
+            "datasources.shop.url: environment variable NOT_SET_ANYWHERE is not set",
+        ),
+        ('[storage]\nbackend = "ftp"\n', "config key storage.backend"),
+        ("this is = not toml [", "is not valid TOML"),
+    ],
+)
+def test_bad_config_is_one_line_naming_the_key(tmp_path: Path, toml: str, words: str) -> None:
+    file = tmp_path / "woxqaq.toml"
+    file.write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(file)
+    message = str(info.value)
+    assert words in message
+    assert "\n" not in message
+
+
+def test_bad_config_message_never_shows_a_password(tmp_path: Path) -> None:
+    file = tmp_path / "woxqaq.toml"
+    file.write_text(
+        '[datasources.shop]\nurl = "postgresql://u:hunter2@h/db"\nrequired_approvals = 0\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(file)
+    assert "hunter2" not in str(info.value)
+
+
+def test_named_config_file_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
