@@ -1,0 +1,1 @@
+"""Exporting: sources per dialect, file writers, and the engine that runs an export."""
