@@ -86,3 +86,11 @@ def test_bad_config_message_never_shows_a_password(tmp_path: Path) -> None:
 def test_named_config_file_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("WOXQAQ_SERVICE_TOKEN", "WOXQAQ_DB_PASSWORD", "SHOP_DB_PASSWORD", "BILLING_DB_PASSWORD"):
+        monkeypatch.setenv(var, "x")
+    cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "woxqaq.toml")
+    assert set(cfg.datasources) == {"shop", "billing"}
+    assert cfg.datasources["billing"].required_approvals == 2
