@@ -206,7 +206,7 @@ def _check(
     except (SqlglotError, ValueError, TypeError, KeyError, AttributeError):
         return None, [f"{label} could not be parsed: check its syntax"]
     tree = parsed[0] if parsed else None
-    if tree is None:
+    if not isinstance(tree, exp.Expression):
         return None, [f"{label} is empty: write a condition"]
 
     problems = _tree_problems(label, tree, columns, table)
@@ -282,6 +282,12 @@ def _node_problem(label: str, node: exp.Expression) -> str | None:
         return _refused(label, node)
     if isinstance(node, exp.In) and (node.args.get("query") or node.args.get("unnest")):
         return _refused(label, exp.Subquery())
+    if isinstance(node, exp.Column) and (node.args.get("db") or node.args.get("catalog")):
+        dotted = ".".join(part.name for part in node.parts)
+        return (
+            f"{label} refers to {dotted}: a filter may only use its own table's columns, "
+            "unqualified or as <table>.<column>"
+        )
     if isinstance(node, exp.DataType) and node.this not in CAST_TYPES:
         return (
             f"{label} casts to {node.sql()[:40]}, which is not allowed: cast to a text, "

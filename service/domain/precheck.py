@@ -517,6 +517,8 @@ def _statement_problems(
     tree = parsed[0] if parsed else None
     if tree is None:
         return []
+    if not isinstance(tree, exp.Expression):  # fail closed on anything unexpected
+        return [f"{label} could not be checked: write it as a plain SELECT query"]
     try:
         return _tree_problems(label, tree, tokens)
     except RecursionError:
@@ -617,7 +619,7 @@ def _a(keyword: str) -> str:
     return f"{article} {keyword}"
 
 
-def _statement_kind(node: exp.Expression) -> str | None:
+def _statement_kind(node: exp.Expr) -> str | None:
     if isinstance(node, exp.Command):
         return str(node.this or "command").upper()
     for cls, name in _STATEMENT_NAMES.items():
@@ -626,7 +628,7 @@ def _statement_kind(node: exp.Expression) -> str | None:
     return None
 
 
-def _inside_cte(node: exp.Expression) -> bool:
+def _inside_cte(node: exp.Expr) -> bool:
     parent = node.parent
     while parent is not None:
         if isinstance(parent, exp.CTE):

@@ -21,7 +21,7 @@ from sqlglot import exp
 
 from service.domain.filters import MAX_FILTER_DEPTH, InvalidFilter
 
-_T = exp.DataType.Type
+_T = exp.DType
 
 
 class _Verbatim(sa.types.TypeDecorator[Any]):
@@ -85,7 +85,7 @@ def _compile_temporal_cast_sqlite(element: _TemporalCast, compiler: SQLCompiler,
     return f"{element.sqlite_function}({compiler.process(value, **kw)})"
 
 
-_TEMPORAL_CASTS: dict[exp.DataType.Type, type[_TemporalCast]] = {
+_TEMPORAL_CASTS: dict[exp.DType, type[_TemporalCast]] = {
     _T.DATE: _CastDate,
     _T.TIME: _CastTime,
     _T.DATETIME: _CastDateTime,
@@ -112,17 +112,22 @@ _ARITHMETIC: dict[type[exp.Expression], str] = {
     exp.Mod: "%",
 }
 
-_CAST: dict[exp.DataType.Type, Callable[[list[int]], sa.types.TypeEngine[Any]]] = {
+
+def _param(params: list[int], index: int) -> int | None:
+    return params[index] if index < len(params) else None
+
+
+_CAST: dict[exp.DType, Callable[[list[int]], sa.types.TypeEngine[Any]]] = {
     _T.TEXT: lambda p: sa.Text(),
-    _T.VARCHAR: lambda p: sa.String(*p[:1]),
-    _T.NVARCHAR: lambda p: sa.String(*p[:1]),
-    _T.CHAR: lambda p: sa.CHAR(*p[:1]),
-    _T.NCHAR: lambda p: sa.CHAR(*p[:1]),
+    _T.VARCHAR: lambda p: sa.String(_param(p, 0)),
+    _T.NVARCHAR: lambda p: sa.String(_param(p, 0)),
+    _T.CHAR: lambda p: sa.CHAR(_param(p, 0)),
+    _T.NCHAR: lambda p: sa.CHAR(_param(p, 0)),
     _T.INT: lambda p: sa.Integer(),
     _T.BIGINT: lambda p: sa.BigInteger(),
     _T.SMALLINT: lambda p: sa.SmallInteger(),
     _T.TINYINT: lambda p: sa.SmallInteger(),
-    _T.DECIMAL: lambda p: sa.Numeric(*p[:2]),
+    _T.DECIMAL: lambda p: sa.Numeric(_param(p, 0), _param(p, 1)),
     _T.DOUBLE: lambda p: sa.Double(),
     _T.FLOAT: lambda p: sa.Float(),
     _T.BOOLEAN: lambda p: sa.Boolean(),
@@ -142,20 +147,20 @@ class _Compiler:
     def __init__(self, table: sa.Table) -> None:
         self.table = table
 
-    def condition(self, node: exp.Expression, depth: int) -> sa.ColumnElement[bool]:
+    def condition(self, node: exp.Expr, depth: int) -> sa.ColumnElement[bool]:
         return self.value(node, depth)
 
-    def value(self, node: exp.Expression, depth: int) -> sa.ColumnElement[Any]:
+    def value(self, node: exp.Expr, depth: int) -> sa.ColumnElement[Any]:
         if depth > MAX_FILTER_DEPTH * 2:
             raise InvalidFilter(f"the filter is nested more than {MAX_FILTER_DEPTH} levels deep")
         d = depth + 1
         kind = type(node)
         if kind is exp.Paren:
             return self.value(node.this, depth)
-        if kind is exp.Column:
+        if isinstance(node, exp.Column):
             return self.column(node)
-        if kind is exp.Literal:
-            return _bind(_literal(node))
+        if isinstance(node, exp.Literal):
+            return _bind(node.this if node.is_string else _number(node))
         if kind is exp.Boolean:
             return sa.true() if node.this else sa.false()
         if kind is exp.Null:
@@ -191,11 +196,11 @@ class _Compiler:
             return left.op(_ARITHMETIC[kind])(right)
         if kind is exp.Neg:
             if isinstance(node.this, exp.Literal) and not node.this.is_string:
-                return _bind(-_literal(node.this))  # one parameter, not -(param)
+                return _bind(-_number(node.this))  # one parameter, not -(param)
             return -self.value(node.this, d)
         return self.function(node, d)
 
-    def function(self, node: exp.Expression, d: int) -> sa.ColumnElement[Any]:
+    def function(self, node: exp.Expr, d: int) -> sa.ColumnElement[Any]:
         kind = type(node)
         arg = node.args.get
         if kind is exp.Lower:
@@ -241,9 +246,9 @@ class _Compiler:
         return self.table.c[name]
 
 
-def _chain(node: exp.Expression, kind: type[exp.Expression]) -> list[exp.Expression]:
+def _chain(node: exp.Expr, kind: type[exp.Expr]) -> list[exp.Expr]:
     """The operands of a chain of the same connector, left to right, without recursion."""
-    terms: list[exp.Expression] = []
+    terms: list[exp.Expr] = []
     stack = [node]
     while stack:
         current = stack.pop()
@@ -255,9 +260,7 @@ def _chain(node: exp.Expression, kind: type[exp.Expression]) -> list[exp.Express
     return terms
 
 
-def _literal(node: exp.Literal) -> str | int | Decimal:
-    if node.is_string:
-        return str(node.this)
+def _number(node: exp.Literal) -> int | Decimal:
     text = str(node.this)
     try:
         return int(text)
@@ -268,7 +271,7 @@ def _literal(node: exp.Literal) -> str | int | Decimal:
     return number
 
 
-def _cast_type(to: exp.Expression) -> sa.types.TypeEngine[Any]:
+def _cast_type(to: exp.Expr) -> sa.types.TypeEngine[Any]:
     if not isinstance(to, exp.DataType) or to.this not in _CAST:
         raise InvalidFilter("the filter casts to a type that is not allowed")
     params = []
