@@ -1,0 +1,497 @@
+"""Reading from a datasource, read-only by construction, rows streaming in batches.
+
+Every export runs in a read-only transaction with a statement timeout, set by the
+dialect's own means, so a statement that slipped past the pre-check still cannot write or
+run forever. Rows come from the driver's server-side cursor (psycopg named cursor, PyMySQL
+SSCursor, sqlite3's lazy cursor) as plain driver values, so memory does not grow with the
+row count and SQLAlchemy's per-type result processing (which would, for instance, reject a
+malformed date string in SQLite) stays out of the way.
+
+PostgreSQL also offers `copy_csv`: `COPY (query) TO STDOUT` in the same transaction, with
+the query wrapped so that its output is the canonical text of `writers.py`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.pool import NullPool
+
+log = logging.getLogger(__name__)
+
+
+class SourceError(Exception):
+    """A problem with what was asked of the source (unknown table, missing parameter)."""
+
+
+class Timeout(Exception):
+    """The statement ran longer than the statement timeout."""
+
+
+class Canceled(Exception):
+    """The export was canceled while a statement ran."""
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    type_name: str  # the database's type name where the driver says, else ""
+    type_code: Any = None
+
+
+# --- rendering --------------------------------------------------------------------------
+
+
+def render(stmt: sa.Executable, dialect: Dialect) -> tuple[str, Any]:
+    """SQL text and driver parameters for `stmt`, bind processors applied.
+
+    The statement runs on a raw driver cursor (see the module docstring), so what
+    SQLAlchemy would do at execution happens here: IN lists expanded, values converted.
+    """
+    compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    params = dict(compiled.construct_params())
+    for bind, name in compiled.bind_names.items():
+        if name in params:
+            proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                params[name] = proc(params[name])
+    if compiled.positional:
+        return str(compiled), tuple(params[n] for n in compiled.positiontup or ())
+    return str(compiled), params
+
+
+def sql_statement(statement: str, params: Mapping[str, object] | None) -> sa.TextClause:
+    """A SQL-mode query with its `:name` parameters bound."""
+    text = sa.text(statement.strip().rstrip(";"))
+    wanted = set(text._bindparams)  # the names the text uses
+    given = dict(params or {})
+    missing = sorted(wanted - given.keys())
+    if missing:
+        names = ", ".join(f":{m}" for m in missing)
+        raise SourceError(f"The query uses {names} but no value was given for it.")
+    return text.bindparams(**{k: v for k, v in given.items() if k in wanted})
+
+
+# --- the read-only session --------------------------------------------------------------
+
+
+class ReadOnlySession:
+    """One connection inside a read-only transaction with a statement timeout."""
+
+    def __init__(self, conn: Connection, backend: str, timeout_s: int) -> None:
+        self.conn = conn
+        self.backend = backend
+        self.timeout_s = timeout_s
+        self.dialect: Dialect = conn.dialect
+        self.raw: Any = conn.connection.driver_connection
+        self.is_mariadb = bool(getattr(conn.dialect, "is_mariadb", False))
+
+    # reflection ------------------------------------------------------------------------
+
+    def table_names(self, schema: str) -> list[str]:
+        inspector = sa.inspect(self.conn)
+        if schema not in inspector.get_schema_names():
+            raise SourceError(f"Database `{schema}` does not exist.")
+        return sorted(inspector.get_table_names(schema=schema))
+
+    def reflect(self, name: str, schema: str) -> sa.Table:
+        try:
+            return sa.Table(name, sa.MetaData(), schema=schema, autoload_with=self.conn)
+        except sa.exc.NoSuchTableError:
+            raise SourceError(f"Table `{name}` does not exist in database `{schema}`.") from None
+
+    def catalog_rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """A small catalog query (DDL) on a plain cursor, in the driver's paramstyle."""
+        cur = self.raw.cursor()
+        try:
+            if params:
+                cur.execute(sql, tuple(params))
+            else:
+                cur.execute(sql)
+            return [tuple(r) for r in cur.fetchall()]
+        finally:
+            cur.close()
+
+    # rows ------------------------------------------------------------------------------
+
+    def stream(self, stmt: sa.Executable) -> RowStream:
+        sql, args = render(stmt, self.dialect)
+        if self.backend == "postgresql":
+            return _PgStream(self, _mogrify(self.raw, sql, args))
+        if self.backend == "mysql":
+            import pymysql.cursors
+
+            cur = self.raw.cursor(pymysql.cursors.SSCursor)
+            cur.execute(sql, args)
+            return RowStream(cur, _mysql_columns(cur.description))
+        cur = self.raw.cursor()
+        cur.execute(sql, args)
+        return RowStream(cur, [ColumnInfo(d[0], "") for d in cur.description or ()])
+
+    def describe(self, stmt: sa.Executable) -> list[ColumnInfo]:
+        """The result's columns without reading its rows."""
+        if self.backend == "mysql":
+            # Closing an SSCursor reads the rest of the result: ask for none at all.
+            sql, args = render(stmt, self.dialect)
+            cur = self.raw.cursor()
+            try:
+                cur.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0", args)
+                return _mysql_columns(cur.description)
+            finally:
+                cur.close()
+        s = self.stream(stmt)  # PostgreSQL's DECLARE plans but does not run the query
+        s.close()
+        return s.columns
+
+    # PostgreSQL COPY ---------------------------------------------------------------------
+
+    def copy_csv(
+        self,
+        stmt: sa.Executable,
+        on_columns: Callable[[list[ColumnInfo]], None],
+        write: Callable[[bytes], None],
+        tick: Callable[[int], None],
+    ) -> int | None:
+        """Stream the result as canonical CSV records (no header) through `write`.
+
+        `on_columns` hears the result's columns before the first record. Returns the row
+        count, or None (having written nothing) when a column's type has no SQL rendering
+        of the canonical text: the caller then reads rows instead.
+        """
+        sql, args = render(stmt, self.dialect)
+        query = _mogrify(self.raw, sql, args)
+        probe = _PgStream(self, query)  # DECLARE: plans, runs nothing
+        probe.close()
+        exprs = []
+        for i, col in enumerate(probe.columns):
+            expr = _pg_canonical_expr(self.raw, f'q."c{i}"', col.type_code)
+            if expr is None:
+                log.info("export reads rows: no COPY rendering for type %s", col.type_name)
+                return None
+            exprs.append(expr)
+        on_columns(probe.columns)
+        if not probe.columns:
+            return 0
+        aliases = ", ".join(f'"c{i}"' for i in range(len(probe.columns)))
+        copy = (
+            f"COPY (SELECT {', '.join(exprs)} FROM ({query}) AS q({aliases})) "
+            "TO STDOUT WITH (FORMAT csv)"
+        )
+        rows = 0
+        with self.raw.cursor() as cur, cur.copy(copy) as cp:
+            pending: list[bytes] = []
+            size = 0
+            for chunk in cp:  # PostgreSQL sends one message per row
+                pending.append(bytes(chunk))
+                size += len(chunk)
+                rows += 1
+                if size >= 1 << 20:
+                    write(b"".join(pending))
+                    pending.clear()
+                    size = 0
+                    tick(rows)
+            if pending:
+                write(b"".join(pending))
+        tick(rows)
+        return rows
+
+
+class RowStream:
+    def __init__(self, cursor: Any, columns: list[ColumnInfo]) -> None:
+        self.cursor = cursor
+        self.columns = columns
+
+    def batches(self, size: int) -> Iterator[list[tuple[Any, ...]]]:
+        fetch = self.cursor.fetchmany
+        while True:
+            rows = fetch(size)
+            if not rows:
+                return
+            yield rows
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.cursor.close()
+
+
+class _PgStream(RowStream):
+    def __init__(self, session: ReadOnlySession, query: str) -> None:
+        from psycopg.types.string import TextLoader
+
+        cur = session.raw.cursor(name=f"woxqaq_{uuid.uuid4().hex[:12]}")
+        # JSON as the server's own text, not Python objects re-serialised differently.
+        for name in ("json", "jsonb"):
+            cur.adapters.register_loader(name, TextLoader)
+        cur.execute(query)
+        columns = [ColumnInfo(c.name, c.type_display, c.type_code) for c in cur.description or ()]
+        super().__init__(cur, columns)
+
+
+def _mogrify(raw: Any, sql: str, args: Any) -> str:
+    """Bind the values into the text with psycopg's own quoting (COPY takes no parameters)."""
+    import psycopg
+
+    return psycopg.ClientCursor(raw).mogrify(sql, args)
+
+
+# Canonical text in SQL, for PostgreSQL types psycopg loads to a known Python type.
+_PG_AS_IS = {
+    20,
+    21,
+    23,
+    26,  # int8 int2 int4 oid
+    1700,
+    701,  # numeric, float8 (extra_float_digits=1: shortest round-trip)
+    25,
+    1043,
+    1042,
+    19,
+    18,  # text varchar bpchar name "char"
+    1082,  # date (DateStyle ISO)
+    114,
+    3802,  # json jsonb
+    2950,
+    17,  # uuid, bytea (bytea_output hex)
+}
+
+
+_PG_TS = 'YYYY-MM-DD"T"HH24:MI:SS'
+
+
+def _pg_frac(x: str, fmt: str) -> str:
+    # Python's isoformat prints six digits of fraction, or none when it is zero.
+    return (
+        f"CASE WHEN date_part('microseconds', {x})::bigint % 1000000 = 0 "
+        f"THEN to_char({x}, '{fmt}') ELSE to_char({x}, '{fmt}.US') END"
+    )
+
+
+def _pg_canonical_expr(raw: Any, x: str, oid: int) -> str | None:
+    if oid in _PG_AS_IS:
+        return x
+    if oid == 16:  # bool: 'true'/'false' (COPY would say t/f)
+        return f"{x}::text"
+    if oid == 700:  # float4 reaches Python as the double of its value
+        return f"{x}::float8"
+    if oid == 1114:
+        return _pg_frac(x, _PG_TS)
+    if oid == 1184:  # TimeZone is UTC in the export's transaction
+        return f"{_pg_frac(x, _PG_TS)} || '+00:00'"
+    if oid == 1083:
+        return _pg_frac(f"{x}::interval", "HH24:MI:SS")
+    from psycopg.pq import Format
+
+    if raw.adapters.get_loader(oid, Format.TEXT) is None:
+        return x  # no loader: psycopg hands over the server's text, so COPY's text is it
+    return None
+
+
+def _mysql_columns(description: Any) -> list[ColumnInfo]:
+    from pymysql.constants import FIELD_TYPE
+
+    names = {v: k for k, v in vars(FIELD_TYPE).items() if isinstance(v, int)}
+    cols = []
+    for d in description or ():
+        name, code, _, _, prec, scale, _ = d[:7]
+        kind = names.get(code, "")
+        if kind in ("DECIMAL", "NEWDECIMAL"):
+            type_name = f"DECIMAL({prec},{scale})"
+        elif kind in ("VAR_STRING", "VARCHAR"):
+            type_name = "VARCHAR"
+        elif kind:
+            type_name = {
+                "LONGLONG": "BIGINT",
+                "LONG": "INT",
+                "SHORT": "SMALLINT",
+                "TINY": "TINYINT",
+                "INT24": "MEDIUMINT",
+                "STRING": "CHAR",
+                "NEWDATE": "DATE",
+            }.get(kind, kind)
+        else:
+            type_name = ""
+        cols.append(ColumnInfo(name, type_name, code))
+    return cols
+
+
+# --- opening ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def open_readonly(
+    engine: Engine,
+    backend: str,
+    timeout_s: int,
+    cancelled: Callable[[], bool] | None = None,
+) -> Iterator[ReadOnlySession]:
+    """A read-only session on `engine`; rolled back (nothing to keep) when done."""
+    if backend == "sqlite":
+        with _sqlite_readonly(engine, timeout_s, cancelled) as s:
+            yield s
+        return
+    conn = engine.connect()
+    broken = False
+    try:
+        if backend == "postgresql":
+            # The first statements of a fresh transaction: nothing may run before them.
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_s) * 1000}")
+            for setting in (
+                "TimeZone = 'UTC'",
+                "DateStyle = 'ISO, YMD'",
+                "IntervalStyle = 'postgres'",
+                "extra_float_digits = 1",
+                "bytea_output = 'hex'",
+            ):
+                conn.exec_driver_sql(f"SET LOCAL {setting}")
+        elif backend == "mysql":
+            conn.exec_driver_sql("ROLLBACK")  # end whatever the pool's ping began
+            if getattr(conn.dialect, "is_mariadb", False):
+                conn.exec_driver_sql(f"SET SESSION max_statement_time = {int(timeout_s)}")
+            else:
+                conn.exec_driver_sql(f"SET SESSION max_execution_time = {int(timeout_s) * 1000}")
+            conn.exec_driver_sql("SET SESSION time_zone = '+00:00'")
+            conn.exec_driver_sql("START TRANSACTION READ ONLY")
+        session = ReadOnlySession(conn, backend, timeout_s)
+        with _Watchdog(session, engine, cancelled):
+            yield session
+    except BaseException:
+        broken = True
+        raise
+    finally:
+        _close(conn, backend, broken)
+
+
+def _close(conn: Connection, backend: str, broken: bool) -> None:
+    if broken and backend == "mysql":
+        # An SSCursor left mid-result would be drained row by row on reuse: drop it.
+        with contextlib.suppress(Exception):
+            conn.invalidate()
+    try:
+        conn.rollback()
+        if backend == "mysql" and not conn.invalidated:
+            for var in ("max_statement_time", "max_execution_time"):
+                with contextlib.suppress(Exception):
+                    conn.exec_driver_sql(f"SET SESSION {var} = DEFAULT")
+            conn.exec_driver_sql("SET SESSION time_zone = DEFAULT")
+            conn.commit()
+    except Exception:
+        with contextlib.suppress(Exception):
+            conn.invalidate()
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+class _Watchdog:
+    """Cancels the running statement when the export is canceled."""
+
+    def __init__(
+        self, session: ReadOnlySession, engine: Engine, cancelled: Callable[[], bool] | None
+    ) -> None:
+        self.session = session
+        self.engine = engine
+        self.cancelled = cancelled
+        self.fired = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> _Watchdog:
+        if self.cancelled is not None:
+            self._thread = threading.Thread(target=self._run, name="export-watchdog", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        assert self.cancelled is not None
+        while not self._stop.wait(0.25):
+            try:
+                if not self.cancelled():
+                    continue
+            except Exception:
+                log.exception("cancellation check failed")
+                continue
+            self.fired = True
+            self._cancel()
+            return
+
+    def _cancel(self) -> None:
+        s = self.session
+        try:
+            if s.backend == "postgresql":
+                s.raw.cancel_safe()
+            elif s.backend == "mysql":
+                with self.engine.connect() as other:
+                    other.exec_driver_sql(f"KILL QUERY {int(s.raw.thread_id())}")
+        except Exception as exc:  # the export stops at its next batch anyway
+            log.warning("could not interrupt the running statement: %s", type(exc).__name__)
+
+
+@contextlib.contextmanager
+def _sqlite_readonly(
+    engine: Engine, timeout_s: int, cancelled: Callable[[], bool] | None
+) -> Iterator[ReadOnlySession]:
+    import time
+
+    path = engine.url.database or ""
+    in_memory = path in ("", ":memory:") or "mode=memory" in path
+    if in_memory:
+        ro_engine = engine  # nothing to reopen; query_only is the wall
+    else:
+        from pathlib import Path
+
+        uri = Path(path).resolve().as_uri() + "?mode=ro"
+        ro_engine = sa.create_engine(
+            "sqlite://",
+            creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
+            poolclass=NullPool,
+        )
+    conn = ro_engine.connect()
+    raw = conn.connection.driver_connection
+    deadline = time.monotonic() + timeout_s
+    state = {"why": ""}
+
+    def interrupt() -> int:
+        # SQLite has no statement timeout: the progress handler is the wall.
+        if time.monotonic() > deadline:
+            state["why"] = "timeout"
+            return 1
+        if cancelled is not None and cancelled():
+            state["why"] = "cancel"
+            return 1
+        return 0
+
+    try:
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+        raw.set_progress_handler(interrupt, 20_000)
+        try:
+            yield ReadOnlySession(conn, "sqlite", timeout_s)
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc) and state["why"] == "timeout":
+                raise Timeout() from None
+            if "interrupted" in str(exc) and state["why"] == "cancel":
+                raise Canceled() from None
+            raise
+    finally:
+        with contextlib.suppress(Exception):
+            raw.set_progress_handler(None, 0)
+            conn.rollback()
+            if in_memory:
+                conn.exec_driver_sql("PRAGMA query_only = OFF")
+        conn.close()
+        if ro_engine is not engine:
+            ro_engine.dispose()
