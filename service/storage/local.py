@@ -125,7 +125,7 @@ class LocalStore:
         max_upload_bytes: int = 5 * 1024**3,
     ) -> None:
         if len(signing_key) < 16:
-            raise ValueError("signing key is too short: use at least 32 random bytes")
+            raise ValueError("signing key is shorter than 16 bytes: use 32 random bytes")
         self.root = Path(root)
         self._objects = self.root / "objects"
         self._meta = self.root / "meta"
@@ -267,16 +267,24 @@ class LocalStore:
     def _publish(self, tmp: Path, key: str, meta: dict[str, str]) -> None:
         target = self._object_path(key)
         meta_target = self._meta_path(key)
-        fd, meta_tmp = tempfile.mkstemp(dir=self._tmp, prefix="meta-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(meta, f, ensure_ascii=False)
-        # The sidecar goes first: a reader that sees the object always finds its name.
+        fd, name = tempfile.mkstemp(dir=self._tmp, prefix="meta-", suffix=".json")
+        meta_tmp = Path(name)
         try:
-            self._replace(Path(meta_tmp), meta_target)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(meta, f, ensure_ascii=False)
+            # The sidecar goes first: a reader that sees the object always finds its name.
+            self._replace(meta_tmp, meta_target)
             self._replace(tmp, target)
         except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
-            Path(meta_tmp).unlink(missing_ok=True)
-            raise ValueError(f"object key {key!r} clashes with an existing key's folder") from exc
+            meta_tmp.unlink(missing_ok=True)
+            if not target.is_file():  # the sidecar may already be in place: don't orphan it
+                meta_target.unlink(missing_ok=True)
+            raise ValueError(
+                f"object key {key!r} clashes with another key used as a folder: choose another"
+            ) from exc
+        except BaseException:
+            meta_tmp.unlink(missing_ok=True)
+            raise
 
     def _replace(self, src: Path, dst: Path) -> None:
         # Retention may remove an emptied folder between mkdir and replace: make it again.

@@ -518,3 +518,19 @@ def test_upload_expecting_100_continue_is_told_before_sending_the_body(
         requests.get(local_store.presign_get("u/e.txt", filename="e", expires_in=60).url).content
         == b"hello"
     )
+
+
+def test_a_key_that_needs_another_key_as_a_folder_is_refused(
+    local_store: LocalStore, tmp_path: Path
+) -> None:
+    _put(local_store, tmp_path, key="tasks/5/report")
+    with pytest.raises(ValueError, match="clashes"):
+        _put(local_store, tmp_path, key="tasks/5/report/part.csv")
+    _put(local_store, tmp_path, key="tasks/6/runs/1/a.csv")
+    with pytest.raises(ValueError, match="clashes"):
+        _put(local_store, tmp_path, key="tasks/6/runs")
+
+    assert list((local_store.root / "tmp").iterdir()) == []
+    assert not (local_store.root / "meta" / "tasks/5/report/part.csv.json").exists()
+    assert not (local_store.root / "meta" / "tasks/6/runs.json").exists()
+    assert local_store.exists("tasks/5/report") and local_store.exists("tasks/6/runs/1/a.csv")
