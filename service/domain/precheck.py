@@ -534,6 +534,11 @@ def _keyword_problem(label: str, tokens: list[Token]) -> str | None:
                 "remove the INTO clause; the export itself writes the file"
             )
     first = tokens[0].text.upper() if tokens else ""
+    if first in ("SELECT", "WITH", "(") and any(t.text.upper() == "INTO" for t in tokens):
+        return (
+            f"{label} uses SELECT … INTO, which writes to a table, a file or variables: "
+            "remove the INTO clause; the export itself writes the file"
+        )
     if first == "LOAD":
         return f"{label} is a LOAD DATA statement: {READ_ONLY}"
     if first in _STATEMENT_KEYWORDS:

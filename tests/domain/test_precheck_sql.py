@@ -93,6 +93,7 @@ REJECTED = [
     ("mysql", "SELECT * FROM users INTO OUTFILE '/tmp/u.csv'", "OUTFILE"),
     ("mysql", "SELECT * FROM users INTO DUMPFILE '/tmp/u.bin'", "DUMPFILE"),
     ("mysql", "SELECT id INTO @x FROM users LIMIT 1", "INTO"),
+    ("mysql", "SELECT a, b INTO @a, @b FROM users LIMIT 1", "SELECT … INTO"),
     # locking reads, at the top and nested
     ("postgres", "SELECT * FROM users FOR UPDATE", "FOR UPDATE"),
     ("postgres", "SELECT * FROM users FOR NO KEY UPDATE NOWAIT", "locking"),
