@@ -12,9 +12,9 @@ can act on. PostgreSQL CSV in UTF-8 goes through COPY; everything else reads row
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
+import shutil
 import sqlite3
 import time
 import uuid
@@ -102,21 +102,25 @@ def export(
     work_dir.mkdir(parents=True, exist_ok=True)
     base = safe_filename(basename)
     tracker = _Tracker(progress, cancelled)
-    temp = work_dir / f".{base}.{uuid.uuid4().hex[:8]}.part"
+    # Everything, the drivers' and xlsxwriter's scratch files included, lives in a private
+    # directory until the finished file is renamed out of it.
+    scratch = work_dir / f".{base}.{uuid.uuid4().hex[:8]}.part"
     try:
+        scratch.mkdir()
+        temp = scratch / "out"
         with open_readonly(engine, source.backend, options.statement_timeout_s, cancelled) as s:
             run = _Run(spec, source, s, options, tracker, params)
             ext, content_type = run.write(temp)
         final = work_dir / f"{base}{ext}"
         os.replace(temp, final)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            temp.unlink(missing_ok=True)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         failure = _failure(exc, source, options, cancelled)
         log.warning("export failed: datasource=%s basename=%s error=%s", source.name, base, failure)
         raise failure from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     size = final.stat().st_size
     result = ExportResult(final, final.name, content_type, tracker.total_rows, size)
     log.info(

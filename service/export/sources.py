@@ -78,7 +78,17 @@ def sql_statement(statement: str, params: Mapping[str, object] | None) -> sa.Tex
     if missing:
         names = ", ".join(f":{m}" for m in missing)
         raise SourceError(f"The query uses {names} but no value was given for it.")
-    return text.bindparams(**{k: v for k, v in given.items() if k in wanted})
+    return text.bindparams(
+        *(sa.bindparam(k, v, type_=_AsGiven()) for k, v in given.items() if k in wanted)
+    )
+
+
+class _AsGiven(sa.types.TypeDecorator[Any]):
+    """A query parameter as the caller gave it: no type inferred, no cast rendered, so the
+    database coerces `'2024-01-31'` against a date column as it would a literal."""
+
+    impl = sa.types.NullType
+    cache_ok = True
 
 
 # --- the read-only session --------------------------------------------------------------
@@ -190,9 +200,11 @@ class ReadOnlySession:
         with self.raw.cursor() as cur, cur.copy(copy) as cp:
             pending: list[bytes] = []
             size = 0
-            for chunk in cp:  # PostgreSQL sends one message per row
-                pending.append(bytes(chunk))
-                size += len(chunk)
+            for chunk in cp:
+                # PostgreSQL sends one message per row, ending in LF; RFC 4180 wants CRLF.
+                # Newlines inside quoted values stay as they are on both paths.
+                pending.append(bytes(chunk[:-1]) + b"\r\n")
+                size += len(chunk) + 1
                 rows += 1
                 if size >= 1 << 20:
                     write(b"".join(pending))
@@ -280,8 +292,8 @@ def _pg_canonical_expr(raw: Any, x: str, oid: int) -> str | None:
         return x
     if oid == 16:  # bool: 'true'/'false' (COPY would say t/f)
         return f"{x}::text"
-    if oid == 700:  # float4 reaches Python as the double of its value
-        return f"{x}::float8"
+    if oid == 700:  # psycopg parses float4's text into a double: print that double
+        return f"{x}::text::float8"
     if oid == 1114:
         return _pg_frac(x, _PG_TS)
     if oid == 1184:  # TimeZone is UTC in the export's transaction
