@@ -81,8 +81,9 @@ class S3Config(_Section):
 
 class StorageConfig(_Section):
     backend: Literal["local", "s3"] = "local"
-    link_ttl_s: Annotated[int, Field(ge=60)] = 24 * 3600
-    link_ttl_max_s: Annotated[int, Field(ge=60)] = 7 * 24 * 3600
+    # S3 presigned links live at most 7 days; the local store keeps to the same bound.
+    link_ttl_s: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 24 * 3600
+    link_ttl_max_s: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 7 * 24 * 3600
     retention_days: Annotated[float, Field(gt=0)] = 7
     local: LocalStoreConfig = LocalStoreConfig()
     s3: S3Config = S3Config()
@@ -96,6 +97,8 @@ class SchedulerConfig(_Section):
 
 class DatasourceConfig(_Section):
     url: str
+    # Set apart from the URL so that any characters work without percent-encoding.
+    password: str = ""
     approvers: tuple[str, ...] = ()
     approval_channel: str = ""
     required_approvals: Annotated[int, Field(ge=1, le=20)] = 1
@@ -110,7 +113,10 @@ class DatasourceConfig(_Section):
         try:
             make_url(v)
         except Exception as exc:  # the URL may hold a password: never echo it
-            raise ValueError("is not a SQLAlchemy URL (dialect+driver://user@host/db)") from exc
+            raise ValueError(
+                "is not a SQLAlchemy URL (dialect+driver://user@host/db); percent-encode "
+                "special characters or put the password in the datasource's `password` key"
+            ) from exc
         return v
 
 

@@ -77,6 +77,8 @@ class DatasourceRegistry:
         self._by_name: dict[str, Datasource] = {}
         for name, ds in config.datasources.items():
             url = make_url(ds.url)
+            if ds.password:
+                url = url.set(password=ds.password)
             _check_backend(url, f"datasource {name}")
             self._by_name[name] = Datasource(
                 name=name,

@@ -109,7 +109,10 @@ class Exports:
             while self._progress and time.monotonic() < deadline:
                 self._changed.wait(timeout=max(0.0, deadline - time.monotonic()))
         self._abandon.set()
-        self._fail_own_runs(STOPPED_MESSAGE)
+        try:
+            self._fail_own_runs(STOPPED_MESSAGE)
+        except Exception:  # the store may be down too; recovery will fail these runs later
+            log.exception("could not record the runs this process abandoned")
 
     def on_finished(self, hook: Callable[[Task, int], None]) -> None:
         """Call `hook(task, run_id)` after each run of this process ends (delivery, scheduling)."""

@@ -15,6 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from service.api import notification_servicer
 from service.api.interceptors import BearerTokenInterceptor
 from service.api.task_servicer import TaskServicer
 from service.api.upload_servicer import UploadServicer
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAMES = (
     task_service_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
     upload_service_pb2.DESCRIPTOR.services_by_name["UploadService"].full_name,
+    notification_servicer.SERVICE_NAME,
 )
 
 
@@ -89,6 +91,7 @@ class Service:
         upload_service_pb2_grpc.add_UploadServiceServicer_to_server(
             UploadServicer(self.config, self.objects), server
         )
+        notification_servicer.register(server, self.config, self.store, self.registry)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server

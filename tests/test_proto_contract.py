@@ -45,7 +45,9 @@ def _seed_sections() -> list[tuple[str, str, list[list[str]]]]:
     text = SEED.read_text(encoding="utf-8")
     sections = []
     for m in re.finditer(
-        r'<a name="woxqaq-v1-[\w-]+"></a>\s*\n\s*### ([\w.]+)\n(.*?)(?=<a name=|\n## |\Z)', text, re.S
+        r'<a name="woxqaq-v1-[\w-]+"></a>\s*\n\s*### ([\w.]+)\n(.*?)(?=<a name=|\n## |\Z)',
+        text,
+        re.S,
     ):
         name, body = m.group(1), m.group(2)
         rows = [

@@ -49,6 +49,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def svc(start_service: Callable[..., Running], store_url: str) -> Running:
+def svc(store_url: str, start_service: Callable[..., Running]) -> Running:
     """The service with the shop datasource, on each task store."""
     return start_service(store_url=store_url)

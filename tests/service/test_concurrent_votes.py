@@ -16,7 +16,7 @@ APPROVERS = ["alice", "bob", "carol", "dave", "erin"]
 
 
 @pytest.fixture
-def pg_svc(start_service, fresh_pg_url):  # type: ignore[no-untyped-def]
+def pg_svc(fresh_pg_url, start_service):  # type: ignore[no-untyped-def]
     return start_service(
         store_url=fresh_pg_url.render_as_string(hide_password=False), shop={"required_approvals": 2}
     )

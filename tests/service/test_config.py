@@ -33,13 +33,14 @@ def test_env_interpolation_fills_secrets(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("SHOP_DB_PASSWORD", "p@ss:w/rd")
     file = tmp_path / "woxqaq.toml"
     file.write_text(
-        '[datasources.shop]\nurl = "postgresql+psycopg://reader:${SHOP_DB_PASSWORD}@db.internal/shop"\n'
+        '[datasources.shop]\nurl = "postgresql+psycopg://reader@db.internal/shop"\npassword = "${SHOP_DB_PASSWORD}"\n'
         'approvers = ["U1", "U2"]\napproval_channel = "C1"\nrequired_approvals = 2\n',
         encoding="utf-8",
     )
     cfg = load_config(file)
-    assert "p@ss:w/rd" in cfg.datasources["shop"].url
+    assert cfg.datasources["shop"].password == "p@ss:w/rd"
     ds = DatasourceRegistry(cfg).get("shop")
+    assert ds.url.password == "p@ss:w/rd"
     assert ds.required_approvals == 2
     assert "p@ss" not in ds.safe_url and "p@ss" not in repr(ds)
 

@@ -130,7 +130,7 @@ def test_header_user_must_match_named_actor(svc) -> None:  # type: ignore[no-unt
     assert svc.detail(str(task_id)).task.status == pb.TASK_STATUS_APPROVING
 
 
-def test_any_reject_ends_the_vote(start_service, store_url) -> None:  # type: ignore[no-untyped-def]
+def test_any_reject_ends_the_vote(store_url, start_service) -> None:  # type: ignore[no-untyped-def]
     svc = start_service(store_url=store_url, shop={"required_approvals": 2})
     task_id = int(svc.submit("zoe", sql=SQL).task_id)
     svc.as_user("alice").Approve(pb.ApproveRequest(task_id=task_id, approver="alice"))
@@ -148,7 +148,7 @@ def test_any_reject_ends_the_vote(start_service, store_url) -> None:  # type: ig
     assert code == grpc.StatusCode.FAILED_PRECONDITION
 
 
-def test_quorum_needs_required_approvals(start_service, store_url) -> None:  # type: ignore[no-untyped-def]
+def test_quorum_needs_required_approvals(store_url, start_service) -> None:  # type: ignore[no-untyped-def]
     svc = start_service(store_url=store_url, shop={"required_approvals": 2})
     task_id = int(svc.submit("zoe", sql=SQL, exector=COMMITTER).task_id)
     svc.as_user("alice").Approve(pb.ApproveRequest(task_id=task_id, approver="alice"))
@@ -371,7 +371,7 @@ def test_list_filters_by_status_and_datasource(svc) -> None:  # type: ignore[no-
     assert code == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_list_roles_are_relative_to_the_caller(start_service, store_url) -> None:  # type: ignore[no-untyped-def]
+def test_list_roles_are_relative_to_the_caller(store_url, start_service) -> None:  # type: ignore[no-untyped-def]
     svc = start_service(store_url=store_url, shop={"required_approvals": 2})
     t_waiting = svc.submit("zoe", sql="SELECT 1 AS a", exector=COMMITTER).task_id
     t_alice_voted = svc.submit("zoe", sql="SELECT 2 AS b", exector=COMMITTER).task_id
@@ -405,7 +405,7 @@ def test_list_roles_are_relative_to_the_caller(start_service, store_url) -> None
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "x-woxqaq-user" in message
 
 
-def test_restricted_visibility_hides_other_datasources_tasks(start_service, store_url) -> None:  # type: ignore[no-untyped-def]
+def test_restricted_visibility_hides_other_datasources_tasks(store_url, start_service) -> None:  # type: ignore[no-untyped-def]
     svc = start_service(
         store_url=store_url, server={"restrict_visibility": True}, shop={"viewers": ["vic"]}
     )
