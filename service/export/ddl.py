@@ -36,7 +36,7 @@ def table_ddl(session: ReadOnlySession, table: sa.Table) -> str:
 
 def result_ddl(name: str, columns: Sequence[ColumnInfo], dialect: sa.Dialect) -> str:
     """The query result's columns as a CREATE TABLE a user could run."""
-    quote = dialect.identifier_preparer.quote
+    quote = dialect.identifier_preparer.quote_identifier
     lines = [f"  {quote(c.name)} {c.type_name}".rstrip() for c in columns]
     body = ",\n".join(lines)
     return f"-- columns of the query result\nCREATE TABLE {quote(name)} (\n{body}\n);\n"

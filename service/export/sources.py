@@ -142,7 +142,7 @@ class ReadOnlySession:
 
             cur = self.raw.cursor(pymysql.cursors.SSCursor)
             cur.execute(sql, args)
-            return RowStream(cur, _mysql_columns(cur.description))
+            return RowStream(cur, _mysql_columns(cur))
         cur = self.raw.cursor()
         cur.execute(sql, args)
         return RowStream(cur, [ColumnInfo(d[0], "") for d in cur.description or ()])
@@ -155,7 +155,7 @@ class ReadOnlySession:
             cur = self.raw.cursor()
             try:
                 cur.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0", args)
-                return _mysql_columns(cur.description)
+                return _mysql_columns(cur)
             finally:
                 cur.close()
         s = self.stream(stmt)  # PostgreSQL's DECLARE plans but does not run the query
@@ -307,30 +307,46 @@ def _pg_canonical_expr(raw: Any, x: str, oid: int) -> str | None:
     return None
 
 
-def _mysql_columns(description: Any) -> list[ColumnInfo]:
-    from pymysql.constants import FIELD_TYPE
+_MYSQL_TYPES = {
+    "LONGLONG": "BIGINT",
+    "LONG": "INT",
+    "SHORT": "SMALLINT",
+    "TINY": "TINYINT",
+    "INT24": "MEDIUMINT",
+    "NEWDECIMAL": "DECIMAL",
+    "VAR_STRING": "VARCHAR",
+    "STRING": "CHAR",
+    "NEWDATE": "DATE",
+    "BLOB": "TEXT",
+    "TINY_BLOB": "TINYTEXT",
+    "MEDIUM_BLOB": "MEDIUMTEXT",
+    "LONG_BLOB": "LONGTEXT",
+}
+_MYSQL_BINARY = {"TEXT": "BLOB", "TINYTEXT": "TINYBLOB", "MEDIUMTEXT": "MEDIUMBLOB",
+                 "LONGTEXT": "LONGBLOB", "VARCHAR": "VARBINARY", "CHAR": "BINARY"}  # fmt: skip
+
+
+def _mysql_columns(cursor: Any) -> list[ColumnInfo]:
+    from pymysql.constants import FIELD_TYPE, FLAG
 
     names = {v: k for k, v in vars(FIELD_TYPE).items() if isinstance(v, int)}
+    fields = getattr(getattr(cursor, "_result", None), "fields", None) or []
     cols = []
-    for d in description or ():
+    for i, d in enumerate(cursor.description or ()):
         name, code, _, _, prec, scale, _ = d[:7]
         kind = names.get(code, "")
-        if kind in ("DECIMAL", "NEWDECIMAL"):
-            type_name = f"DECIMAL({prec},{scale})"
-        elif kind in ("VAR_STRING", "VARCHAR"):
-            type_name = "VARCHAR"
-        elif kind:
-            type_name = {
-                "LONGLONG": "BIGINT",
-                "LONG": "INT",
-                "SHORT": "SMALLINT",
-                "TINY": "TINYINT",
-                "INT24": "MEDIUMINT",
-                "STRING": "CHAR",
-                "NEWDATE": "DATE",
-            }.get(kind, kind)
-        else:
-            type_name = ""
+        type_name = _MYSQL_TYPES.get(kind, kind)
+        field = fields[i] if i < len(fields) else None
+        if field is not None:
+            if field.charsetnr == 63:  # the binary character set: bytes, not text
+                type_name = _MYSQL_BINARY.get(type_name, type_name)
+            unsigned = bool(field.flags & FLAG.UNSIGNED)
+            if type_name == "DECIMAL" and prec:
+                # the display length counts the sign and the decimal point
+                digits = prec - (0 if unsigned else 1) - (1 if scale else 0)
+                type_name = f"DECIMAL({digits},{scale})"
+            if unsigned:
+                type_name += " UNSIGNED"
         cols.append(ColumnInfo(name, type_name, code))
     return cols
 

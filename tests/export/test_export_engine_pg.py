@@ -64,7 +64,7 @@ def pg(pg_url: URL) -> tuple[Datasource, sa.Engine]:
 
 
 def run(pg: tuple[Datasource, sa.Engine], tmp_path: Path, spec: ExportSpec, **kw: object):
-    _, engine = pg
+    ds, engine = pg
     options = kw.pop("options", ExportOptions())
     return export(
         spec, ds, engine, work_dir=tmp_path, basename="pg/orders 2024", options=options, **kw
@@ -194,8 +194,9 @@ def test_struct_of_a_query_names_result_columns_and_types(pg, tmp_path: Path) ->
     result = run(pg, tmp_path, spec)
     assert result.filename.endswith(".sql")
     text = result.path.read_text()
-    assert "CREATE TABLE result (" in text
-    assert "id int8" in text and "amount numeric(38,10)" in text and "at timestamptz" in text
+    assert 'CREATE TABLE "result" (' in text
+    assert '"id" int8' in text and '"amount" numeric(38,10)' in text
+    assert '"at" timestamptz' in text
 
 
 def test_query_parameters_are_bound(pg, tmp_path: Path) -> None:

@@ -1,0 +1,179 @@
+"""Exports from a real MariaDB/MySQL: tricky values read back, the read-only wall, the
+statement timeout."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import zipfile
+from datetime import datetime
+from pathlib import Path
+
+import openpyxl
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from service.datasources import Datasource
+from service.domain.model import Content, Encoding, ExportSpec, ExportType, TableOption
+from service.export.engine import ExportFailed, ExportOptions, export
+
+pytestmark = pytest.mark.mysql
+
+NOTE = 'comma, "quote"\r\nnew line'
+SETUP = [
+    """CREATE TABLE orders (
+        id BIGINT PRIMARY KEY, name VARCHAR(50), note TEXT, amount DECIMAL(38,10),
+        big BIGINT, day DATE, at DATETIME(6), flag BOOLEAN, doc JSON, raw BLOB, dur TIME
+    ) DEFAULT CHARSET utf8mb4""",
+    """INSERT INTO orders VALUES
+     (1, '中文名', 'comma, "quote"\\r\\nnew line', 12345678901234567890.0123456789,
+      9007199254740993, '2024-02-29', '2024-01-02 03:04:05.123456', TRUE,
+      '{"k": "值", "n": [1, 2.50]}', x'00ff', '838:59:59'),
+     (2, '', NULL, -0.0000000001, -9223372036854775808, NULL, NULL, FALSE, NULL, '', NULL),
+     (3, NULL, 'emoji 😀', 0, 0, '1900-01-01', '1999-12-31 23:59:59', NULL, '[]', NULL,
+      '-01:00:00')""",
+    "CREATE TABLE other (k INT PRIMARY KEY, v VARCHAR(10)) DEFAULT CHARSET utf8mb4",
+    "INSERT INTO other VALUES (1, '一'), (2, '二')",
+]
+
+EXPECTED = [
+    ["id", "name", "note", "amount", "big", "day", "at", "flag", "doc", "raw", "dur"],
+    [
+        "1", "中文名", NOTE, "12345678901234567890.0123456789", "9007199254740993",
+        "2024-02-29", "2024-01-02T03:04:05.123456", "1", '{"k": "值", "n": [1, 2.50]}',
+        "\\x00ff", "838:59:59",
+    ],
+    ["2", "", "", "-0.0000000001", "-9223372036854775808", "", "", "0", "", "\\x", ""],
+    [
+        "3", "", "emoji 😀", "0.0000000000", "0", "1900-01-01", "1999-12-31T23:59:59", "",
+        "[]", "", "-01:00:00",
+    ],
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def my(mysql_url: URL) -> tuple[Datasource, sa.Engine]:
+    url = mysql_url.update_query_dict({"charset": "utf8mb4"})
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    with engine.begin() as conn:
+        for statement in SETUP:
+            conn.exec_driver_sql(statement)
+    yield Datasource("my", url), engine
+    engine.dispose()
+
+
+def run(my: tuple[Datasource, sa.Engine], tmp_path: Path, spec: ExportSpec, **kw: object):
+    ds, engine = my
+    options = kw.pop("options", ExportOptions(fetch_size=2))
+    return export(spec, ds, engine, work_dir=tmp_path, basename="my orders", options=options, **kw)
+
+
+def read_csv(data: bytes, encoding: str = "utf-8") -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode(encoding), newline="")))
+
+
+def test_csv_reads_back_cell_by_cell(my, tmp_path: Path) -> None:
+    result = run(my, tmp_path, ExportSpec(tables=(TableOption("orders"),)))
+    assert result.filename == "my_orders.csv" and result.rows == 3
+    data = result.path.read_bytes()
+    assert read_csv(data) == EXPECTED
+    assert data.split(b"\r\n")[3].startswith(b'2,"",,')  # row 1 holds a CRLF
+
+
+def test_csv_with_bom_and_filter(my, tmp_path: Path) -> None:
+    spec = ExportSpec(tables=(TableOption("orders", filter="flag = 1 OR id = 3"),))
+    result = run(my, tmp_path, spec, options=ExportOptions(csv_bom=True))
+    data = result.path.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbfid,")
+    assert [r[0] for r in read_csv(data[3:])[1:]] == ["1", "3"]
+
+
+def test_xlsx_reads_back_with_types(my, tmp_path: Path) -> None:
+    result = run(my, tmp_path, ExportSpec(statement="SELECT * FROM orders ORDER BY id",
+                                          type=ExportType.EXCEL))  # fmt: skip
+    wb = openpyxl.load_workbook(result.path)
+    assert wb.sheetnames == ["result"]
+    rows = list(wb["result"].iter_rows(values_only=True))
+    assert list(rows[0]) == EXPECTED[0]
+    r1, r2, r3 = rows[1:]
+    assert r1[:3] == (1, "中文名", NOTE.replace("\r", "_x000D_"))
+    assert r1[3] == "12345678901234567890.0123456789" and r1[4] == "9007199254740993"
+    assert r1[5] == datetime(2024, 2, 29)
+    assert r1[6] == datetime(2024, 1, 2, 3, 4, 5, 123000)
+    assert r1[7] == 1 and r1[8] == '{"k": "值", "n": [1, 2.50]}' and r1[9] == "\\x00ff"
+    assert r2[1:3] == ("", None) and r2[4] == "-9223372036854775808"
+    assert r3[2] == "emoji 😀" and r3[10] == "-01:00:00"
+
+
+def test_export_all_makes_zip_with_server_ddl(my, tmp_path: Path) -> None:
+    result = run(my, tmp_path, ExportSpec(export_all=True, content=Content.ALL))
+    with zipfile.ZipFile(result.path) as zf:
+        assert zf.namelist() == ["orders.csv", "other.csv", "schema.sql"]
+        assert read_csv(zf.read("other.csv")) == [["k", "v"], ["1", "一"], ["2", "二"]]
+        schema = zf.read("schema.sql").decode()
+    assert "CREATE TABLE `orders`" in schema and "CREATE TABLE `other`" in schema
+    assert result.rows == 5
+
+
+def test_gbk_round_trips_chinese_and_refuses_emoji(my, tmp_path: Path) -> None:
+    ok = run(my, tmp_path, ExportSpec(tables=(TableOption("other"),), encoding=Encoding.GBK))
+    assert read_csv(ok.path.read_bytes(), "gbk") == [["k", "v"], ["1", "一"], ["2", "二"]]
+    ok.path.unlink()
+    with pytest.raises(ExportFailed) as info:
+        run(my, tmp_path, ExportSpec(statement="SELECT id, note FROM orders ORDER BY id",
+                                     encoding=Encoding.GBK))  # fmt: skip
+    assert str(info.value) == (
+        "Column `note` has '😀' in row 3 that GBK cannot encode: "
+        "choose UTF-8 or remove the character."
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE orders SET name = 'x'",
+        "DELETE FROM orders RETURNING id",
+        "INSERT INTO other VALUES (99, 'x')",
+        "INSERT INTO other SELECT 98, 'y' RETURNING k",
+    ],
+)
+def test_read_only_wall_refuses_writes(my, tmp_path: Path, statement: str) -> None:
+    _, engine = my
+    query = "SELECT id, name, note, amount FROM orders UNION ALL SELECT k, v, NULL, NULL FROM other"
+    with engine.connect() as conn:
+        before = conn.exec_driver_sql(query).all()
+    with pytest.raises(ExportFailed, match="READ ONLY"):
+        run(my, tmp_path, ExportSpec(statement=statement))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql(query).all() == before
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_statement_timeout_stops_a_long_query(my, tmp_path: Path) -> None:
+    started = time.monotonic()
+    with pytest.raises(ExportFailed, match="statement timeout of 1 s"):
+        run(
+            my,
+            tmp_path,
+            ExportSpec(statement="SELECT SLEEP(60)"),
+            options=ExportOptions(statement_timeout_s=1),
+        )
+    assert time.monotonic() - started < 10
+    # the pooled connection is not left with the short timeout
+    _, engine = my
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT @@SESSION.max_statement_time").scalar() == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_struct_of_a_query(my, tmp_path: Path) -> None:
+    result = run(
+        my,
+        tmp_path,
+        ExportSpec(statement="SELECT id, amount, note FROM orders", content=Content.STRUCT),
+    )
+    text = result.path.read_text()
+    assert "`id` BIGINT" in text and "`amount` DECIMAL(38,10)" in text and "`note` TEXT" in text
