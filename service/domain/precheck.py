@@ -350,7 +350,8 @@ def check_sql(statement: str, dialect: str) -> list[str]:
             f"the SQL holds {len(statements)} statements: submit exactly one query, "
             "without anything after its semicolon"
         )
-    for number, chunk in enumerate(statements, 1):
+    # Only as many statements as there can be messages: thousands would be parsed for nothing.
+    for number, chunk in enumerate(statements[:MAX_PROBLEMS], 1):
         problems += _statement_problems(number, chunk, statement, d, dialect)
     return _unique(problems)[:MAX_PROBLEMS]
 
