@@ -1,0 +1,336 @@
+"""The notification outbox's delivery side: lease, acknowledge, remember posted messages.
+
+Use cases write notifications in the same transaction as the change they announce
+(`Tx.notify`); a consumer such as the Slack bot pulls them here. Delivery is at least once:
+a claimed notification is leased to one consumer, and a consumer that dies lets its lease
+lapse so another one takes it over. Messages are posted once: the consumer records each
+message it posts (`save_refs`) and a later delivery for the same purpose updates it.
+
+Claims are conditional UPDATEs (`… WHERE id = :id AND <still claimable>`): of two
+consumers racing for a row, exactly one sees a row count of 1.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from service.datasources import DatasourceRegistry
+from service.domain.errors import InvalidRequest, NotFound
+from service.domain.model import Event, Run, Task
+from service.store.delivery_models import MessageRefRow
+from service.store.models import UtcDateTime
+from service.store.repository import TaskStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 20
+MAX_BATCH = 100
+DEFAULT_LEASE_S = 60
+MIN_LEASE_S, MAX_LEASE_S = 5, 3600
+MAX_ATTEMPTS = 12  # about a day of exponential back-off before giving up
+MAX_BACKOFF_S = 3600
+MAX_REFS = 50
+
+# The outbox with the delivery columns of migration 0002 (not all on the ORM model).
+_n = sa.table(
+    "notifications",
+    sa.column("id", sa.BigInteger),
+    sa.column("task_id", sa.BigInteger),
+    sa.column("run_id", sa.BigInteger),
+    sa.column("kind", sa.String),
+    sa.column("actor", sa.String),
+    sa.column("created_at", UtcDateTime),
+    sa.column("delivered_at", UtcDateTime),
+    sa.column("attempts", sa.Integer),
+    sa.column("last_error", sa.Text),
+    sa.column("leased_by", sa.String),
+    sa.column("lease_until", UtcDateTime),
+    sa.column("next_attempt_at", UtcDateTime),
+)
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    channel: str
+    ts: str
+    purpose: str
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A leased notification with everything a consumer needs to render it."""
+
+    id: int
+    kind: str
+    task_id: int
+    run_id: int | None
+    actor: str
+    created_at: datetime
+    attempts: int
+    refs: tuple[MessageRef, ...]
+    task: Task
+    run: Run | None
+    events: tuple[Event, ...]
+    approval_channel: str
+    required_approvals: int
+
+
+@dataclass(frozen=True)
+class DatasourceInfo:
+    name: str
+    description: str
+    approval_channel: str
+    required_approvals: int
+    approvers: tuple[str, ...]
+    default_database: str
+
+
+def backoff_s(attempts: int) -> int:
+    """Seconds before retry number `attempts`: 2, 4, 8 … capped at an hour."""
+    return int(min(2 ** max(attempts, 1), MAX_BACKOFF_S))
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: TaskStore,
+        registry: DatasourceRegistry,
+        *,
+        descriptions: dict[str, str] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.descriptions = descriptions or {}
+        self.clock = clock
+
+    # -- pull ----------------------------------------------------------------------------
+
+    def _claimable(self, now: datetime) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            _n.c.delivered_at.is_(None),
+            sa.or_(_n.c.lease_until.is_(None), _n.c.lease_until < now),
+            sa.or_(_n.c.next_attempt_at.is_(None), _n.c.next_attempt_at <= now),
+        )
+
+    def pull(self, consumer: str, max_items: int = 0, lease_s: int = 0) -> list[Pending]:
+        """Lease up to `max_items` notifications to `consumer`, the oldest of each task only:
+        a task's notifications are delivered in order, the next once the previous is acked."""
+        consumer = _consumer(consumer)
+        limit = min(max_items or DEFAULT_BATCH, MAX_BATCH)
+        if max_items < 0 or lease_s < 0:
+            raise InvalidRequest("max and lease_seconds must not be negative; 0 means the default")
+        lease = timedelta(seconds=min(max(lease_s or DEFAULT_LEASE_S, MIN_LEASE_S), MAX_LEASE_S))
+        now = self.clock()
+        earlier = _n.alias("earlier")
+        earlier_pending = (
+            sa.select(earlier.c.id)
+            .where(
+                earlier.c.task_id == _n.c.task_id,
+                earlier.c.id < _n.c.id,
+                earlier.c.delivered_at.is_(None),
+            )
+            .exists()
+        )
+        claimed: list[int] = []
+        with self.store.write() as tx:
+            candidates = tx.s.scalars(
+                sa.select(_n.c.id)
+                .where(self._claimable(now), ~earlier_pending)
+                .order_by(_n.c.id)
+                .limit(limit)
+            ).all()
+            for nid in candidates:
+                result = tx.s.execute(
+                    sa.update(_n)
+                    .where(_n.c.id == nid, self._claimable(now))
+                    .values(leased_by=consumer, lease_until=now + lease)
+                )
+                if result.rowcount:  # type: ignore[attr-defined]
+                    claimed.append(nid)
+        return self._load(claimed)
+
+    def _load(self, ids: Sequence[int]) -> list[Pending]:
+        out: list[Pending] = []
+        if not ids:
+            return out
+        with self.store.read() as tx:
+            rows = tx.s.execute(sa.select(_n).where(_n.c.id.in_(ids)).order_by(_n.c.id)).all()
+            for row in rows:
+                try:
+                    task = tx.get_task(row.task_id)
+                except NotFound:  # deleted since; nothing to say about it
+                    continue
+                run = None
+                if row.run_id is not None:
+                    try:
+                        run = tx.get_run(row.run_id)
+                    except NotFound:
+                        run = None
+                try:
+                    ds = self.registry.get(task.datasource)
+                    channel, quorum = ds.approval_channel, ds.required_approvals
+                except NotFound:  # removed from the config since the task was submitted
+                    channel, quorum = "", task.required_approvals
+                out.append(
+                    Pending(
+                        id=row.id,
+                        kind=row.kind,
+                        task_id=row.task_id,
+                        run_id=row.run_id,
+                        actor=row.actor or "",
+                        created_at=row.created_at,
+                        attempts=row.attempts or 0,
+                        refs=tuple(self._refs(tx.s, row.task_id)),
+                        task=task,
+                        run=run,
+                        events=tuple(tx.events(row.task_id)),
+                        approval_channel=channel,
+                        required_approvals=task.required_approvals or quorum,
+                    )
+                )
+        return out
+
+    @staticmethod
+    def _refs(session: sa.orm.Session, task_id: int) -> list[MessageRef]:
+        rows = session.scalars(
+            sa.select(MessageRefRow)
+            .where(MessageRefRow.task_id == task_id)
+            .order_by(MessageRefRow.id)
+        )
+        return [MessageRef(r.channel, r.ts, r.purpose) for r in rows]
+
+    # -- ack -----------------------------------------------------------------------------
+
+    def ack(
+        self,
+        notification_id: int,
+        consumer: str,
+        *,
+        delivered: bool,
+        error: str = "",
+        refs: Sequence[MessageRef] = (),
+        retry_after_s: int = 0,
+    ) -> bool:
+        """Record the outcome of a delivery; False when `consumer` no longer holds the lease
+        (another consumer took the notification over and will deliver it)."""
+        consumer = _consumer(consumer)
+        if notification_id <= 0:
+            raise InvalidRequest("id is missing; give the notification's id from Pull")
+        now = self.clock()
+        with self.store.write() as tx:
+            row = tx.s.execute(sa.select(_n).where(_n.c.id == notification_id)).one_or_none()
+            if row is None:
+                raise NotFound(f"notification {notification_id} does not exist")
+            if refs:
+                self._save_refs(tx.s, row.task_id, refs, now)
+            holds = sa.and_(
+                _n.c.id == notification_id,
+                _n.c.delivered_at.is_(None),
+                # the holder, or anyone once the lease lapsed and nobody else took it
+                sa.or_(_n.c.leased_by == consumer, _n.c.lease_until < now),
+            )
+            error = error[:2000]
+            if delivered:
+                values = {"delivered_at": now, "last_error": error, "lease_until": None}
+            else:
+                attempts = (row.attempts or 0) + 1
+                if attempts >= MAX_ATTEMPTS:
+                    # Give up so the task's later notifications are not held back for ever.
+                    log.error(
+                        "notification given up after %d attempts: %s",
+                        attempts,
+                        error,
+                        extra={"task_id": row.task_id, "notification_id": notification_id},
+                    )
+                    values = {
+                        "delivered_at": now,
+                        "attempts": attempts,
+                        "last_error": f"given up: {error}"[:2000],
+                        "lease_until": None,
+                    }
+                else:
+                    wait = retry_after_s if retry_after_s > 0 else backoff_s(attempts)
+                    values = {
+                        "attempts": attempts,
+                        "last_error": error,
+                        "lease_until": None,
+                        "leased_by": "",
+                        "next_attempt_at": now + timedelta(seconds=min(wait, MAX_BACKOFF_S)),
+                    }
+            result = tx.s.execute(sa.update(_n).where(holds).values(**values))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def save_refs(self, task_id: int, refs: Sequence[MessageRef]) -> None:
+        with self.store.write() as tx:
+            tx.get_task(task_id)  # NotFound for an unknown task
+            self._save_refs(tx.s, task_id, refs, self.clock())
+
+    @staticmethod
+    def _save_refs(
+        session: sa.orm.Session, task_id: int, refs: Sequence[MessageRef], now: datetime
+    ) -> None:
+        if len(refs) > MAX_REFS:
+            raise InvalidRequest(f"{len(refs)} message refs given; the limit is {MAX_REFS}")
+        for ref in refs:
+            if not ref.channel or not ref.ts or not ref.purpose:
+                raise InvalidRequest("a message ref needs channel, ts and purpose")
+            for value, what in ((ref.channel, "channel"), (ref.ts, "ts"), (ref.purpose, "purpose")):
+                if len(value) > 64:
+                    raise InvalidRequest(f"message ref {what} is longer than 64 characters")
+            # Update first: the row usually exists when a message is edited again.
+            updated = session.execute(
+                sa.update(MessageRefRow)
+                .where(MessageRefRow.task_id == task_id, MessageRefRow.purpose == ref.purpose)
+                .values(channel=ref.channel, ts=ref.ts, updated_at=now)
+            )
+            if updated.rowcount:  # type: ignore[attr-defined]
+                continue
+            try:
+                with session.begin_nested():
+                    session.add(
+                        MessageRefRow(
+                            task_id=task_id,
+                            purpose=ref.purpose,
+                            channel=ref.channel,
+                            ts=ref.ts,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+            except IntegrityError:  # a concurrent writer inserted it: keep theirs updated
+                session.execute(
+                    sa.update(MessageRefRow)
+                    .where(MessageRefRow.task_id == task_id, MessageRefRow.purpose == ref.purpose)
+                    .values(channel=ref.channel, ts=ref.ts, updated_at=now)
+                )
+
+    # -- datasources ---------------------------------------------------------------------
+
+    def datasources(self) -> list[DatasourceInfo]:
+        return [
+            DatasourceInfo(
+                name=ds.name,
+                description=self.descriptions.get(ds.name, ""),
+                approval_channel=ds.approval_channel,
+                required_approvals=ds.required_approvals,
+                approvers=tuple(sorted(ds.approvers)),
+                default_database=ds.default_database(),
+            )
+            for ds in self.registry.all()
+        ]
+
+
+def _consumer(consumer: str) -> str:
+    consumer = consumer.strip()
+    if not consumer:
+        raise InvalidRequest("consumer is empty: name the process that delivers")
+    if len(consumer) > 200:
+        raise InvalidRequest("consumer is longer than 200 characters")
+    return consumer
