@@ -1,0 +1,419 @@
+"""The `/export` modal, and reading its submission back into a SubmitTaskRequest.
+
+Both modes' fields share one view; the mode switch rebuilds the view (views.update) with the
+mode's fields. Block ids equal the field names, so an error lands on its field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.blocks.common import (
+    EXPORT_MODE,
+    MAX_OPTIONS,
+    Block,
+    actions,
+    clip,
+    context,
+    escape,
+    option,
+    plain,
+    section,
+)
+from woxqaq.v1 import notification_service_pb2 as npb
+from woxqaq.v1 import task_service_pb2 as pb
+
+CALLBACK = "export_submit"
+MODE_SQL, MODE_TABLES = "sql", "tables"
+MAX_INPUT = 3000  # Slack's plain_text_input max_length
+METADATA_LIMIT = 3000
+
+FORMATS = {"csv": pb.EXPORT_TYPE_CSV, "excel": pb.EXPORT_TYPE_EXCEL}
+ENCODINGS = {"utf8": pb.ENCODING_UTF8, "gbk": pb.ENCODING_GBK}
+CONTENTS = {
+    "data": pb.EXPORT_CONTENT_DATA,
+    "struct": pb.EXPORT_CONTENT_STRUCT,
+    "all": pb.EXPORT_CONTENT_ALL,
+}
+EXECUTORS = {"auto": pb.EXEC_AUTO, "committer": pb.EXEC_COMMITTER, "approver": pb.EXEC_APPROVER}
+_IDENT = re.compile(r"^[^\s,:;]+$")
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What the modal carries between requests (private_metadata, ≤ 3000 characters)."""
+
+    mode: str = MODE_SQL
+    channel: str = ""
+    response_url: str = ""
+
+    def dump(self) -> str:
+        data = {"mode": self.mode, "channel": self.channel, "response_url": self.response_url}
+        text = json.dumps(data, separators=(",", ":"))
+        if len(text) > METADATA_LIMIT:  # the confirmation then goes by DM instead
+            text = json.dumps({"mode": self.mode, "channel": self.channel[:100]})
+        return text
+
+    @classmethod
+    def load(cls, text: str) -> Metadata:
+        try:
+            data = json.loads(text or "{}")
+        except ValueError:
+            data = {}
+        mode = data.get("mode") if data.get("mode") in (MODE_SQL, MODE_TABLES) else MODE_SQL
+        return cls(
+            mode=mode,
+            channel=str(data.get("channel", "")),
+            response_url=str(data.get("response_url", "")),
+        )
+
+
+def _input(
+    block_id: str,
+    label: str,
+    element: dict[str, Any],
+    *,
+    optional: bool = False,
+    hint: str = "",
+) -> Block:
+    block: Block = {
+        "type": "input",
+        "block_id": block_id,
+        "label": plain(label, 2000),
+        "element": {**element, "action_id": block_id},
+        "optional": optional,
+    }
+    if hint:
+        block["hint"] = plain(hint, 2000)
+    return block
+
+
+def _text(
+    placeholder: str = "", *, multiline: bool = False, max_length: int = MAX_INPUT
+) -> dict[str, Any]:
+    el: dict[str, Any] = {
+        "type": "plain_text_input",
+        "multiline": multiline,
+        "max_length": max_length,
+    }
+    if placeholder:
+        el["placeholder"] = plain(placeholder, 150)
+    return el
+
+
+def _select(options: Sequence[tuple[str, str]], initial: str | None = None) -> dict[str, Any]:
+    opts = [option(text, value) for text, value in options[:MAX_OPTIONS]]
+    el: dict[str, Any] = {"type": "static_select", "options": opts}
+    chosen = next((o for o in opts if o["value"] == initial), None)
+    if chosen:
+        el["initial_option"] = chosen
+    return el
+
+
+def export_modal(
+    datasources: Sequence[npb.Datasource], meta: Metadata, *, problem: str = ""
+) -> dict[str, Any]:
+    names = [(clip(d.name, 75), d.name[:150]) for d in datasources]
+    blocks: list[Block] = []
+    if problem:
+        blocks.append(section(f":warning: {escape(problem)}"))
+    if not names:
+        blocks.append(section(":warning: The service has no datasource configured."))
+    else:
+        blocks.append(
+            _input(
+                "datasource",
+                "Datasource",
+                _select(names, names[0][1] if len(names) == 1 else None),
+                hint=_datasource_hint(datasources),
+            )
+        )
+        if len(datasources) > MAX_OPTIONS:
+            blocks.append(context(f"Only the first {MAX_OPTIONS} datasources are listed."))
+    blocks.append(
+        _input(
+            "database",
+            "Database (schema)",
+            _text("empty: the datasource's default", max_length=200),
+            optional=True,
+        )
+    )
+    radio = {
+        "type": "radio_buttons",
+        "action_id": EXPORT_MODE,
+        "options": [option("SQL query", MODE_SQL), option("Tables", MODE_TABLES)],
+    }
+    radio["initial_option"] = radio["options"][0 if meta.mode == MODE_SQL else 1]
+    blocks.append(actions("mode", radio))
+    if meta.mode == MODE_SQL:
+        blocks.append(
+            _input(
+                "sql",
+                "SQL",
+                _text("SELECT order_no, amount FROM orders WHERE …", multiline=True),
+                hint="Exactly one read-only query (SELECT or WITH … SELECT).",
+            )
+        )
+    else:
+        blocks += [
+            _input(
+                "tables",
+                "Tables",
+                _text("orders, customers", max_length=MAX_INPUT),
+                optional=True,
+                hint="Comma-separated; leave empty and tick below to export every table.",
+            ),
+            _input(
+                "export_all",
+                "Every table",
+                {
+                    "type": "checkboxes",
+                    "options": [option("Export every table of the database", "all")],
+                },
+                optional=True,
+            ),
+            _input(
+                "fields",
+                "Fields",
+                _text(
+                    "order_no, amount   (or, per table:  orders: order_no, amount)", multiline=True
+                ),
+                optional=True,
+                hint="Empty: all fields. With several tables write one line per table: "
+                "`table: field, field`.",
+            ),
+            _input(
+                "filter",
+                "Filter",
+                _text("status = 'paid' AND amount > 50", multiline=True),
+                optional=True,
+                hint="One condition over the table's own columns. With several tables: one line "
+                "per table, `table: condition`.",
+            ),
+        ]
+    blocks += [
+        _input(
+            "format",
+            "Format",
+            _select([("CSV", "csv"), ("Excel", "excel")], "csv"),
+        ),
+        _input("encoding", "Encoding", _select([("UTF-8", "utf8"), ("GBK", "gbk")], "utf8")),
+        _input(
+            "content",
+            "Content",
+            _select(
+                [("Data", "data"), ("Structure", "struct"), ("Structure and data", "all")], "data"
+            ),
+        ),
+        _input(
+            "reason",
+            "Why do you need this data?",
+            _text("Approvers read this", multiline=True),
+        ),
+        _input(
+            "executor",
+            "Run it",
+            _select(
+                [
+                    ("Automatically after approval", "auto"),
+                    ("By me, when I click Execute", "committer"),
+                    ("By an approver", "approver"),
+                ],
+                "auto",
+            ),
+        ),
+        _input(
+            "schedule",
+            "Schedule",
+            {"type": "checkboxes", "options": [option("Run on a schedule", "cron")]},
+            optional=True,
+        ),
+        _input(
+            "cron",
+            "Cron",
+            _text("0 9 * * MON-FRI", max_length=200),
+            optional=True,
+            hint="Five fields: minute hour day-of-month month day-of-week. Only with a schedule.",
+        ),
+        _input("timezone", "Time zone", _text("UTC", max_length=64), optional=True),
+        _input(
+            "channel",
+            "Post each run to",
+            {"type": "conversations_select", "filter": {"include": ["public", "private"]}},
+            optional=True,
+        ),
+    ]
+    return {
+        "type": "modal",
+        "callback_id": CALLBACK,
+        "private_metadata": meta.dump(),
+        "title": plain("New export", 24),
+        "submit": plain("Submit", 24),
+        "close": plain("Cancel", 24),
+        "blocks": blocks,
+    }
+
+
+def _datasource_hint(datasources: Sequence[npb.Datasource]) -> str:
+    parts = []
+    for d in datasources[:10]:
+        extra = f" — {d.description}" if d.description else ""
+        parts.append(f"{d.name}{extra}")
+    return clip("; ".join(parts), 1900) if any(d.description for d in datasources) else ""
+
+
+def message_modal(title: str, text: str) -> dict[str, Any]:
+    """A modal showing one message (the outcome of a submission, or that it is being checked)."""
+    return {
+        "type": "modal",
+        "title": plain(clip(title, 24), 24),
+        "close": plain("Close", 24),
+        "blocks": [section(text)],
+    }
+
+
+# -- reading a submission ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Parsed:
+    request: pb.SubmitTaskRequest | None
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _value(values: dict[str, Any], block: str) -> Any:
+    return values.get(block, {}).get(block, {})
+
+
+def _text_of(values: dict[str, Any], block: str) -> str:
+    return (_value(values, block).get("value") or "").strip()
+
+
+def _choice(values: dict[str, Any], block: str, default: str = "") -> str:
+    selected = _value(values, block).get("selected_option") or {}
+    return selected.get("value", default)
+
+
+def _checked(values: dict[str, Any], block: str) -> bool:
+    return bool(_value(values, block).get("selected_options"))
+
+
+def _split(text: str) -> list[str]:
+    return [p.strip() for p in re.split(r"[,\n]", text) if p.strip()]
+
+
+def _per_table(text: str, tables: list[str], what: str) -> tuple[dict[str, str], str]:
+    """`table: value` lines, or one bare value when there is one table; (mapping, error)."""
+    if not text:
+        return {}, ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    prefixed = {}
+    for line in lines:
+        head, sep, rest = line.partition(":")
+        if sep and head.strip() in tables:
+            prefixed[head.strip()] = rest.strip()
+    if prefixed and len(prefixed) == len(lines):
+        return prefixed, ""
+    if len(tables) == 1:
+        return {tables[0]: " ".join(lines) if what == "filter" else ", ".join(lines)}, ""
+    return {}, f"With several tables write one line per table: `table: {what}`."
+
+
+def parse_submission(values: dict[str, Any], meta: Metadata) -> Parsed:
+    """The request the form describes, or the errors to show on its fields."""
+    errors: dict[str, str] = {}
+    dsn = _choice(values, "datasource")
+    if not dsn:
+        errors["datasource"] = "Choose a datasource."
+    reason = _text_of(values, "reason")
+    if not reason:
+        errors["reason"] = "Say why you need this data; approvers decide on it."
+    ded = pb.DataExportDetail(
+        database=_text_of(values, "database"),
+        type=FORMATS.get(_choice(values, "format", "csv"), pb.EXPORT_TYPE_CSV),
+        encoding=ENCODINGS.get(_choice(values, "encoding", "utf8"), pb.ENCODING_UTF8),
+        export_reason=reason,
+        exector=EXECUTORS.get(_choice(values, "executor", "auto"), pb.EXEC_AUTO),
+    )
+    ded.eatt.content = CONTENTS.get(_choice(values, "content", "data"), pb.EXPORT_CONTENT_DATA)
+    if meta.mode == MODE_SQL:
+        sql = _text_of(values, "sql")
+        if not sql:
+            errors["sql"] = "Write the query to export."
+        ded.ebs.statement = sql
+    else:
+        tables = _split(_text_of(values, "tables"))
+        export_all = _checked(values, "export_all")
+        bad = [t for t in tables if not _IDENT.match(t)]
+        if bad:
+            errors["tables"] = f"Not a table name: {clip(bad[0], 100)}"
+        elif not tables and not export_all:
+            errors["tables"] = "Name at least one table, or tick “Export every table”."
+        elif tables and export_all:
+            errors["tables"] = "Either name tables or tick “Export every table”, not both."
+        fields_by_table, err = _per_table(_text_of(values, "fields"), tables, "field, field")
+        if err:
+            errors["fields"] = err
+        filters, err = _per_table(_text_of(values, "filter"), tables, "condition")
+        if err:
+            errors["filter"] = err
+        ded.eatt.export_all = export_all
+        for table in tables:
+            cols = _split(fields_by_table.get(table, ""))
+            ded.eatt.option.add(
+                table=table, all_field=not cols, fields=cols, filter=filters.get(table, "")
+            )
+    schedule = pb.Schedule(trigger=pb.TRIGGER_KIND_CURRENT)
+    cron = _text_of(values, "cron")
+    if _checked(values, "schedule"):
+        channel = _value(values, "channel").get("selected_conversation") or ""
+        if not cron:
+            errors["cron"] = "Give the cron expression of the schedule, e.g. `0 9 * * MON-FRI`."
+        if not channel:
+            errors["channel"] = "Choose the channel each run is posted to."
+        schedule = pb.Schedule(
+            trigger=pb.TRIGGER_KIND_CRON,
+            cron=cron,
+            timezone=_text_of(values, "timezone") or "UTC",
+            channel=channel,
+        )
+    elif cron:
+        errors["schedule"] = "Tick “Run on a schedule” to use the cron expression, or clear it."
+    if errors:
+        return Parsed(None, errors)
+    request = pb.SubmitTaskRequest(
+        name=clip(reason.splitlines()[0], 200),
+        kind=pb.TASK_KIND_DATA_EXPORT,
+        dsn=dsn,
+        ded=ded,
+        schedule=schedule,
+    )
+    return Parsed(request)
+
+
+def precheck_errors(messages: Sequence[str], meta: Metadata, scheduled: bool) -> dict[str, str]:
+    """The service's pre-check messages placed on the fields they are about."""
+    by_block: dict[str, list[str]] = {}
+    main = "sql" if meta.mode == MODE_SQL else "tables"
+    for msg in messages:
+        low = msg.lower()
+        if scheduled and ("cron" in low or "schedule" in low):
+            block = "cron"
+        elif scheduled and "timezone" in low:
+            block = "timezone"
+        elif scheduled and "channel" in low:
+            block = "channel"
+        elif meta.mode == MODE_TABLES and "filter" in low:
+            block = "filter"
+        elif meta.mode == MODE_TABLES and ("field" in low or "column" in low):
+            block = "fields"
+        elif "database" in low and "does not exist" in low:
+            block = "database"
+        else:
+            block = main
+        by_block.setdefault(block, []).append(msg)
+    return {block: clip(" ".join(msgs), 1500) for block, msgs in by_block.items()}

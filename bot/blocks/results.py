@@ -1,0 +1,144 @@
+"""Messages to the people a task concerns: decisions, the Execute prompt, progress, results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.blocks import task as t
+from bot.blocks.approval import decision_line
+from bot.blocks.common import (
+    BUTTON_URL,
+    CANCEL,
+    EXECUTE,
+    RENEW_LINK,
+    STATUS_LABELS,
+    Block,
+    actions,
+    button,
+    channel,
+    clip_escaped,
+    context,
+    escape,
+    fields,
+    human_size,
+    message,
+    section,
+    user,
+    when,
+)
+from woxqaq.v1 import task_service_pb2 as pb
+
+RUN_DONE = {pb.TASK_STATUS_EXECUTE_SUCCESS, pb.TASK_STATUS_EXECUTE_FAILED}
+
+
+@dataclass(frozen=True)
+class Link:
+    url: str
+    expires: datetime | None
+    filename: str
+
+
+def decision_dm(task: pb.TaskListData, events: Sequence[pb.TaskEvent]) -> dict[str, Any]:
+    """Tells the requester what was decided (approved, rejected with the reason, canceled)."""
+    blocks = [
+        section(
+            f"*Your export #{task.id}* from *{escape(task.dsn)}*\n{decision_line(task, events)}"
+        )
+    ]
+    if task.status == pb.TASK_STATUS_APPROVED and task.ded.exector == pb.EXEC_AUTO:
+        blocks.append(context("The export starts now; I'll post the link here when it's ready."))
+    return message(f"Export #{task.id}: {STATUS_LABELS.get(task.status, '')}", blocks)
+
+
+def execute_prompt(
+    task: pb.TaskListData, *, started_by: str = "", run_id: str = ""
+) -> dict[str, Any]:
+    """The Execute button for whoever runs the approved task; it goes once a run started."""
+    summary = (
+        f"*Export #{task.id}* from *{escape(task.dsn)}* is approved and waits for you to run it."
+    )
+    blocks: list[Block] = [section(summary)]
+    what_blocks, _ = t.what(task.ded, sql_limit=1200)
+    blocks += what_blocks
+    if started_by:
+        blocks.append(
+            context(f":arrow_forward: Run {escape(run_id)} started by {user(started_by)}.")
+        )
+    elif task.status in (pb.TASK_STATUS_APPROVED, pb.TASK_STATUS_EXECUTE_FAILED):
+        blocks.append(
+            actions(f"execute:{task.id}", button("Execute", EXECUTE, task.id, style="primary"))
+        )
+    else:
+        blocks.append(context(f"Status: {STATUS_LABELS.get(task.status, 'unknown')}"))
+    return message(f"Export #{task.id} is approved: run it when you're ready", blocks)
+
+
+def run_message(
+    task: pb.TaskListData,
+    run: pb.TaskRun,
+    *,
+    rows_so_far: int | None = None,
+    link: Link | None = None,
+    link_problem: str = "",
+) -> dict[str, Any]:
+    """ONE message per run: progress while it runs, then the link or the failure's reason."""
+    title = f"*Export #{task.id}* from *{escape(task.dsn)}* · run {escape(run.id)}"
+    if run.status not in RUN_DONE:
+        rows = rows_so_far if rows_so_far is not None else run.rows
+        progress = f"{rows:,} rows so far" if rows else "starting"
+        blocks = [
+            section(f":arrows_counterclockwise: {title}\nExporting… {progress}"),
+            context(f"Started {when(run.start_time)} by {user(run.executor)}"),
+        ]
+        return message(f"Export #{task.id}: exporting, {progress}", blocks)
+
+    if run.status == pb.TASK_STATUS_EXECUTE_FAILED:
+        reason, _ = clip_escaped(run.error or "no reason recorded", 2500)
+        blocks = [section(f":boom: {title}\n*Failed:* {reason}")]
+        if task.status == pb.TASK_STATUS_EXECUTE_FAILED and task.ded.exector != pb.EXEC_AUTO:
+            blocks.append(actions(f"execute:{task.id}", button("Execute again", EXECUTE, task.id)))
+        return message(f"Export #{task.id} failed", blocks)
+
+    blocks = [
+        section(f":package: {title}\nDone."),
+        fields(
+            ("File", escape(run.filename) or "—"),
+            ("Rows", f"{run.rows:,}"),
+            ("Size", human_size(run.bytes)),
+            ("Link expires", when(link.expires) if link else "—"),
+        ),
+    ]
+    buttons = []
+    if link and len(link.url) <= BUTTON_URL:
+        buttons.append(button("Download", "download_link", run.id, style="primary", url=link.url))
+    elif link:
+        blocks.append(section("The link is too long for a button; run `woxqaq download` instead."))
+    if link_problem:
+        problem, _ = clip_escaped(link_problem, 1500)
+        blocks.append(section(f":warning: {problem}"))
+    buttons.append(button("Get a new link", RENEW_LINK, f"{task.id}:{run.id}"))
+    blocks.append(actions(f"result:{task.id}:{run.id}", *buttons))
+    return message(f"Export #{task.id} is ready: {run.rows:,} rows", blocks)
+
+
+def delivery_problem(task: pb.TaskListData, where: str, error: str) -> dict[str, Any]:
+    """Tells the requester that a message about their task could not be posted, and why."""
+    hint = {
+        "channel_not_found": "the channel does not exist or the bot cannot see it",
+        "not_in_channel": "the bot is not a member of that channel",
+        "is_archived": "the channel is archived",
+    }.get(error, error)
+    blocks = [
+        section(
+            f":warning: I couldn't post the approval request of your export *#{task.id}* to "
+            f"{channel(where)}: {escape(hint)}. Ask an admin of *{escape(task.dsn)}* to "
+            "invite the bot there (`/invite @woxqaq`) or to fix the datasource's "
+            "`approval_channel`; approvers can still find it in their App Home."
+        )
+    ]
+    if task.status == pb.TASK_STATUS_APPROVING:
+        blocks.append(actions(f"cancel:{task.id}", button("Cancel the request", CANCEL, task.id)))
+    return message(f"Export #{task.id}: the approval request could not be posted", blocks)

@@ -1,0 +1,55 @@
+"""The bot's configuration: one object read from the environment and passed down."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+SLACK_API_URL = "https://slack.com/api/"
+
+
+class SettingsError(Exception):
+    """A missing or malformed environment variable, named with what to set."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    bot_token: str = field(repr=False)
+    signing_secret: str = field(repr=False)
+    app_token: str = field(default="", repr=False)
+    api_url: str = SLACK_API_URL
+    service_addr: str = "127.0.0.1:50051"
+    service_token: str = field(default="", repr=False)
+    port: int = 3000
+    # Who holds delivery leases: unique per process so two replicas never share one.
+    consumer: str = field(default_factory=lambda: f"bot-{socket.gethostname()}-{os.getpid()}")
+    poll_interval_s: float = 1.0
+    lease_s: int = 120
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.app_token)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        missing = [n for n in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET") if not env.get(n)]
+        if missing:
+            raise SettingsError(f"set {' and '.join(missing)} (from the Slack app's settings)")
+        port_text = env.get("PORT", "3000")
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise SettingsError(f"PORT must be a number, not {port_text!r}") from None
+        api_url = env.get("SLACK_API_URL") or SLACK_API_URL
+        return cls(
+            bot_token=env["SLACK_BOT_TOKEN"],
+            signing_secret=env["SLACK_SIGNING_SECRET"],
+            app_token=env.get("SLACK_APP_TOKEN", ""),
+            api_url=api_url if api_url.endswith("/") else api_url + "/",
+            service_addr=env.get("WOXQAQ_SERVICE_ADDR") or "127.0.0.1:50051",
+            service_token=env.get("WOXQAQ_SERVICE_TOKEN", ""),
+            port=port,
+        )
