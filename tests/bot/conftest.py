@@ -1,0 +1,77 @@
+"""Fixtures for the Slack bot: the Slack stand-in, the real service, the real Bolt app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from block_limits import check_payload
+from bot_support import Bot, shop_config
+from slack_standin import SlackStandIn
+
+from service.config import parse_config
+from service.server import Service
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStandIn]:
+    """The stand-in for Slack; at the end every payload the bot sent must fit Slack's limits."""
+    standin = SlackStandIn().start()
+    yield standin
+    standin.stop()
+    problems = [
+        f"{kind} {i}: {p}"
+        for i, (kind, payload) in enumerate(standin.sent_payloads())
+        for p in check_payload(kind, payload)
+    ]
+    assert not problems, "Block Kit limits exceeded:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
+    started: list[Service] = []
+
+    def start(**shop: Any) -> Service:
+        cfg = parse_config(shop_config(tmp_path, **shop))
+        service = Service(cfg, listen="127.0.0.1:0")
+        port = service.start()
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        grpc.channel_ready_future(channel).result(timeout=10)
+        channel.close()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop(grace_s=5)
+
+
+@pytest.fixture
+def service(start_service: Callable[..., Service]) -> Service:
+    return start_service()
+
+
+@pytest.fixture
+def make_bot(slack: SlackStandIn, request: pytest.FixtureRequest) -> Iterator[Callable[..., Bot]]:
+    """Bots in front of `service` (default: the `service` fixture's)."""
+    bots: list[Bot] = []
+
+    def make(service: Service | None = None, *, delivery: bool = True) -> Bot:
+        service = service or request.getfixturevalue("service")
+        b = Bot(slack, f"127.0.0.1:{service.port}", service.config.server.token)
+        if delivery:
+            b.start_delivery()
+        bots.append(b)
+        return b
+
+    yield make
+    for b in bots:
+        b.stop()
+
+
+@pytest.fixture
+def bot(make_bot: Callable[..., Bot]) -> Bot:
+    return make_bot()
