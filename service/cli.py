@@ -33,14 +33,14 @@ CONTENTS = {
     "all": pb.EXPORT_CONTENT_ALL,
 }
 EXECUTORS = {"auto": pb.EXEC_AUTO, "committer": pb.EXEC_COMMITTER, "approver": pb.EXEC_APPROVER}
-ROLES = {
+ROLES: dict[str, Any] = {
     "committer": pb.TASK_ROLE_COMMITTER,
     "to-approve": pb.TASK_ROLE_TO_APPROVE,
     "to-execute": pb.TASK_ROLE_TO_EXECUTE,
     "approved": pb.TASK_ROLE_APPROVED,
     "executed": pb.TASK_ROLE_EXECUTED,
 }
-STATUSES = {
+STATUSES: dict[str, Any] = {
     pb.TaskStatus.Name(v).removeprefix("TASK_STATUS_").lower().replace("_", "-"): v
     for v in pb.TaskStatus.values()
     if v
@@ -199,9 +199,9 @@ def cmd_list(args: argparse.Namespace, client: Client) -> int:
         pb.ListTaskRequest(
             current=args.page,
             page_size=args.page_size,
-            status=STATUSES[args.status] if args.status else 0,
+            status=STATUSES[args.status] if args.status else None,
             dsn=args.dsn,
-            role=ROLES[args.role] if args.role else 0,
+            role=ROLES[args.role] if args.role else None,
         )
     )
     rows = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import IntEnum
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -32,6 +32,10 @@ E = TypeVar("E", bound=IntEnum)
 MAX_DB_ID = 2**63 - 1  # ids are BIGINT in the store; larger ones cannot exist
 
 
+@overload
+def enum_or_default(value: int, enum: type[E], field: str, default: E) -> E: ...
+@overload
+def enum_or_default(value: int, enum: type[E], field: str, default: None) -> E | None: ...
 def enum_or_default(value: int, enum: type[E], field: str, default: E | None) -> E | None:
     """0 (unspecified) gives `default`; a number the enum does not have is INVALID_ARGUMENT."""
     if value == 0:
@@ -60,6 +64,11 @@ def task_id_from_int(value: int, field: str = "task_id") -> int:
     if value > MAX_DB_ID:
         raise NotFound(f"task {value} does not exist")
     return value
+
+
+def wire(value: IntEnum) -> Any:
+    """A domain enum as the wire's enum number (the generated stubs type them as wrappers)."""
+    return int(value)
 
 
 def timestamp(value: datetime | None) -> Timestamp | None:
@@ -93,14 +102,12 @@ def spec_from_pb(ded: pb.DataExportDetail) -> ExportSpec:
         encoding=enum_or_default(ded.encoding, Encoding, "ded.encoding", Encoding.UTF8),
         reason=ded.export_reason.strip(),
         executor=enum_or_default(ded.exector, Executor, "ded.exector", Executor.AUTO),
-    )  # type: ignore[arg-type]
+    )
 
 
 def schedule_from_pb(s: pb.Schedule) -> Schedule:
-    trigger = enum_or_default(s.trigger, Trigger, "schedule.trigger", Trigger.CURRENT)
-    assert trigger is not None
     return Schedule(
-        trigger=trigger,
+        trigger=enum_or_default(s.trigger, Trigger, "schedule.trigger", Trigger.CURRENT),
         cron=" ".join(s.cron.split()),
         timezone=s.timezone.strip() or "UTC",
         channel=s.channel.strip(),
@@ -140,14 +147,14 @@ def kind_from_pb(value: int) -> TaskKind | None:
 def spec_to_pb(spec: ExportSpec) -> pb.DataExportDetail:
     ded = pb.DataExportDetail(
         database=spec.database,
-        type=int(spec.type),
-        encoding=int(spec.encoding),
+        type=wire(spec.type),
+        encoding=wire(spec.encoding),
         export_reason=spec.reason,
-        exector=int(spec.executor),
+        exector=wire(spec.executor),
     )
     if spec.is_sql:
         ded.ebs.statement = spec.statement
-    ded.eatt.content = int(spec.content)
+    ded.eatt.content = wire(spec.content)
     ded.eatt.export_all = spec.export_all
     for t in spec.tables:
         ded.eatt.option.add(table=t.table, all_field=t.all_fields, fields=t.fields, filter=t.filter)
@@ -155,19 +162,19 @@ def spec_to_pb(spec: ExportSpec) -> pb.DataExportDetail:
 
 
 def schedule_to_pb(s: Schedule) -> pb.Schedule:
-    return pb.Schedule(trigger=int(s.trigger), cron=s.cron, timezone=s.timezone, channel=s.channel)
+    return pb.Schedule(trigger=wire(s.trigger), cron=s.cron, timezone=s.timezone, channel=s.channel)
 
 
 def task_to_pb(task: Task) -> pb.TaskListData:
     return pb.TaskListData(
         id=str(task.id),
         dsn=task.datasource,
-        kind=int(task.kind),
+        kind=wire(task.kind),
         database=task.spec.database,
         create_time=timestamp(task.created_at),
         update_time=timestamp(task.updated_at),
         submitter=task.submitter,
-        status=int(task.status),
+        status=wire(task.status),
         ded=spec_to_pb(task.spec),
         schedule=schedule_to_pb(task.schedule),
     )
@@ -176,7 +183,7 @@ def task_to_pb(task: Task) -> pb.TaskListData:
 def run_to_pb(run: Run) -> pb.TaskRun:
     return pb.TaskRun(
         id=str(run.id),
-        status=int(run.status),
+        status=wire(run.status),
         executor=run.executor,
         start_time=timestamp(run.start_time),
         end_time=timestamp(run.end_time),

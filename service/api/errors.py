@@ -42,6 +42,7 @@ def abort_for(context: grpc.ServicerContext, exc: Exception, where: str) -> NoRe
     context.abort(
         grpc.StatusCode.INTERNAL, f"internal error (reference {ref}); try again or report it"
     )
+    raise AssertionError("context.abort returned")  # it raises; this keeps type checkers honest
 
 
 def maps_errors(method: F) -> F:

@@ -153,7 +153,7 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
                 yield pb.TaskProgress(
                     task_id=str(task_id),
                     run_id=str(p.run_id) if p.run_id else "",
-                    status=int(p.status),
+                    status=convert.wire(p.status),
                     rows=p.rows,
                     bytes=p.bytes,
                     message=p.message,
