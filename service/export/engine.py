@@ -97,7 +97,15 @@ def export(
     cancelled: Callable[[], bool] | None = None,
     params: Mapping[str, object] | None = None,
 ) -> ExportResult:
-    """Export `spec` from `source` into a file in `work_dir` named after `basename`."""
+    """Export `spec` from `source` into a file in `work_dir` named after `basename`.
+
+    `basename` gets made safe for any file system and the extension added. `progress` hears
+    (rows, bytes) at most four times a second and once at the end; `cancelled` is polled
+    from the export's thread and from a watchdog thread that interrupts a running
+    statement, so it must be thread-safe (an Event's `is_set` is). `params` binds the
+    `:name` parameters of a SQL-mode query. Raises ExportFailed (ExportCanceled when
+    canceled) with nothing left behind in `work_dir`.
+    """
     started = time.monotonic()
     work_dir.mkdir(parents=True, exist_ok=True)
     base = safe_filename(basename)
@@ -113,9 +121,7 @@ def export(
             ext, content_type = run.write(temp)
         final = work_dir / f"{base}{ext}"
         os.replace(temp, final)
-    except BaseException as exc:
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
+    except Exception as exc:
         failure = _failure(exc, source, options, cancelled)
         log.warning("export failed: datasource=%s basename=%s error=%s", source.name, base, failure)
         raise failure from None
@@ -123,6 +129,7 @@ def export(
         shutil.rmtree(scratch, ignore_errors=True)
     size = final.stat().st_size
     result = ExportResult(final, final.name, content_type, tracker.total_rows, size)
+    tracker.finish(result.rows, size)
     log.info(
         "export done: datasource=%s file=%s rows=%d bytes=%d seconds=%.1f",
         source.name,
@@ -157,6 +164,13 @@ class _Tracker:
             try:
                 self._progress(self.total_rows, self.done_bytes + nbytes)
             except Exception:  # a broken listener must not break the export
+                log.exception("progress callback failed")
+
+    def finish(self, rows: int, nbytes: int) -> None:
+        if self._progress is not None:
+            try:
+                self._progress(rows, nbytes)
+            except Exception:
                 log.exception("progress callback failed")
 
     def part_done(self, rows: int, nbytes: int) -> None:
@@ -195,7 +209,8 @@ class _Run:
     def _plan(self, params: Mapping[str, object] | None) -> list[_Part]:
         spec = self.spec
         if spec.is_sql:
-            return [_Part("result", sql_statement(spec.statement, params))]
+            statement = sql_statement(spec.statement, params, self.source.sqlglot_dialect)
+            return [_Part("result", statement)]
         schema = spec.database or self.source.default_database()
         if spec.export_all:
             names = self.s.table_names(schema)

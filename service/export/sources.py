@@ -69,9 +69,15 @@ def render(stmt: sa.Executable, dialect: Dialect) -> tuple[str, Any]:
     return str(compiled), params
 
 
-def sql_statement(statement: str, params: Mapping[str, object] | None) -> sa.TextClause:
-    """A SQL-mode query with its `:name` parameters bound."""
-    text = sa.text(statement.strip().rstrip(";"))
+def sql_statement(
+    statement: str, params: Mapping[str, object] | None, dialect: str = ""
+) -> sa.TextClause:
+    """A SQL-mode query with its `:name` parameters bound.
+
+    It runs wrapped (`DECLARE`, `COPY (...)`, a subquery), so a trailing `;` or comment
+    is cut off first; `dialect` is the sqlglot dialect whose tokenizer finds the end.
+    """
+    text = sa.text(_statement_body(statement, dialect))
     wanted = set(text._bindparams)  # the names the text uses
     given = dict(params or {})
     missing = sorted(wanted - given.keys())
@@ -81,6 +87,19 @@ def sql_statement(statement: str, params: Mapping[str, object] | None) -> sa.Tex
     return text.bindparams(
         *(sa.bindparam(k, v, type_=_AsGiven()) for k, v in given.items() if k in wanted)
     )
+
+
+def _statement_body(statement: str, dialect: str) -> str:
+    import sqlglot
+    from sqlglot.errors import SqlglotError
+    from sqlglot.tokens import TokenType
+
+    try:
+        tokens = sqlglot.Dialect.get_or_raise(dialect or None).tokenize(statement)
+    except SqlglotError:
+        return statement.strip().rstrip(";")  # the database will say what is wrong
+    body = [t for t in tokens if t.token_type is not TokenType.SEMICOLON]
+    return statement[: body[-1].end + 1] if body else statement.strip()
 
 
 class _AsGiven(sa.types.TypeDecorator[Any]):
@@ -154,7 +173,7 @@ class ReadOnlySession:
             sql, args = render(stmt, self.dialect)
             cur = self.raw.cursor()
             try:
-                cur.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0", args)
+                cur.execute(f"SELECT * FROM (\n{sql}\n) AS q LIMIT 0", args)
                 return _mysql_columns(cur)
             finally:
                 cur.close()
@@ -193,7 +212,7 @@ class ReadOnlySession:
             return 0
         aliases = ", ".join(f'"c{i}"' for i in range(len(probe.columns)))
         copy = (
-            f"COPY (SELECT {', '.join(exprs)} FROM ({query}) AS q({aliases})) "
+            f"COPY (SELECT {', '.join(exprs)} FROM (\n{query}\n) AS q({aliases})) "
             "TO STDOUT WITH (FORMAT csv)"
         )
         rows = 0

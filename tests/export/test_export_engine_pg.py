@@ -93,6 +93,7 @@ def test_csv_through_copy_reads_back_cell_by_cell(pg, tmp_path: Path) -> None:
     # NULL is an empty field, the empty string a quoted one
     assert lines[3].startswith(b'2,"",,')
     assert [p.name for p in tmp_path.iterdir()] == [result.filename]
+    assert seen[-1] == (3, result.bytes)
 
 
 def test_copy_and_row_paths_write_the_same_text(pg, tmp_path: Path) -> None:
@@ -309,3 +310,9 @@ def test_export_all_tables_to_one_workbook(pg, tmp_path: Path) -> None:
     assert wb.sheetnames == ["orders", "schema"]
     ddl = [r for r in wb["schema"].iter_rows(min_row=2, values_only=True)]
     assert ddl[0][0] == "orders" and any("CREATE TABLE" in (r[1] or "") for r in ddl)
+
+
+def test_query_text_with_trailing_comment_and_semicolon(pg, tmp_path: Path) -> None:
+    spec = ExportSpec(statement="SELECT 'a%b' AS a, 1 AS a;\n-- the last line is a comment")
+    result = run(pg, tmp_path, spec)
+    assert read_csv(result.path.read_bytes()) == [["a", "a"], ["a%b", "1"]]
