@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.blocks import task as t
-from bot.blocks.approval import decision_line
+from bot.blocks.approval import DECIDED, decision_line
 from bot.blocks.common import (
     BUTTON_URL,
     CANCEL,
@@ -50,7 +50,8 @@ def decision_dm(task: pb.TaskListData, events: Sequence[pb.TaskEvent]) -> dict[s
     ]
     if task.status == pb.TASK_STATUS_APPROVED and task.ded.exector == pb.EXEC_AUTO:
         blocks.append(context("The export starts now; I'll post the link here when it's ready."))
-    return message(f"Export #{task.id}: {STATUS_LABELS.get(task.status, '')}", blocks)
+    word = "approved" if task.status in DECIDED else STATUS_LABELS.get(task.status, "")
+    return message(f"Export #{task.id} from {task.dsn}: {word}", blocks)
 
 
 def execute_prompt(

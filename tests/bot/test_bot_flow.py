@@ -189,3 +189,47 @@ def test_double_click_on_approve_counts_once(start_service, make_bot, slack: Sla
     assert str(blocks).count("<@alice> approved") == 1
     assert [e["action_id"] for e in actions_of(blocks)] == ["approve_task", "reject_task"]
     assert bot.service.detail("dave", "1").task.status == pb.TASK_STATUS_APPROVING
+
+
+def test_longest_sql_the_form_takes_is_shown_safely_with_the_full_text_behind_a_button(
+    bot: Bot, slack: SlackStandIn
+) -> None:
+    comment = ("<@U1> & `x` " * 400)[:2950]
+    sql = f"SELECT order_no /* {comment} */ FROM orders"[:3000]
+    assert bot.submit_export("dave", sql=sql, reason="r & <why> " * 300).status_code == 200
+    msg = approval_message(slack)
+    assert "<@U1>" not in str(msg.blocks)
+    assert "show_sql" in [e["action_id"] for e in actions_of(msg.blocks)]
+    bot.click("alice", "show_sql", "1", channel=msg.channel, ts=msg.ts)
+    opened = wait_for(
+        lambda: [
+            c for c in slack.of("views.open") if "SQL of #1" in str(c.params["view"].get("title"))
+        ],
+        what="full SQL modal",
+    )
+    assert "FROM orders" in str(opened[0].params["view"]["blocks"])
+
+
+def test_a_long_export_shows_progress_in_one_message_then_the_link(
+    bot: Bot, slack: SlackStandIn
+) -> None:
+    sql = (
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 600000) "
+        "SELECT x, 'row ' || x AS label FROM n"
+    )
+    bot.submit_export("dave", sql=sql)
+    msg = approval_message(slack)
+    bot.click("alice", "approve_task", "1", channel=msg.channel, ts=msg.ts)
+    result = result_dm(slack, "dave")[0]
+    assert "is ready" in result.text and "600,000" in result.text
+    run_posts = [
+        c for c in slack.of("chat.postMessage") if c.ok and "· run 1" in str(c.params["blocks"])
+    ]
+    assert len(run_posts) == 1, [
+        (c.params["text"], c.params["channel"]) for c in slack.of("chat.postMessage")
+    ]
+    updates = [c for c in slack.of("chat.update", channel=result.channel, ts=result.ts)]
+    assert any("rows so far" in c.params["text"] for c in updates), [
+        c.params["text"] for c in updates
+    ]
+    assert "is ready" in updates[-1].params["text"]
