@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -74,9 +75,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(413)
             return
         body = self.rfile.read(length).decode("utf-8", errors="replace")
-        headers: dict[str, list[str]] = {}
+        headers: dict[str, str | Sequence[str]] = {}
         for key, value in self.headers.items():
-            headers.setdefault(key.lower(), []).append(value)
+            previous = headers.get(key.lower())
+            headers[key.lower()] = [*previous, value] if isinstance(previous, list) else [value]
         req = BoltRequest(body=body, query=url.query, headers=headers)
         resp = self.server.app.dispatch(req)
         out = resp.body.encode("utf-8") if isinstance(resp.body, str) else (resp.body or b"")

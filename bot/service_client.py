@@ -6,7 +6,8 @@ bearer token when one is configured. Calls have deadlines: a listener never wait
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import grpc
 
@@ -61,15 +62,19 @@ class ServiceClient:
             timeout=self.timeout_s,
         )
 
-    def list(
-        self, user: str, role: int = 0, *, page_size: int = 10, status: int = 0, task_id: str = ""
+    def list_tasks(
+        self,
+        user: str,
+        role: pb.TaskRole = pb.TASK_ROLE_UNSPECIFIED,
+        *,
+        page_size: int = 10,
+        task_id: str = "",
     ) -> pb.ListTaskResponse:
         req = pb.ListTaskRequest(
             kind=pb.TASK_KIND_DATA_EXPORT,
             current=1,
             page_size=page_size,
             role=role,
-            status=status,
             task_id=task_id,
         )
         return self.tasks.ListTaskDetail(req, metadata=self._md(user), timeout=self.timeout_s)
@@ -96,9 +101,7 @@ class ServiceClient:
         req = pb.GetDownloadUrlRequest(task_id=task_id, run_id=run_id, expires_in=expires_in)
         return self.tasks.GetDownloadUrl(req, metadata=self._md(user), timeout=self.timeout_s)
 
-    def watch(
-        self, user: str, task_id: str, timeout_s: float = 6 * 3600
-    ) -> Iterator[pb.TaskProgress]:
+    def watch(self, user: str, task_id: str, timeout_s: float = 6 * 3600) -> Any:
         """Progress of the task's current run; cancel the returned call to stop early."""
         return self.tasks.WatchTask(
             pb.WatchTaskRequest(task_id=task_id), metadata=self._md(user), timeout=timeout_s

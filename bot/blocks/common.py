@@ -38,7 +38,7 @@ EXPORT_MODE = "export_mode"
 NEW_EXPORT = "new_export"
 REFRESH_HOME = "refresh_home"
 
-STATUS_LABELS = {
+STATUS_LABELS: dict[int, str] = {
     pb.TASK_STATUS_NOT_START: "not started",
     pb.TASK_STATUS_PRE_CHECK: "pre-checking",
     pb.TASK_STATUS_PRE_CHECK_SUCCESS: "pre-check passed",
@@ -51,7 +51,7 @@ STATUS_LABELS = {
     pb.TASK_STATUS_EXECUTE_FAILED: "failed",
     pb.TASK_STATUS_CANCELED: "canceled",
 }
-STATUS_EMOJI = {
+STATUS_EMOJI: dict[int, str] = {
     pb.TASK_STATUS_PRE_CHECK_FAILED: ":warning:",
     pb.TASK_STATUS_APPROVING: ":hourglass_flowing_sand:",
     pb.TASK_STATUS_APPROVED: ":white_check_mark:",
@@ -61,15 +61,15 @@ STATUS_EMOJI = {
     pb.TASK_STATUS_EXECUTE_FAILED: ":boom:",
     pb.TASK_STATUS_CANCELED: ":no_entry_sign:",
 }
-EXECUTOR_LABELS = {
+EXECUTOR_LABELS: dict[int, str] = {
     pb.EXEC_AUTO: "automatically after approval",
     pb.EXEC_COMMITTER: "by the requester",
     pb.EXEC_APPROVER: "by an approver",
     pb.EXEC_UNSPECIFIED: "automatically after approval",
 }
-FORMAT_LABELS = {pb.EXPORT_TYPE_CSV: "CSV", pb.EXPORT_TYPE_EXCEL: "Excel"}
-ENCODING_LABELS = {pb.ENCODING_UTF8: "UTF-8", pb.ENCODING_GBK: "GBK"}
-CONTENT_LABELS = {
+FORMAT_LABELS: dict[int, str] = {pb.EXPORT_TYPE_CSV: "CSV", pb.EXPORT_TYPE_EXCEL: "Excel"}
+ENCODING_LABELS: dict[int, str] = {pb.ENCODING_UTF8: "UTF-8", pb.ENCODING_GBK: "GBK"}
+CONTENT_LABELS: dict[int, str] = {
     pb.EXPORT_CONTENT_DATA: "data",
     pb.EXPORT_CONTENT_STRUCT: "structure",
     pb.EXPORT_CONTENT_ALL: "structure and data",

@@ -142,7 +142,7 @@ def export_modal(
             optional=True,
         )
     )
-    radio = {
+    radio: dict[str, Any] = {
         "type": "radio_buttons",
         "action_id": EXPORT_MODE,
         "options": [option("SQL query", MODE_SQL), option("Tables", MODE_TABLES)],

@@ -81,7 +81,9 @@ def register(app: App, deps: Deps) -> None:
         user: str, task_id: int, body: dict, action: dict, client: WebClient, respond: Respond
     ) -> None:
         # Ask for the reason only of someone who may reject: the service knows who that is.
-        page = deps.service.list(user, pb.TASK_ROLE_TO_APPROVE, page_size=1, task_id=str(task_id))
+        page = deps.service.list_tasks(
+            user, pb.TASK_ROLE_TO_APPROVE, page_size=1, task_id=str(task_id)
+        )
         if not page.data:
             detail = deps.service.detail(user, str(task_id))
             tell(client, user, _why_not_voting(detail.task, user), respond=respond)

@@ -65,10 +65,10 @@ def _handle(deps: Deps, command: dict[str, Any], client: WebClient, respond: Res
             if problem:
                 respond(text=problem, response_type="ephemeral")
         elif sub == "list":
-            page = deps.service.list(user, pb.TASK_ROLE_COMMITTER, page_size=15)
+            page = deps.service.list_tasks(user, pb.TASK_ROLE_COMMITTER, page_size=15)
             reply(task_blocks.task_list("Your recent exports", page.data, page.total))
         elif sub == "schedules":
-            page = deps.service.list(user, pb.TASK_ROLE_COMMITTER, page_size=100)
+            page = deps.service.list_tasks(user, pb.TASK_ROLE_COMMITTER, page_size=100)
             cron = [t for t in page.data if t.schedule.trigger == pb.TRIGGER_KIND_CRON]
             reply(task_blocks.task_list("Your scheduled exports", cron[:20], len(cron)))
         elif sub == "show":

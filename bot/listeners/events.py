@@ -25,9 +25,9 @@ def publish_home(deps: Deps, client: WebClient, user: str) -> None:
     """Render the person's App Home from the service's lists and publish it."""
     empty = pb.ListTaskResponse()
     try:
-        to_approve = deps.service.list(user, pb.TASK_ROLE_TO_APPROVE, page_size=PER_LIST)
-        to_execute = deps.service.list(user, pb.TASK_ROLE_TO_EXECUTE, page_size=PER_LIST)
-        mine = deps.service.list(user, pb.TASK_ROLE_COMMITTER, page_size=PER_LIST)
+        to_approve = deps.service.list_tasks(user, pb.TASK_ROLE_TO_APPROVE, page_size=PER_LIST)
+        to_execute = deps.service.list_tasks(user, pb.TASK_ROLE_TO_EXECUTE, page_size=PER_LIST)
+        mine = deps.service.list_tasks(user, pb.TASK_ROLE_COMMITTER, page_size=PER_LIST)
         problem = ""
     except grpc.RpcError as exc:
         to_approve = to_execute = mine = empty

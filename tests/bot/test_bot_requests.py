@@ -23,7 +23,7 @@ BASE = {
 
 
 def total_tasks(bot: Bot, user: str = "dave") -> int:
-    return bot.service.list(user, pb.TASK_ROLE_COMMITTER, page_size=100).total
+    return bot.service.list_tasks(user, pb.TASK_ROLE_COMMITTER, page_size=100).total
 
 
 def test_forged_signature_is_refused(bot: Bot, slack: SlackStandIn) -> None:
