@@ -55,21 +55,19 @@ def service(start_service: Callable[..., Service]) -> Service:
 
 
 @pytest.fixture
-def make_bot(slack: SlackStandIn, request: pytest.FixtureRequest) -> Iterator[Callable[..., Bot]]:
+def make_bot(slack: SlackStandIn, request: pytest.FixtureRequest) -> Callable[..., Bot]:
     """Bots in front of `service` (default: the `service` fixture's)."""
-    bots: list[Bot] = []
 
     def make(service: Service | None = None, *, delivery: bool = True) -> Bot:
         service = service or request.getfixturevalue("service")
         b = Bot(slack, f"127.0.0.1:{service.port}", service.config.server.token)
+        # Registered after the service started, so the bot stops before the service does.
+        request.addfinalizer(b.stop)
         if delivery:
             b.start_delivery()
-        bots.append(b)
         return b
 
-    yield make
-    for b in bots:
-        b.stop()
+    return make
 
 
 @pytest.fixture

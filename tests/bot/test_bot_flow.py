@@ -233,3 +233,21 @@ def test_a_long_export_shows_progress_in_one_message_then_the_link(
         c.params["text"] for c in updates
     ]
     assert "is ready" in updates[-1].params["text"]
+
+
+def test_an_expired_link_is_renewed_in_place(bot: Bot, slack: SlackStandIn) -> None:
+    bot.submit_export("dave", sql=SQL)
+    msg = approval_message(slack)
+    bot.click("alice", "approve_task", "1", channel=msg.channel, ts=msg.ts)
+    result = result_dm(slack, "dave")[0]
+    key = (result.channel, result.ts)
+    time.sleep(1.1)  # the delivery has settled, and links are signed to the second
+    first_url = download_url(slack.messages[key])
+    renew = next(e for e in actions_of(result.blocks) if e["action_id"] == "renew_link")
+    bot.click("dave", "renew_link", renew["value"], channel=result.channel, ts=result.ts)
+    renewed = wait_for(
+        lambda: download_url(slack.messages[key]) != first_url and slack.messages[key],
+        what="renewed link",
+    )
+    assert "is ready" in renewed.text
+    assert requests.get(download_url(renewed), timeout=10).status_code == 200
