@@ -29,7 +29,7 @@ APPROVERS = ["alice", "bob", "carol"]
 APPROVAL_CHANNEL = "C_APPROVALS"
 
 
-def shop_config(tmp: Path, **shop: Any) -> dict[str, Any]:
+def shop_config(tmp: Path, store_url: str = "", **shop: Any) -> dict[str, Any]:
     db = tmp / "shop.db"
     ensure_demo_database(db)
     datasource = {
@@ -42,7 +42,7 @@ def shop_config(tmp: Path, **shop: Any) -> dict[str, Any]:
     return {
         "server": {"data_dir": str(tmp / "data"), "token": "service-token"},
         "storage": {"local": {"http_listen": "127.0.0.1:0"}},
-        "task_store": {"url": f"sqlite:///{tmp / 'tasks.db'}"},
+        "task_store": {"url": store_url or f"sqlite:///{tmp / 'tasks.db'}"},
         "datasources": {"shop": datasource},
     }
 

@@ -34,8 +34,8 @@ def slack() -> Iterator[SlackStandIn]:
 def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     started: list[Service] = []
 
-    def start(**shop: Any) -> Service:
-        cfg = parse_config(shop_config(tmp_path, **shop))
+    def start(store_url: str = "", **shop: Any) -> Service:
+        cfg = parse_config(shop_config(tmp_path, store_url, **shop))
         service = Service(cfg, listen="127.0.0.1:0")
         port = service.start()
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")

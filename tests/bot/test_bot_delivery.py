@@ -154,7 +154,20 @@ def outbox_bot(make_bot) -> Bot:
     return make_bot(delivery=False)
 
 
-def test_two_consumers_never_take_the_same_notification(outbox_bot: Bot, service: Service) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store_service(request: pytest.FixtureRequest, start_service) -> Service:
+    """The service on each task store: SQLite, and the machine's PostgreSQL."""
+    if request.param == "sqlite":
+        return start_service()
+    url = request.getfixturevalue("fresh_pg_url").render_as_string(hide_password=False)
+    return start_service(store_url=url)
+
+
+def test_two_consumers_never_take_the_same_notification(
+    make_bot, any_store_service: Service
+) -> None:
+    service = any_store_service
+    outbox_bot = make_bot(service, delivery=False)
     for i in range(6):
         outbox_bot.service.submit(
             "dave",
