@@ -61,6 +61,8 @@ class ExportConfig(_Section):
     fetch_size: Annotated[int, Field(ge=100, le=1_000_000)] = 10_000
     csv_bom: bool = False
     work_dir: Path | None = None  # where files are written before upload; default data_dir/work
+    # A run whose process stopped heartbeating this long ago is failed (its process died).
+    stale_run_s: Annotated[float, Field(ge=1, le=86400)] = 60
 
 
 class LocalStoreConfig(_Section):

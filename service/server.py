@@ -60,7 +60,13 @@ class Service:
         self.registry = DatasourceRegistry(config)
         self.objects: ObjectStore = build_object_store(config)
         self.exports = Exports(
-            config, self.store, self.registry, self.objects, instance_id=self.instance_id
+            config,
+            self.store,
+            self.registry,
+            self.objects,
+            instance_id=self.instance_id,
+            stale_after_s=config.export.stale_run_s,
+            heartbeat_s=config.export.stale_run_s / 6,  # several beats fit in the stale limit
         )
         self.tasks = TaskManager(
             config, self.store, self.registry, instance_id=self.instance_id, launcher=self.exports
