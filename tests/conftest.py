@@ -32,7 +32,8 @@ def _scratch_database(base: str, what: str) -> Iterator[URL]:
     """Create a uniquely named database on the server at `base`; drop it afterwards."""
     url = make_url(base)
     name = f"woxqaq_t_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    # pre_ping: a test may restart the server while the session holds this pool.
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     try:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"CREATE DATABASE {name}")
