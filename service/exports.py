@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from service.config import Config
 from service.datasources import DatasourceRegistry, describe_db_error
 from service.domain.errors import Unavailable, WoxqaqError
@@ -155,7 +157,7 @@ class Exports:
             size = self.objects.put_file(
                 key, result.path, filename=result.filename, content_type=result.content_type
             )
-            self._finish(
+            self._record(
                 task,
                 run_id,
                 RunStatus.SUCCESS,
@@ -165,15 +167,42 @@ class Exports:
                 object_key=key,
             )
         except (ExportFailed, WoxqaqError) as exc:
-            self._finish(task, run_id, RunStatus.FAILED, error=str(exc))
+            self._record(task, run_id, RunStatus.FAILED, error=str(exc))
         except Exception as exc:  # a bug or a driver error nobody wrapped: still one clear line
             log.exception("export crashed", extra={"task_id": task.id, "run_id": run_id})
-            self._finish(
+            self._record(
                 task, run_id, RunStatus.FAILED, error=f"export failed: {describe_db_error(exc)}"
             )
         finally:
             if result is not None:
                 result.path.unlink(missing_ok=True)
+
+    def _record(self, task: Task, run_id: int, status: RunStatus, **outcome: object) -> None:
+        """Record a run's outcome, waiting out a task store that is down: an outcome lost
+        here would leave the run EXECUTING for ever, kept alive by this process's heartbeat."""
+        extra = {"task_id": task.id, "run_id": run_id}
+        delay = 0.5
+        while True:
+            try:
+                self._finish(task, run_id, status, **outcome)
+                return
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning(
+                    "could not record the export's outcome (%s); retrying in %g s",
+                    describe_db_error(exc),
+                    delay,
+                    extra=extra,
+                )
+            except Exception:
+                log.exception("could not record the export's outcome", extra=extra)
+                break
+            if self._stopping.wait(delay):
+                break  # stop() fails this process's runs, or recovery does once it is gone
+            delay = min(delay * 2, 30.0)
+        # No longer heartbeated: recovery fails the run once its heartbeat is stale.
+        with self._changed:
+            self._progress.pop(run_id, None)
+            self._changed.notify_all()
 
     def _finish(self, task: Task, run_id: int, status: RunStatus, **outcome: object) -> None:
         ok = status is RunStatus.SUCCESS
