@@ -222,16 +222,17 @@ class ReadOnlySession:
             for chunk in cp:
                 # PostgreSQL sends one message per row, ending in LF; RFC 4180 wants CRLF.
                 # Newlines inside quoted values stay as they are on both paths.
-                pending.append(bytes(chunk[:-1]) + b"\r\n")
-                size += len(chunk) + 1
-                rows += 1
+                pending.append(bytes(chunk[:-1]))
+                size += len(chunk)
                 if size >= 1 << 20:
-                    write(b"".join(pending))
+                    rows += len(pending)
+                    write(b"\r\n".join(pending) + b"\r\n")
                     pending.clear()
                     size = 0
                     tick(rows)
             if pending:
-                write(b"".join(pending))
+                rows += len(pending)
+                write(b"\r\n".join(pending) + b"\r\n")
         tick(rows)
         return rows
 
@@ -295,14 +296,12 @@ _PG_AS_IS = {
 }
 
 
-_PG_TS = 'YYYY-MM-DD"T"HH24:MI:SS'
-
-
-def _pg_frac(x: str, fmt: str) -> str:
-    # Python's isoformat prints six digits of fraction, or none when it is zero.
+def _pg_timestamp(x: str, suffix: str = "") -> str:
+    # DateStyle ISO prints `2024-01-31 13:45:00.5` (fraction without trailing zeros, as
+    # the canonical form); in UTC a timestamptz ends in `+00`. Cheaper than to_char.
     return (
-        f"CASE WHEN date_part('microseconds', {x})::bigint % 1000000 = 0 "
-        f"THEN to_char({x}, '{fmt}') ELSE to_char({x}, '{fmt}.US') END"
+        f"CASE WHEN isfinite({x}) AND {x} >= '0001-01-01' "
+        f"THEN replace({x}::text, ' ', 'T'){suffix} ELSE {x}::text END"
     )
 
 
@@ -314,11 +313,11 @@ def _pg_canonical_expr(raw: Any, x: str, oid: int) -> str | None:
     if oid == 700:  # psycopg parses float4's text into a double: print that double
         return f"{x}::text::float8"
     if oid == 1114:
-        return _pg_frac(x, _PG_TS)
+        return _pg_timestamp(x)
     if oid == 1184:  # TimeZone is UTC in the export's transaction
-        return f"{_pg_frac(x, _PG_TS)} || '+00:00'"
-    if oid == 1083:
-        return _pg_frac(f"{x}::interval", "HH24:MI:SS")
+        return _pg_timestamp(x, " || ':00'")
+    if oid == 1083:  # time
+        return f"{x}::text"
     from psycopg.pq import Format
 
     if raw.adapters.get_loader(oid, Format.TEXT) is None:

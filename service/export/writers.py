@@ -8,8 +8,9 @@ in `sources.py` renders the same forms in SQL):
     numeric         exact, plain notation        float          shortest round-trip digits,
                     (no exponent)                               PostgreSQL style (1e+15, NaN,
                                                                 Infinity)
-    date            2024-01-31                   time           13:45:00[.ffffff]
-    timestamp       2024-01-31T13:45:00[.ffffff] timestamptz    same, in UTC, with +00:00
+    date            2024-01-31                   time           13:45:00[.f]
+    timestamp       2024-01-31T13:45:00[.f]      timestamptz    same, in UTC, with +00:00
+                    ([.f]: the fraction of a second, if any, without trailing zeros)
     interval/TIME   [-]HH:MM:SS[.ffffff]         json           the database's JSON text
     bytes           \\x followed by hex          uuid           8-4-4-4-12 lower case
 
@@ -80,8 +81,14 @@ def _decimal_text(v: Decimal) -> str:
 
 def _datetime_text(v: datetime) -> str:
     if v.tzinfo is not None:
-        v = v.astimezone(UTC)
-    return v.isoformat()
+        return _iso(v.astimezone(UTC).replace(tzinfo=None)) + "+00:00"
+    return _iso(v)
+
+
+def _iso(v: datetime | time) -> str:
+    """ISO 8601 with the fraction of a second, if any, without trailing zeros."""
+    text = v.isoformat()
+    return text.rstrip("0") if v.microsecond else text
 
 
 def _timedelta_text(v: timedelta) -> str:
@@ -92,7 +99,7 @@ def _timedelta_text(v: timedelta) -> str:
     minutes, seconds = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     text = f"{sign}{hours:02d}:{minutes:02d}:{seconds:02d}"
-    return f"{text}.{us:06d}" if us else text
+    return f"{text}.{us:06d}".rstrip("0") if us else text
 
 
 def _bytes_text(v: bytes | bytearray | memoryview) -> str:
@@ -111,7 +118,7 @@ _TEXT: dict[type, Callable[[Any], str]] = {
     Decimal: _decimal_text,
     datetime: _datetime_text,
     date: date.isoformat,
-    time: time.isoformat,
+    time: _iso,
     timedelta: _timedelta_text,
     bytes: _bytes_text,
     bytearray: _bytes_text,

@@ -39,7 +39,7 @@ from service.export.writers import CsvWriter, WriteError, XlsxBook, safe_filenam
             "2024-01-01T19:04:05.000006+00:00",
         ),
         (date(2024, 2, 29), "2024-02-29"),
-        (time(13, 45, 0, 250000), "13:45:00.250000"),
+        (time(13, 45, 0, 250000), "13:45:00.25"),
         (timedelta(hours=838, minutes=59, seconds=59), "838:59:59"),
         (-timedelta(hours=1), "-01:00:00"),
         (b"\x00\xff", "\\x00ff"),

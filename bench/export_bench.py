@@ -1,0 +1,292 @@
+"""Export throughput and memory against PostgreSQL, next to the tools we measure against.
+
+    python bench/export_bench.py --rows 1000000,5000000 [--skip-xlsx] [--skip-psql]
+
+For each row count it creates (once) `bench.orders_<N>` in the database of --url: bigint,
+text with commas/quotes/newlines/Chinese, numeric(12,2), timestamptz, boolean, jsonb, email,
+about 5% NULLs. Then every method runs in a fresh child process, so its peak RSS is its own:
+
+    csv         our export, CSV (PostgreSQL COPY path)
+    csv-rows    our export, CSV through Python rows (GBK forces that path)
+    psql        psql \\copy (...) to file csv header  (peak RSS of psql itself)
+    xlsx        our export, XLSX
+    xlsx-bare   a bare xlsxwriter constant_memory loop over a psycopg named cursor
+
+Targets: csv <= 1.5x psql; xlsx <= 1.3x xlsx-bare; peak RSS < 200 MB and within 20%
+between the smallest and the largest row count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_URL = os.environ.get(
+    "WOXQAQ_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/woxqaq_bench"
+)
+METHODS = ("csv", "csv-rows", "psql", "xlsx", "xlsx-bare")
+
+TABLE_SQL = """
+CREATE SCHEMA IF NOT EXISTS bench;
+CREATE TABLE bench.{table} AS
+SELECT g::bigint AS id,
+       CASE WHEN g % 20 = 0 THEN NULL
+            ELSE 'customer ' || g || ', "vip" 客户' ||
+                 CASE WHEN g % 7 = 0 THEN E'\\nsecond line' ELSE '' END END AS customer,
+       ((g % 100000) / 100.0)::numeric(12,2) AS amount,
+       timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second' AS created_at,
+       CASE WHEN g % 20 = 1 THEN NULL ELSE g % 2 = 0 END AS paid,
+       jsonb_build_object('sku', 'S' || (g % 1000), 'qty', g % 5, 'tags',
+                          jsonb_build_array('a', '标签')) AS meta,
+       CASE WHEN g % 20 = 2 THEN NULL ELSE 'user' || g || '@example.com' END AS email,
+       'note ' || md5(g::text) AS note,
+       (g % 1000)::int AS region
+FROM generate_series(1, {rows}) AS g;
+ANALYZE bench.{table};
+"""
+
+
+def table_name(rows: int) -> str:
+    return f"orders_{rows}"
+
+
+def ensure_table(url: str, rows: int) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    admin = sa.create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.exec_driver_sql(
+            "SELECT 1 FROM pg_database WHERE datname = %(d)s", {"d": u.database}
+        ).first():
+            conn.exec_driver_sql(f'CREATE DATABASE "{u.database}"')
+    admin.dispose()
+    engine = sa.create_engine(u)
+    with engine.begin() as conn:
+        exists = conn.exec_driver_sql(
+            "SELECT 1 FROM information_schema.tables "
+            "WHERE table_schema = 'bench' AND table_name = %(t)s",
+            {"t": table_name(rows)},
+        ).first()
+        if not exists:
+            print(f"creating bench.{table_name(rows)} ({rows:,} rows)...", file=sys.stderr)
+            # straight to psycopg: no parameters, so `%` is the modulo operator
+            raw = conn.connection.driver_connection
+            raw.execute(TABLE_SQL.format(table=table_name(rows), rows=rows).encode())
+    with engine.connect() as conn:  # warm the cache so methods compare fairly
+        conn.exec_driver_sql(f"SELECT count(*) FROM bench.{table_name(rows)}").scalar()
+    engine.dispose()
+
+
+# --- children ---------------------------------------------------------------------------
+
+
+def child(method: str, url: str, rows: int, out_dir: Path) -> dict[str, float]:
+    query = f"SELECT * FROM bench.{table_name(rows)}"
+    started = time.perf_counter()
+    if method in ("csv", "csv-rows", "xlsx"):
+        out = run_ours(method, url, query, out_dir)
+        maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    elif method == "psql":
+        out = run_psql(url, query, out_dir)
+        maxrss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    elif method == "xlsx-bare":
+        out = run_bare_xlsx(url, query, out_dir)
+        maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    else:
+        raise SystemExit(f"unknown method {method}")
+    seconds = time.perf_counter() - started
+    size = out.stat().st_size
+    out.unlink()
+    return {"seconds": seconds, "rss_mb": maxrss_kb / 1024, "out_mb": size / 1e6}
+
+
+def run_ours(method: str, url: str, query: str, out_dir: Path) -> Path:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    from service.datasources import Datasource
+    from service.domain.model import Encoding, ExportSpec, ExportType
+    from service.export.engine import ExportOptions, export
+
+    ds = Datasource("bench", make_url(url))
+    engine = sa.create_engine(ds.url)
+    spec = ExportSpec(
+        statement=query,
+        type=ExportType.EXCEL if method == "xlsx" else ExportType.CSV,
+        encoding=Encoding.GBK if method == "csv-rows" else Encoding.UTF8,
+    )
+    result = export(
+        spec,
+        ds,
+        engine,
+        work_dir=out_dir,
+        basename=f"bench-{method}",
+        options=ExportOptions(statement_timeout_s=3600),
+    )
+    return result.path
+
+
+def run_psql(url: str, query: str, out_dir: Path) -> Path:
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    out = out_dir / "psql.csv"
+    env = dict(os.environ)
+    if u.password:
+        env["PGPASSWORD"] = str(u.password)
+    subprocess.run(
+        [
+            "psql", "-X", "-q", "-h", u.host or "127.0.0.1", "-p", str(u.port or 5432),
+            "-U", u.username or "postgres", "-d", u.database or "postgres",
+            "-c", f"\\copy ({query}) to '{out}' csv header",
+        ],
+        check=True,
+        env=env,
+    )  # fmt: skip
+    return out
+
+
+def run_bare_xlsx(url: str, query: str, out_dir: Path) -> Path:
+    """The least a correct loop must do: naive datetimes, JSON as text."""
+    import json as _json
+    from datetime import datetime
+
+    import psycopg
+    import xlsxwriter
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    out = out_dir / "bare.xlsx"
+    wb = xlsxwriter.Workbook(str(out), {"constant_memory": True, "tmpdir": str(out_dir)})
+    ws = wb.add_worksheet("data")
+    with psycopg.connect(
+        host=u.host, port=u.port or 5432, user=u.username, password=u.password, dbname=u.database
+    ) as conn:
+        cur = conn.cursor(name="bare")
+        cur.execute(query)
+        header = [c.name for c in cur.description or ()]
+        ws.write_row(0, 0, header)
+        r = 1
+        sheets = 1
+        while rows := cur.fetchmany(10_000):
+            for row in rows:
+                if r == 1_048_576:  # a sheet is full: go on in the next one
+                    sheets += 1
+                    ws = wb.add_worksheet(f"data ({sheets})")
+                    ws.write_row(0, 0, header)
+                    r = 1
+                values = [
+                    v.replace(tzinfo=None)
+                    if isinstance(v, datetime)
+                    else _json.dumps(v)
+                    if isinstance(v, (dict, list))
+                    else v
+                    for v in row
+                ]
+                ws.write_row(r, 0, values)
+                r += 1
+    wb.close()
+    return out
+
+
+# --- parent -----------------------------------------------------------------------------
+
+
+def measure(method: str, url: str, rows: int, out_dir: Path) -> dict[str, float] | None:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", method, "--url", url, "--rows", str(rows),
+         "--out", str(out_dir)],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        print(f"{method} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--rows", default="1000000,5000000", help="comma-separated row counts")
+    p.add_argument("--url", default=DEFAULT_URL, help="SQLAlchemy URL of the bench database")
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--repeat", type=int, default=2, help="runs per method; the best counts")
+    p.add_argument("--skip-xlsx", action="store_true")
+    p.add_argument("--skip-psql", action="store_true")
+    p.add_argument("--skip-rows-path", action="store_true", help="leave out csv-rows")
+    p.add_argument("--out", default="", help="scratch directory (default: a temp dir)")
+    p.add_argument("--child", default="", help=argparse.SUPPRESS)
+    args = p.parse_args()
+
+    if args.child:
+        print(json.dumps(child(args.child, args.url, int(args.rows), Path(args.out))))
+        return
+
+    methods = [m for m in args.methods.split(",") if m]
+    if args.skip_xlsx:
+        methods = [m for m in methods if not m.startswith("xlsx")]
+    if args.skip_psql:
+        methods = [m for m in methods if m != "psql"]
+    if args.skip_rows_path:
+        methods = [m for m in methods if m != "csv-rows"]
+    counts = [int(n) for n in args.rows.split(",") if n]
+    results: dict[tuple[str, int], dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(dir=args.out or None) as tmp:
+        for n in counts:
+            ensure_table(args.url, n)
+            # Rounds interleave the methods so that a busy moment does not favour one.
+            for _ in range(args.repeat):
+                for m in methods:
+                    r = measure(m, args.url, n, Path(tmp))
+                    if r is None:
+                        continue
+                    best = results.get((m, n))
+                    if best is None or r["seconds"] < best["seconds"]:
+                        results[(m, n)] = r
+                    print(
+                        f"{m:<10} {n:>10,} rows  {r['seconds']:8.2f} s  "
+                        f"{n / r['seconds']:>10,.0f} rows/s  {r['rss_mb']:7.1f} MB RSS  "
+                        f"{r['out_mb']:8.1f} MB out",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    print("\n| method | rows | seconds | rows/s | peak RSS MB | output MB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for (m, n), r in results.items():
+        print(
+            f"| {m} | {n:,} | {r['seconds']:.2f} | {n / r['seconds']:,.0f} | "
+            f"{r['rss_mb']:.0f} | {r['out_mb']:.0f} |"
+        )
+    print()
+    for n in counts:
+        checks = [("csv", "psql", 1.5), ("xlsx", "xlsx-bare", 1.3)]
+        for ours, ref, target in checks:
+            if (ours, n) in results and (ref, n) in results:
+                ratio = results[(ours, n)]["seconds"] / results[(ref, n)]["seconds"]
+                verdict = "ok" if ratio <= target else "MISSED"
+                print(f"{n:,} rows: {ours} / {ref} = {ratio:.2f}x (target <= {target}x) {verdict}")
+    for m in methods:
+        rss = [results[(m, n)]["rss_mb"] for n in counts if (m, n) in results]
+        if len(rss) > 1 and m != "psql":
+            growth = max(rss) / min(rss) - 1
+            ok = max(rss) < 200 and growth <= 0.2
+            print(
+                f"{m}: peak RSS {min(rss):.0f}-{max(rss):.0f} MB, {growth:+.0%} across row counts "
+                f"(target < 200 MB, within 20%) {'ok' if ok else 'MISSED'}"
+            )
+
+
+if __name__ == "__main__":
+    main()
