@@ -15,7 +15,14 @@ in `sources.py` renders the same forms in SQL):
     bytes           \\x followed by hex          uuid           8-4-4-4-12 lower case
 
 A field is quoted when it is empty or holds a comma, a double quote, CR or LF (PostgreSQL's
-COPY rule), so NULL and the empty string stay distinguishable.
+COPY rule), so NULL and the empty string stay distinguishable. Records end in CRLF.
+
+XLSX cells keep types where Excel can hold them without loss: integers below 10**15 and
+decimals of up to 15 significant digits as numbers (decimals with their scale as the number
+format), anything longer as text; dates and times as Excel dates, timestamps with a zone
+converted to UTC (Excel has no zones); booleans as booleans; JSON, bytes and other values as
+their canonical text. A NULL is an empty cell. A cell longer than 32,767 characters fails
+the export, naming row and column, rather than being cut short.
 """
 
 from __future__ import annotations
