@@ -152,6 +152,13 @@ class Delivery:
                 n.id, self.consumer, delivered=False, error=f"service: {exc.code()}", refs=d.posted
             )
             return
+        except OSError as exc:  # Slack unreachable (refused, reset, timed out): back off too
+            reason = getattr(exc, "reason", None) or exc
+            log.warning("slack unreachable, will retry: %s", reason, extra=extra)
+            self.service.ack(
+                n.id, self.consumer, delivered=False, error=f"slack: {reason}", refs=d.posted
+            )
+            return
         if not self.service.ack(
             n.id, self.consumer, delivered=True, error="; ".join(d.problems), refs=d.posted
         ):
