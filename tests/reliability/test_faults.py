@@ -22,8 +22,14 @@ from fault_support import (
     slow_sql,
     wait_for,
 )
+from slack_sdk import WebClient
+from slack_standin import TOKEN, SlackStandIn
 
+from bot.delivery import Delivery
+from bot.service_client import ServiceClient
+from service.config import parse_config
 from service.exports import STOPPED_MESSAGE
+from service.server import Service
 from woxqaq.v1 import task_service_pb2 as pb
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -273,8 +279,6 @@ def test_object_store_down_mid_run_fails_naming_the_store_and_a_retry_publishes_
 
 @pytest.fixture
 def slack_behind_proxy() -> Any:
-    from slack_standin import SlackStandIn
-
     standin = SlackStandIn().start()
     proxy = FaultyProxy(standin.url).up()
     yield standin, proxy
@@ -282,10 +286,7 @@ def slack_behind_proxy() -> Any:
     standin.stop()
 
 
-def _in_process_service(tmp_path: Path, store_url: str, source_url: str) -> Any:
-    from service.config import parse_config
-    from service.server import Service
-
+def _in_process_service(tmp_path: Path, store_url: str, source_url: str) -> Service:
     config = reliability_config(tmp_path, store_url, source_url)
     config["server"]["token"] = "service-token"
     service = Service(parse_config(config), listen="127.0.0.1:0")
@@ -301,13 +302,6 @@ def test_slack_refusing_or_failing_gets_each_message_posted_exactly_once(
     scratch_store: str,
     pg_source: str,
 ) -> None:
-    import bot_support
-    from slack_sdk import WebClient
-    from slack_standin import TOKEN
-
-    from bot.delivery import Delivery
-    from bot.service_client import ServiceClient
-
     standin, proxy = slack_behind_proxy
     service = _in_process_service(tmp_path, scratch_store, pg_source)
     client = ServiceClient(f"127.0.0.1:{service.port}", "service-token")
@@ -355,7 +349,7 @@ def test_slack_refusing_or_failing_gets_each_message_posted_exactly_once(
         assert result, [m.text for m in standin.dm("sam")]
         if fault != "down":
             assert any(status >= 429 for _, status in proxy.seen)
-        bot_support.wait_for(lambda: not _pending(service), what="outbox drained")
+        wait_for(lambda: not _pending(service), what="outbox drained")
     finally:
         delivery.stop(10)
         client.close()
