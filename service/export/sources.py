@@ -159,11 +159,14 @@ class ReadOnlySession:
         if self.backend == "mysql":
             import pymysql.cursors
 
+            _mysql_require_query(self.raw, sql, args)
             cur = self.raw.cursor(pymysql.cursors.SSCursor)
             cur.execute(sql, args)
+            _require_result(cur)
             return RowStream(cur, _mysql_columns(cur))
         cur = self.raw.cursor()
         cur.execute(sql, args)
+        _require_result(cur)
         return RowStream(cur, [ColumnInfo(d[0], "") for d in cur.description or ()])
 
     def describe(self, stmt: sa.Executable) -> list[ColumnInfo]:
@@ -266,6 +269,45 @@ class _PgStream(RowStream):
         cur.execute(query)
         columns = [ColumnInfo(c.name, c.type_display, c.type_code) for c in cur.description or ()]
         super().__init__(cur, columns)
+
+
+_MYSQL_DUPLICATE_COLUMN = 1060
+_MYSQL_SYNTAX_ERROR = 1064
+
+
+def _mysql_require_query(raw: Any, sql: str, args: Any) -> None:
+    """DDL and admin statements commit MySQL's read-only transaction implicitly and then run;
+    SELECT … INTO OUTFILE writes files whatever the transaction. Neither parses as a derived
+    table, so a statement runs only once EXPLAIN has accepted it as one (planned, not run)."""
+    import pymysql
+
+    cur = raw.cursor()
+    try:
+        cur.execute(f"EXPLAIN SELECT 1 FROM (\n{sql}\n) AS q", args)
+    except pymysql.err.MySQLError as exc:
+        code = exc.args[0] if exc.args else None
+        # Columns sharing a name are refused only after the query has parsed as one.
+        if code == _MYSQL_DUPLICATE_COLUMN:
+            return
+        if code == _MYSQL_SYNTAX_ERROR:
+            raise SourceError(
+                "Only a query (SELECT …) can be exported, and the database does not read "
+                f"this statement as one: {exc.args[1] if len(exc.args) > 1 else exc}"
+            ) from None
+        raise
+    finally:
+        cur.close()
+
+
+def _require_result(cursor: Any) -> None:
+    """A statement without a result set (SELECT … INTO, ATTACH, a PRAGMA that sets) is not a
+    query: it is refused rather than exported as an empty file."""
+    if cursor.description is None:
+        with contextlib.suppress(Exception):
+            cursor.close()
+        raise SourceError(
+            "The statement returned no rows or columns: only a query can be exported."
+        )
 
 
 def _mogrify(raw: Any, sql: str, args: Any) -> str:
@@ -424,7 +466,12 @@ def _close(conn: Connection, backend: str, broken: bool) -> None:
             conn.invalidate()
     try:
         conn.rollback()
+        # Session locks outlive the transaction and would stay with the pooled connection.
+        if backend == "postgresql" and not conn.invalidated:
+            conn.exec_driver_sql("SELECT pg_advisory_unlock_all()")
+            conn.commit()
         if backend == "mysql" and not conn.invalidated:
+            conn.exec_driver_sql("SELECT RELEASE_ALL_LOCKS()")
             for var in ("max_statement_time", "max_execution_time"):
                 with contextlib.suppress(Exception):
                     conn.exec_driver_sql(f"SET SESSION {var} = DEFAULT")
@@ -523,6 +570,8 @@ def _sqlite_readonly(
 
     try:
         conn.exec_driver_sql("PRAGMA query_only = ON")
+        # ATTACH would create a database file wherever it names, read-only or not.
+        raw.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
         raw.set_progress_handler(interrupt, 20_000)
         try:
             yield ReadOnlySession(conn, "sqlite", timeout_s)

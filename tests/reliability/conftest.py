@@ -18,6 +18,8 @@ from sqlalchemy.engine import URL
 
 # The Slack stand-in and the bot drivers live with the bot's tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bot"))
+# The gRPC callers (service_support) live with the service's tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
 
 
 @pytest.fixture(scope="session")
