@@ -16,7 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from service.api import notification_servicer
-from service.api.interceptors import BearerTokenInterceptor
+from service.api.interceptors import BearerTokenInterceptor, UnreadableRequestInterceptor
 from service.api.task_servicer import TaskServicer
 from service.api.upload_servicer import UploadServicer
 from service.config import Config
@@ -78,9 +78,10 @@ class Service:
 
     def _build_server(self) -> grpc.Server:
         limit = self.config.server.max_message_bytes
-        interceptors = (
+        interceptors: list[grpc.ServerInterceptor] = (
             [BearerTokenInterceptor(self.config.server.token)] if self.config.server.token else []
         )
+        interceptors.append(UnreadableRequestInterceptor())
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"),
             interceptors=interceptors,
