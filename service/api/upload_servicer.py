@@ -33,10 +33,17 @@ class UploadServicer(pb_grpc.UploadServiceServicer):
             if dot and stem
             else safe_name(request.filename)
         )
+        content_type = request.content_type.strip() or "application/octet-stream"
+        # It becomes a signed header: the object stores take printable ASCII only.
+        if not (content_type.isascii() and content_type.isprintable()):
+            raise InvalidRequest(
+                f"content_type {content_type[:40]!r} is not a media type: use printable "
+                "ASCII such as text/csv"
+            )
         key = f"uploads/{uuid.uuid4().hex}/{name}"
         link = self.objects.presign_put(
             key,
-            content_type=request.content_type.strip() or "application/octet-stream",
+            content_type=content_type,
             expires_in=self.config.storage.link_ttl_s,
         )
         return pb.PreSignResponse(
