@@ -34,6 +34,7 @@ MAX_BATCH = 100
 DEFAULT_LEASE_S = 60
 MIN_LEASE_S, MAX_LEASE_S = 5, 3600
 MAX_ATTEMPTS = 12  # about a day of exponential back-off before giving up
+MAX_ID = 2**63 - 1
 MAX_BACKOFF_S = 3600
 MAX_REFS = 50
 
@@ -223,6 +224,8 @@ class Outbox:
         consumer = _consumer(consumer)
         if notification_id <= 0:
             raise InvalidRequest("id is missing; give the notification's id from Pull")
+        if notification_id > MAX_ID:  # beyond BIGINT: no such row, and no query can ask
+            raise NotFound(f"notification {notification_id} does not exist")
         now = self.clock()
         with self.store.write() as tx:
             row = tx.s.execute(sa.select(_n).where(_n.c.id == notification_id)).one_or_none()
