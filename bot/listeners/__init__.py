@@ -38,7 +38,8 @@ def task_id_of(value: str) -> int | None:
     head = value.split(":", 1)[0].strip()
     if not head.isdigit() or not head.isascii() or len(head) > 20:
         return None
-    return int(head)
+    task_id = int(head)
+    return task_id if task_id < 2**64 else None  # a larger one cannot go on the wire
 
 
 def guarded(where: str, fn: Callable[[], None]) -> None:
