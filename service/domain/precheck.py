@@ -19,6 +19,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, SqlglotError, TokenError
 from sqlglot.tokens import Token, TokenType
 
+from service.domain import placeholders
 from service.domain.filters import filter_problems
 from service.domain.model import ExportSpec
 
@@ -328,6 +329,8 @@ def check_sql(statement: str, dialect: str) -> list[str]:
         ]
     if "\x00" in statement:
         return ["the SQL statement contains a NUL character: remove it"]
+    problems = _placeholder_problems(statement)
+    statement = placeholders.for_parsing(statement)
     d = Dialect.get_or_raise(dialect)
     try:
         tokens = d.tokenize(statement)
@@ -339,7 +342,8 @@ def check_sql(statement: str, dialect: str) -> list[str]:
     except (SqlglotError, RecursionError, ValueError):
         return [f"the SQL could not be read as {DIALECT_NAMES[dialect]} SQL: check its syntax"]
 
-    problems = _comment_problems(tokens)
+    problems += _comment_problems(tokens)
+    problems += _quoted_placeholder_problems(tokens)
     if dialect in ("mysql", "postgres"):
         problems += _ambiguous_string_problems(tokens, statement, dialect)
     statements = _split_statements(tokens)
@@ -354,6 +358,27 @@ def check_sql(statement: str, dialect: str) -> list[str]:
     for number, chunk in enumerate(statements[:MAX_PROBLEMS], 1):
         problems += _statement_problems(number, chunk, statement, d, dialect)
     return _unique(problems)[:MAX_PROBLEMS]
+
+
+def _placeholder_problems(statement: str) -> list[str]:
+    known = ", ".join(f"{{{{{n}}}}}" for n in placeholders.NAMES)
+    return [
+        f"{{{{{name}}}}} is not a placeholder: use {known}"
+        for name in placeholders.unknown(statement)
+    ]
+
+
+def _quoted_placeholder_problems(tokens: list[Token]) -> list[str]:
+    """A placeholder inside quotes would stay text; it must stand where a value stands."""
+    found = []
+    for token in tokens:
+        if token.token_type is not TokenType.VAR:  # strings, quoted names, dollar quotes
+            found += [n for n in placeholders.NAMES if placeholders.stand_in(n) in token.text]
+    return [
+        f"{{{{{name}}}}} is inside quotes, where it would stay text: write it without quotes "
+        "(it is bound as a date or time value)"
+        for name in _unique(found)
+    ]
 
 
 def check_table_export(

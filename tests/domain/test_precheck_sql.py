@@ -265,3 +265,35 @@ def test_sql_shaped_noise_never_crashes_and_never_passes_a_write(text: str, dial
         else:
             current += 1
     assert statements == 1
+
+
+# -- time placeholders of scheduled queries ---------------------------------------------
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres", "mysql"])
+def test_placeholders_where_values_stand_are_accepted(dialect: str) -> None:
+    sql = (
+        "SELECT * FROM orders WHERE paid_at >= {{prev_run_time}} AND paid_at < {{ run_time }} "
+        "AND day = {{run_date}}"
+    )
+    assert check_sql(sql, dialect) == []
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres", "mysql"])
+@pytest.mark.parametrize("quoted", ["'{{run_date}}'", '"{{run_date}}"', "'day {{run_date}}'"])
+def test_placeholders_in_quotes_are_refused(dialect: str, quoted: str) -> None:
+    problems = check_sql(f"SELECT * FROM orders WHERE day = {quoted}", dialect)
+    assert any("{{run_date}} is inside quotes" in p for p in problems), problems
+
+
+def test_unknown_placeholders_name_the_known_ones() -> None:
+    problems = check_sql("SELECT * FROM orders WHERE day = {{yesterday}}", "postgres")
+    assert problems == [
+        "{{yesterday}} is not a placeholder: use {{run_date}}, {{run_time}}, "
+        "{{prev_run_date}}, {{prev_run_time}}"
+    ]
+
+
+def test_a_placeholder_cannot_smuggle_sql() -> None:
+    """A placeholder is a value: in place of a keyword or a table it does not parse."""
+    assert check_sql("SELECT * FROM orders {{run_date}} DELETE FROM orders", "postgres")

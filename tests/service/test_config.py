@@ -90,7 +90,12 @@ def test_named_config_file_must_exist(tmp_path: Path) -> None:
 
 
 def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("WOXQAQ_SERVICE_TOKEN", "WOXQAQ_DB_PASSWORD", "SHOP_DB_PASSWORD", "BILLING_DB_PASSWORD"):
+    for var in (
+        "WOXQAQ_SERVICE_TOKEN",
+        "WOXQAQ_DB_PASSWORD",
+        "SHOP_DB_PASSWORD",
+        "BILLING_DB_PASSWORD",
+    ):
         monkeypatch.setenv(var, "x")
     cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "woxqaq.toml")
     assert set(cfg.datasources) == {"shop", "billing"}
