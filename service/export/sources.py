@@ -26,6 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.pool import NullPool
 
+from service.domain import placeholders
+
 log = logging.getLogger(__name__)
 
 
@@ -72,17 +74,18 @@ def render(stmt: sa.Executable, dialect: Dialect) -> tuple[str, Any]:
 def sql_statement(
     statement: str, params: Mapping[str, object] | None, dialect: str = ""
 ) -> sa.TextClause:
-    """A SQL-mode query with its `:name` parameters bound.
+    """A SQL-mode query with its `{{run_date}}`-style placeholders bound as parameters.
 
-    It runs wrapped (`DECLARE`, `COPY (...)`, a subquery), so a trailing `;` or comment
-    is cut off first; `dialect` is the sqlglot dialect whose tokenizer finds the end.
+    Every other colon stays text (`':x'`, `'10:30'`), so a query means what it says. It
+    runs wrapped (`DECLARE`, `COPY (...)`, a subquery), so a trailing `;` or comment is cut
+    off first; `dialect` is the sqlglot dialect whose tokenizer finds the end.
     """
-    text = sa.text(_statement_body(statement, dialect))
+    text = sa.text(placeholders.to_bind_params(_statement_body(statement, dialect)))
     wanted = set(text._bindparams)  # the names the text uses
     given = dict(params or {})
     missing = sorted(wanted - given.keys())
     if missing:
-        names = ", ".join(f":{m}" for m in missing)
+        names = ", ".join(f"{{{{{m}}}}}" for m in missing)
         raise SourceError(f"The query uses {names} but no value was given for it.")
     return text.bindparams(
         *(sa.bindparam(k, v, type_=_AsGiven()) for k, v in given.items() if k in wanted)

@@ -8,7 +8,7 @@ import io
 import threading
 import time
 import zipfile
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import openpyxl
@@ -200,12 +200,27 @@ def test_struct_of_a_query_names_result_columns_and_types(pg, tmp_path: Path) ->
     assert '"at" timestamptz' in text
 
 
-def test_query_parameters_are_bound(pg, tmp_path: Path) -> None:
-    spec = ExportSpec(statement="SELECT id FROM orders WHERE day = :run_date ORDER BY id")
-    result = run(pg, tmp_path, spec, params={"run_date": "2024-02-29", "unused": 1})
+def test_query_placeholders_are_bound(pg, tmp_path: Path) -> None:
+    spec = ExportSpec(statement="SELECT id FROM orders WHERE day = {{run_date}} ORDER BY id")
+    result = run(pg, tmp_path, spec, params={"run_date": date(2024, 2, 29), "unused": 1})
     assert read_csv(result.path.read_bytes()) == [["id"], ["1"]]
-    with pytest.raises(ExportFailed, match=":run_date"):
+    with pytest.raises(ExportFailed, match="run_date"):
         run(pg, tmp_path, spec)
+
+
+@pytest.mark.parametrize("kind", [ExportType.CSV, ExportType.EXCEL])
+def test_colons_in_literals_stay_text(pg, tmp_path: Path, kind: ExportType) -> None:
+    """Only {{placeholders}} are parameters: ':x' and '10:30' are data, also on COPY."""
+    spec = ExportSpec(statement="SELECT ':x' AS a, ' :y' AS b, '10:30' AS c", type=kind)
+    result = run(pg, tmp_path, spec)
+    if kind is ExportType.CSV:
+        assert read_csv(result.path.read_bytes()) == [["a", "b", "c"], [":x", " :y", "10:30"]]
+    else:
+        sheet = openpyxl.load_workbook(result.path, read_only=True).worksheets[0]
+        assert [list(r) for r in sheet.iter_rows(values_only=True)] == [
+            ["a", "b", "c"],
+            [":x", " :y", "10:30"],
+        ]
 
 
 @pytest.mark.parametrize(
