@@ -93,8 +93,11 @@ class StorageConfig(_Section):
 
 class SchedulerConfig(_Section):
     enabled: bool = True
-    # A firing missed while the service was down still runs on start within this grace.
+    # A firing missed while the service was down still runs on start within this grace
+    # (several missed ones run once); older ones are recorded as missed. At least 60 s.
     misfire_grace_s: Annotated[int, Field(ge=0)] = 3600
+    # How often the task store is read for due firings: the most a run starts late.
+    tick_s: Annotated[float, Field(gt=0, le=60)] = 1.0
 
 
 class DatasourceConfig(_Section):

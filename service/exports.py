@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from service.config import Config
 from service.datasources import DatasourceRegistry, describe_db_error
+from service.domain import placeholders
 from service.domain.errors import Unavailable, WoxqaqError
 from service.domain.model import Run, RunStatus, Task, TaskStatus
 from service.export.engine import ExportFailed, ExportOptions, export
@@ -122,13 +123,13 @@ class Exports:
 
     # -- running -------------------------------------------------------------------------
 
-    def launch(self, task: Task, run_id: int) -> None:
+    def launch(self, task: Task, run_id: int, logical_time: datetime | None = None) -> None:
         if self._stopping.is_set():
             raise Unavailable("the service is shutting down; execute the task again in a moment")
         self._set_progress(Progress(run_id, TaskStatus.EXECUTING, message="queued"))
-        self._pool.submit(self._run, task, run_id)
+        self._pool.submit(self._run, task, run_id, logical_time)
 
-    def _run(self, task: Task, run_id: int) -> None:
+    def _run(self, task: Task, run_id: int, logical_time: datetime | None) -> None:
         log.info("export started", extra={"task_id": task.id, "run_id": run_id})
         started = datetime.now(UTC)
         result = None
@@ -152,6 +153,7 @@ class Exports:
                 options=options,
                 progress=on_progress,
                 cancelled=self._abandon.is_set,
+                params=placeholders.logical_values(task.schedule, logical_time or started),
             )
             key = f"tasks/{task.id}/runs/{run_id}/{result.filename}"
             size = self.objects.put_file(

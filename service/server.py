@@ -9,7 +9,9 @@ import logging
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent import futures
+from datetime import datetime
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -23,6 +25,7 @@ from service.config import Config
 from service.datasources import DatasourceRegistry
 from service.demo import ensure_demo_database
 from service.exports import Exports
+from service.scheduler import Scheduler, utc_now
 from service.storage.base import ObjectStore
 from service.storage.factory import build_object_store
 from service.storage.local import LocalStore
@@ -47,7 +50,13 @@ SERVICE_NAMES = (
 class Service:
     """Everything one service process runs. start() → port; stop() drains and closes."""
 
-    def __init__(self, config: Config, *, listen: str | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        listen: str | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.config = config
         self.listen = listen or config.server.listen
         self.instance_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
@@ -71,6 +80,7 @@ class Service:
         self.tasks = TaskManager(
             config, self.store, self.registry, instance_id=self.instance_id, launcher=self.exports
         )
+        self.scheduler = Scheduler(config, self.store, self.tasks, clock=clock)
         self.health = health.HealthServicer()
         self.port = 0
         self._server: grpc.Server | None = None
@@ -114,6 +124,8 @@ class Service:
         if self.port == 0:
             raise OSError(f"cannot listen on {self.listen}: the address is taken or invalid")
         self._server.start()
+        if self.config.scheduler.enabled:
+            self.scheduler.start()
         for name in ("", *SERVICE_NAMES):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("woxqaq service listening on %s (port %d)", self.listen, self.port)
@@ -126,6 +138,7 @@ class Service:
         self._stopped.set()
         grace = self.config.server.shutdown_grace_s if grace_s is None else grace_s
         self.health.enter_graceful_shutdown()
+        self.scheduler.stop()  # no new runs while the running ones finish
         if self._server is not None:
             self._server.stop(grace).wait()
         self.exports.stop(grace)

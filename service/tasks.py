@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from service.config import Config
@@ -29,8 +30,13 @@ from service.domain.model import (
     TaskStatus,
 )
 from service.domain.precheck import check_export
-from service.domain.schedule import schedule_problems
-from service.store.repository import TaskStore, Tx
+from service.domain.schedule import (
+    DueFirings,
+    describe_next_firings,
+    due_firings,
+    schedule_problems,
+)
+from service.store.repository import SCHEDULER, TaskStore, Tx
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +51,11 @@ MAX_COMMENT = 4000
 
 
 class RunLauncher(Protocol):
-    """Starts a recorded run in the background (the export engine's worker pool)."""
+    """Starts a recorded run in the background (the export engine's worker pool).
 
-    def launch(self, task: Task, run_id: int) -> None: ...
+    `logical_time` is the firing a scheduled run belongs to: what its placeholders mean."""
+
+    def launch(self, task: Task, run_id: int, logical_time: datetime | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,13 @@ class TaskManager:
             else:
                 tx.set_status(task_id, S.APPROVING, expected={S.PRE_CHECK}, precheck_messages=[])
                 tx.add_event(task_id, "pre-check", "precheck_passed")
+                if new.schedule.is_cron:  # what the approvers approve, in plain dates
+                    tx.add_event(
+                        task_id,
+                        "pre-check",
+                        "schedule",
+                        f"next runs: {describe_next_firings(new.schedule, 3)}",
+                    )
                 tx.notify(task_id, "approval_requested", actor=submitter)
             task = tx.get_task(task_id)
         log.info("task submitted", extra={"task_id": task_id, "status": task.status.name})
@@ -202,9 +217,74 @@ class TaskManager:
         tx.notify(task.id, "run_started", actor=executor, run_id=run_id)
         return run_id
 
-    def _launch(self, task: Task, run_id: int) -> None:
+    def _launch(self, task: Task, run_id: int, logical_time: datetime | None = None) -> None:
         assert self.launcher is not None
-        self.launcher.launch(task, run_id)
+        self.launcher.launch(task, run_id, logical_time)
+
+    # -- schedules -----------------------------------------------------------------------
+
+    def fire_schedule(self, task_id: int, now: datetime, grace: timedelta) -> int | None:
+        """Deal with what the schedule of `task_id` owes at `now`; the id of the run started.
+
+        The task's row lock and the recorded firings make this exactly once: replicas that
+        call it for the same firing queue on the lock, and the later ones find it dealt with
+        (the unique (task, firing) key of runs is the backstop).
+        """
+        started: tuple[Task, int, datetime] | None = None
+        with self.store.write() as tx:
+            task = tx.get_task(task_id, lock=True)
+            if task.status is not S.APPROVED or not task.schedule.is_cron:
+                return None  # canceled (or changed) since it was listed: stops at once
+            due = due_firings(task.schedule, tx.schedule_dealt_with(task_id), now, grace)
+            if due.missed and due.last_missed and due.first_missed:
+                self._record_missed(tx, task, due, grace)
+            if due.run is not None:
+                started = self._start_firing(tx, task, due)
+        if started is None:
+            return None
+        self._launch(*started)
+        return started[1]
+
+    def _record_missed(self, tx: Tx, task: Task, due: DueFirings, grace: timedelta) -> None:
+        assert due.first_missed and due.last_missed
+        span = (
+            f"the firing of {_local(due.last_missed)}"
+            if due.missed == 1
+            else f"{due.missed} firings from {_local(due.first_missed)} "
+            f"to {_local(due.last_missed)}"
+        )
+        error = (
+            f"missed: {span} passed while no service was running, more than the "
+            f"{_duration(grace)} grace time ago; the next firing runs as usual"
+        )
+        run_id = tx.add_unrun_firing(task.id, due.last_missed, error)
+        tx.add_event(task.id, SCHEDULER, "run_missed", f"run {run_id}: {error}")
+        tx.notify(task.id, "run_finished", actor=SCHEDULER, run_id=run_id)
+        log.warning("scheduled firing missed", extra={"task_id": task.id, "run_id": run_id})
+
+    def _start_firing(
+        self, tx: Tx, task: Task, due: DueFirings
+    ) -> tuple[Task, int, datetime] | None:
+        assert due.run is not None
+        previous = tx.executing_run(task.id)
+        if previous is not None:  # runs of a schedule never overlap
+            error = (
+                f"skipped: run {previous.id} of an earlier firing was still running at "
+                f"{_local(due.run)}; make the schedule less frequent or the export smaller"
+            )
+            run_id = tx.add_unrun_firing(task.id, due.run, error)
+            tx.add_event(task.id, SCHEDULER, "run_skipped", f"run {run_id}: {error}")
+            tx.notify(task.id, "run_finished", actor=SCHEDULER, run_id=run_id)
+            return None
+        if self.launcher is None:
+            raise Unavailable("this service has no export workers configured")
+        run_id = tx.add_run(task.id, SCHEDULER, owner=self.instance_id, scheduled_for=due.run)
+        note = f"run {run_id} for {_local(due.run)}"
+        if due.coalesced:
+            note += f" (with {due.coalesced} earlier firing(s) missed within the grace time)"
+        tx.add_event(task.id, SCHEDULER, "scheduled_run", note)
+        tx.notify(task.id, "run_started", actor=SCHEDULER, run_id=run_id)
+        return task, run_id, due.run
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -260,6 +340,20 @@ class TaskManager:
         visible = self._visible_datasources(user)
         if visible is not None and task.submitter != user and task.datasource not in visible:
             raise NotFound(f"task {task.id} does not exist")
+
+
+def _local(moment: datetime) -> str:
+    """A firing as people read it: in the schedule's own timezone."""
+    return f"{moment:%Y-%m-%d %H:%M %Z}"
+
+
+def _duration(d: timedelta) -> str:
+    seconds = int(d.total_seconds())
+    if seconds % 3600 == 0 and seconds:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0 and seconds:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
 
 
 def _require_actor(actor: str, what: str) -> None:

@@ -20,6 +20,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -82,7 +83,7 @@ def sql_statement(
     """
     text = sa.text(placeholders.to_bind_params(_statement_body(statement, dialect)))
     wanted = set(text._bindparams)  # the names the text uses
-    given = dict(params or {})
+    given = {k: _for_dialect(v, dialect) for k, v in (params or {}).items()}
     missing = sorted(wanted - given.keys())
     if missing:
         names = ", ".join(f"{{{{{m}}}}}" for m in missing)
@@ -90,6 +91,15 @@ def sql_statement(
     return text.bindparams(
         *(sa.bindparam(k, v, type_=_AsGiven()) for k, v in given.items() if k in wanted)
     )
+
+
+def _for_dialect(value: object, dialect: str) -> object:
+    """SQLite keeps dates as text: bind them in the text form they are stored in."""
+    if dialect == "sqlite" and isinstance(value, datetime):
+        return value.isoformat(" ")
+    if dialect == "sqlite" and isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 def _statement_body(statement: str, dialect: str) -> str:

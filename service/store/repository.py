@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -273,6 +273,49 @@ class Tx:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    def add_unrun_firing(self, task_id: int, scheduled_for: datetime, error: str) -> int:
+        """Record a firing that did not run (missed while down, or overlapping a run)."""
+        now = utcnow()
+        row = RunRow(
+            task_id=task_id,
+            status=int(RunStatus.FAILED),
+            executor=SCHEDULER,
+            scheduled_for=scheduled_for,
+            start_time=now,
+            end_time=now,
+            error=error,
+        )
+        self.s.add(row)
+        self.s.flush()
+        return row.id
+
+    def executing_run(self, task_id: int) -> Run | None:
+        row = self.s.scalars(
+            sa.select(RunRow)
+            .where(RunRow.task_id == task_id, RunRow.status == int(RunStatus.EXECUTING))
+            .limit(1)
+        ).one_or_none()
+        return _run(row) if row else None
+
+    # -- schedules -----------------------------------------------------------------------
+
+    def active_schedules(self) -> list[tuple[Task, datetime]]:
+        """Approved CRON tasks, each with the moment up to which its firings are dealt with:
+        its latest recorded firing, else its approval."""
+        rows = self.s.execute(
+            sa.select(TaskRow, _last_firing(), _approved_at()).where(
+                TaskRow.trigger == int(Trigger.CRON), TaskRow.status == int(TaskStatus.APPROVED)
+            )
+        ).all()
+        return [(_task(row), _dealt_with(row, fired, approved)) for row, fired, approved in rows]
+
+    def schedule_dealt_with(self, task_id: int) -> datetime:
+        row = self._row(task_id)
+        fired, approved = self.s.execute(
+            sa.select(_last_firing(), _approved_at()).where(TaskRow.id == task_id)
+        ).one()
+        return _dealt_with(row, fired, approved)
+
     def heartbeat(self, run_ids: Sequence[int]) -> None:
         if run_ids:
             self.s.execute(
@@ -378,6 +421,31 @@ class Tx:
             )
         # Role.EXECUTED
         return sa.exists().where(RunRow.task_id == TaskRow.id, RunRow.executor == q.user)
+
+
+SCHEDULER = "scheduler"  # the executor of scheduled runs
+
+
+def _last_firing() -> sa.ScalarSelect[Any]:
+    return (
+        sa.select(sa.func.max(RunRow.scheduled_for))
+        .where(RunRow.task_id == TaskRow.id)
+        .scalar_subquery()
+    )
+
+
+def _approved_at() -> sa.ScalarSelect[Any]:
+    return (
+        sa.select(sa.func.max(EventRow.created_at))
+        .where(EventRow.task_id == TaskRow.id, EventRow.action == "approved")
+        .scalar_subquery()
+    )
+
+
+def _dealt_with(row: TaskRow, fired: datetime | None, approved: datetime | None) -> datetime:
+    moment = fired or approved or row.updated_at
+    # Aggregates come back without the column type's processing: naive on SQLite.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class TaskStore:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,15 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     started: list[Running] = []
 
     def start(
-        config: dict[str, Any] | None = None, *, store_url: str = "", **overrides: Any
+        config: dict[str, Any] | None = None,
+        *,
+        store_url: str = "",
+        clock: Callable[[], datetime] | None = None,
+        **overrides: Any,
     ) -> Running:
         data = config if config is not None else shop_config(tmp_path, store_url, **overrides)
         cfg = parse_config(data)
-        service = Service(cfg, listen="127.0.0.1:0")
+        service = Service(cfg, listen="127.0.0.1:0", **({"clock": clock} if clock else {}))
         port = service.start()
         addr = f"127.0.0.1:{port}"
         channel = grpc.insecure_channel(addr)
