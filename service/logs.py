@@ -26,5 +26,5 @@ def setup_logging(level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or os.environ.get("WOXQAQ_LOG_LEVEL", "INFO"))
-    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "alembic.runtime.migration"):
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine, make_url
 
 _ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
 WRITE_OPTION = "woxqaq_write"
+MIGRATION_LOCK_ID = 0x776F7871  # "woxq": the advisory lock that serialises migrations
 
 
 def create_store_engine(url: str) -> Engine:
@@ -50,5 +51,9 @@ def migrate(engine: Engine) -> None:
     """Bring the task store's schema to the newest migration (run at every start)."""
     cfg = AlembicConfig(str(_ALEMBIC_INI))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Replicas starting together on a new store: one migrates, the others wait for
+            # its commit and then find the schema at head (the lock ends with the transaction).
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
