@@ -33,6 +33,7 @@ from bot.blocks.results import (
     delivery_problem,
     execute_prompt,
     run_message,
+    schedule_problem,
 )
 from bot.service_client import ServiceClient
 from woxqaq.v1 import notification_service_pb2 as npb
@@ -187,7 +188,7 @@ class Delivery:
                 self._finish_run(d)
             else:
                 msg = run_message(task, n.run)
-                self._put(d, f"run:{n.run_id}", self._run_destination(task), msg)
+                self._put_run(d, msg)
                 self._watch(task, n.run, d.refs.get(f"run:{n.run_id}"))
         if kind == "run_finished" and n.run_id:
             self._finish_run(d)
@@ -215,6 +216,23 @@ class Delivery:
                 d, "problem:approval", d.n.task.submitter, delivery_problem(d.n.task, where, error)
             )
 
+    def _put_run(self, d: _Delivering, msg: dict[str, Any]) -> None:
+        """Post or update the run's message where it goes; a schedule channel the bot cannot
+        post to is reported to the task's owner, with the result, instead of retried."""
+        task, purpose = d.n.task, f"run:{d.n.run_id}"
+        where = self._run_destination(task)
+        if where == task.submitter or purpose in d.refs:
+            self._put(d, purpose, where, msg)
+            return
+        try:
+            self._put(d, purpose, where, msg, channel_errors=True)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            d.problems.append(f"run {d.n.run_id} not posted to {where}: {error}")
+            self._put(
+                d, f"problem:{purpose}", task.submitter, schedule_problem(task, where, error, msg)
+            )
+
     def _run_destination(self, task: pb.TaskListData) -> str:
         if task.schedule.trigger == pb.TRIGGER_KIND_CRON and task.schedule.channel:
             return task.schedule.channel
@@ -238,12 +256,26 @@ class Delivery:
                 problem = f"No link: {exc.details()}"
         msg = run_message(task, run, link=link, link_problem=problem)
         with self._runs_lock:
-            self._put(d, f"run:{n.run_id}", self._run_destination(task), msg)
+            self._put_run(d, msg)
+        scheduled = task.schedule.trigger == pb.TRIGGER_KIND_CRON and task.schedule.channel
+        if scheduled and run.status != pb.TASK_STATUS_EXECUTE_SUCCESS:
+            # A scheduled report that did not come is news for its owner, not only the channel.
+            self._put(d, f"run:{n.run_id}:owner", task.submitter, msg)
 
     # -- posting -------------------------------------------------------------------------
 
-    def _put(self, d: _Delivering, purpose: str, channel: str, msg: dict[str, Any]) -> None:
-        """Update the purpose's message when there is one, else post it and record it."""
+    def _put(
+        self,
+        d: _Delivering,
+        purpose: str,
+        channel: str,
+        msg: dict[str, Any],
+        *,
+        channel_errors: bool = False,
+    ) -> None:
+        """Update the purpose's message when there is one, else post it and record it.
+        With `channel_errors`, a channel that cannot take it raises SlackApiError for the
+        caller to report; every other failure is a Retry."""
         ref = d.refs.get(purpose)
         if ref is not None:
             try:
@@ -259,7 +291,9 @@ class Delivery:
         try:
             resp = self.client.chat_postMessage(channel=channel, **msg)
         except SlackApiError as exc:
-            if purpose == "approval" and exc.response.get("error") in CHANNEL_ERRORS:
+            if (purpose == "approval" or channel_errors) and exc.response.get(
+                "error"
+            ) in CHANNEL_ERRORS:
                 raise
             raise self._retry(exc) from None
         ref = npb.MessageRef(channel=resp["channel"], ts=resp["ts"], purpose=purpose)

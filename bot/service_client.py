@@ -69,13 +69,16 @@ class ServiceClient:
         *,
         page_size: int = 10,
         task_id: str = "",
+        status: pb.TaskStatus = pb.TASK_STATUS_UNSPECIFIED,
+        current: int = 1,
     ) -> pb.ListTaskResponse:
         req = pb.ListTaskRequest(
             kind=pb.TASK_KIND_DATA_EXPORT,
-            current=1,
+            current=current,
             page_size=page_size,
             role=role,
             task_id=task_id,
+            status=status,
         )
         return self.tasks.ListTaskDetail(req, metadata=self._md(user), timeout=self.timeout_s)
 

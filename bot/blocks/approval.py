@@ -60,6 +60,11 @@ def approval_message(
             ("Approvals needed", str(required_approvals or 1)),
         ),
     ]
+    if task.schedule.trigger == pb.TRIGGER_KIND_CRON and task.status in (
+        pb.TASK_STATUS_APPROVING,
+        pb.TASK_STATUS_APPROVED,
+    ):
+        blocks.append(context(f"Next runs: {t.next_runs(task)}"))
     what_blocks, sql_cut = t.what(ded)
     blocks += what_blocks
     blocks.append(section(f"*Why*\n{t.reason(ded)}"))

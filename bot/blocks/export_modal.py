@@ -401,12 +401,12 @@ def precheck_errors(messages: Sequence[str], meta: Metadata, scheduled: bool) ->
     main = "sql" if meta.mode == MODE_SQL else "tables"
     for msg in messages:
         low = msg.lower()
-        if scheduled and ("cron" in low or "schedule" in low):
-            block = "cron"
-        elif scheduled and "timezone" in low:
+        if scheduled and "timezone" in low:
             block = "timezone"
         elif scheduled and "channel" in low:
             block = "channel"
+        elif scheduled and ("cron" in low or "schedule" in low):
+            block = "cron"
         elif meta.mode == MODE_TABLES and "filter" in low:
             block = "filter"
         elif meta.mode == MODE_TABLES and ("field" in low or "column" in low):

@@ -125,13 +125,29 @@ def run_message(
     return message(f"Export #{task.id} is ready: {run.rows:,} rows", blocks)
 
 
+CHANNEL_HINTS = {
+    "channel_not_found": "the channel does not exist or the bot cannot see it",
+    "not_in_channel": "the bot is not a member of that channel",
+    "is_archived": "the channel is archived",
+}
+
+
+def schedule_problem(
+    task: pb.TaskListData, where: str, error: str, result: dict[str, Any]
+) -> dict[str, Any]:
+    """The result of a scheduled run, to its owner, because its channel would not take it."""
+    hint = CHANNEL_HINTS.get(error, error)
+    warning = section(
+        f":warning: I couldn't post this run of your scheduled export *#{task.id}* to "
+        f"{channel(where)}: {escape(hint)}. Invite the bot there (`/invite @woxqaq`); "
+        "meanwhile the result comes to you."
+    )
+    return message(result["text"], [warning, *result["blocks"]][:50])
+
+
 def delivery_problem(task: pb.TaskListData, where: str, error: str) -> dict[str, Any]:
     """Tells the requester that a message about their task could not be posted, and why."""
-    hint = {
-        "channel_not_found": "the channel does not exist or the bot cannot see it",
-        "not_in_channel": "the bot is not a member of that channel",
-        "is_archived": "the channel is archived",
-    }.get(error, error)
+    hint = CHANNEL_HINTS.get(error, error)
     blocks = [
         section(
             f":warning: I couldn't post the approval request of your export *#{task.id}* to "

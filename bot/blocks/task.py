@@ -18,7 +18,10 @@ from bot.blocks.common import (
     code_block,
     escape,
     section,
+    when,
 )
+from service.domain.model import Schedule, Trigger
+from service.domain.schedule import next_fire_times
 from woxqaq.v1 import task_service_pb2 as pb
 
 SQL_PREVIEW = 2400  # leaves room in a 50-block message; the rest is behind "Show full SQL"
@@ -87,6 +90,19 @@ def schedule_line(task: pb.TaskListData) -> str:
         return "once"
     where = f" to <#{s.channel}>" if s.channel.isalnum() and s.channel else ""
     return f"`{escape(s.cron)}` ({escape(s.timezone or 'UTC')}){where}"
+
+
+def next_runs(task: pb.TaskListData, count: int = 3, after: datetime | None = None) -> str:
+    """The schedule's next firings as dates Slack shows in the reader's time zone."""
+    s = task.schedule
+    if s.trigger != pb.TRIGGER_KIND_CRON:
+        return ""
+    schedule = Schedule(Trigger.CRON, s.cron, s.timezone or "UTC", s.channel)
+    try:
+        times = next_fire_times(schedule, count, after)
+    except (ValueError, KeyError):  # the pre-check says what is wrong with it
+        return "—"
+    return ", ".join(when(t) for t in times) or "never"
 
 
 def reason(ded: pb.DataExportDetail, limit: int = 1500) -> str:

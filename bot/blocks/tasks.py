@@ -21,6 +21,8 @@ from bot.blocks.common import (
     header,
     human_size,
     message,
+    mrkdwn,
+    plain,
     section,
     status_label,
     user,
@@ -36,12 +38,21 @@ CANCELABLE = {
     pb.TASK_STATUS_APPROVED,
 }
 
+MAX_LISTED = 20
+CONFIRM_CANCEL = {
+    "title": plain("Cancel the schedule?", 100),
+    "text": mrkdwn("It will not run again. Runs already made keep their files."),
+    "confirm": plain("Cancel it", 30),
+    "deny": plain("Keep it", 30),
+    "style": "danger",
+}
+
 HELP = (
     "*woxqaq* gets data out of production databases safely, with approvals.\n"
     "• `/export` — open the form to request an export (SQL or tables)\n"
     "• `/export list` — your recent exports\n"
     "• `/export show <id>` — one export: what, who decided, runs and links\n"
-    "• `/export schedules` — your scheduled exports\n"
+    "• `/export schedules` — active scheduled exports, their next run, Cancel for yours\n"
     "• `/export help` — this help\n"
     "Approvers get the request in the datasource's channel; your App Home lists what waits "
     "for you."
@@ -75,6 +86,34 @@ def task_list(title: str, tasks: Sequence[pb.TaskListData], total: int) -> dict[
     return message(title, blocks)
 
 
+def schedule_list(tasks: Sequence[pb.TaskListData], viewer: str) -> dict[str, Any]:
+    """Active schedules, each with its next run and, for its submitter, a Cancel button."""
+    title = "Active scheduled exports"
+    if not tasks:
+        return message(
+            title,
+            [section(f"*{title}*\nNone yet. Tick “Run on a schedule” in `/export` to make one.")],
+        )
+    blocks: list[Block] = [section(f"*{title}*")]
+    for task in tasks[:MAX_LISTED]:
+        line = (
+            f"*#{task.id}* · {escape(task.dsn)} · {t.schedule_line(task)} · "
+            f"{status_label(task.status)} · by {user(task.submitter)}\n"
+            f"Next run: {t.next_runs(task, 1)}"
+        )
+        accessory = (
+            button("Cancel", CANCEL, task.id, style="danger", confirm=CONFIRM_CANCEL)
+            if task.submitter == viewer
+            else None
+        )
+        blocks.append(section(line, accessory=accessory))
+    if len(tasks) > MAX_LISTED:
+        blocks.append(
+            context(f"Showing {MAX_LISTED} of {len(tasks)}. `/export show <id>` for one.")
+        )
+    return message(title, blocks)
+
+
 def task_detail(detail: pb.GetTaskDetailResponse, viewer: str) -> dict[str, Any]:
     task = detail.task
     ded = task.ded
@@ -92,6 +131,8 @@ def task_detail(detail: pb.GetTaskDetailResponse, viewer: str) -> dict[str, Any]
             ("Schedule", t.schedule_line(task)),
         ),
     ]
+    if task.schedule.trigger == pb.TRIGGER_KIND_CRON and task.status == pb.TASK_STATUS_APPROVED:
+        blocks.append(context(f"Next runs: {t.next_runs(task)}"))
     what_blocks, _ = t.what(ded, sql_limit=2000)
     blocks += what_blocks
     blocks.append(section(f"*Why*\n{t.reason(ded, 800)}"))
@@ -111,7 +152,8 @@ def task_detail(detail: pb.GetTaskDetailResponse, viewer: str) -> dict[str, Any]
     buttons = []
     if task.status in CANCELABLE and task.submitter == viewer:
         buttons.append(button("Cancel", CANCEL, task.id, style="danger"))
-    if task.status == pb.TASK_STATUS_APPROVED and ded.exector != pb.EXEC_AUTO:
+    scheduled = task.schedule.trigger == pb.TRIGGER_KIND_CRON
+    if task.status == pb.TASK_STATUS_APPROVED and ded.exector != pb.EXEC_AUTO and not scheduled:
         buttons.append(button("Execute", EXECUTE, task.id, style="primary"))
     if task.status == pb.TASK_STATUS_EXECUTE_SUCCESS and detail.runs:
         buttons.append(button("Get the link", RENEW_LINK, f"{task.id}:{detail.runs[0].id}"))

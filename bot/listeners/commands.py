@@ -68,9 +68,7 @@ def _handle(deps: Deps, command: dict[str, Any], client: WebClient, respond: Res
             page = deps.service.list_tasks(user, pb.TASK_ROLE_COMMITTER, page_size=15)
             reply(task_blocks.task_list("Your recent exports", page.data, page.total))
         elif sub == "schedules":
-            page = deps.service.list_tasks(user, pb.TASK_ROLE_COMMITTER, page_size=100)
-            cron = [t for t in page.data if t.schedule.trigger == pb.TRIGGER_KIND_CRON]
-            reply(task_blocks.task_list("Your scheduled exports", cron[:20], len(cron)))
+            reply(task_blocks.schedule_list(_active_schedules(deps, user), user))
         elif sub == "show":
             task_id = task_id_of(words[1]) if len(words) > 1 else None
             if task_id is None:
@@ -87,3 +85,18 @@ def _handle(deps: Deps, command: dict[str, Any], client: WebClient, respond: Res
             reply(task_blocks.help_message(f"I don't know `/export {sub[:50]}`."))
     except grpc.RpcError as exc:
         respond(text=describe(exc), response_type="ephemeral")
+
+
+SCHEDULE_PAGES = 5  # of 100 tasks per state; schedules are few next to one-off exports
+
+
+def _active_schedules(deps: Deps, user: str) -> list[pb.TaskListData]:
+    """Scheduled exports the user may see that are approved or waiting for approval."""
+    found: list[pb.TaskListData] = []
+    for status in (pb.TASK_STATUS_APPROVED, pb.TASK_STATUS_APPROVING):
+        for current in range(1, SCHEDULE_PAGES + 1):
+            page = deps.service.list_tasks(user, status=status, page_size=100, current=current)
+            found += [t for t in page.data if t.schedule.trigger == pb.TRIGGER_KIND_CRON]
+            if current * 100 >= page.total:
+                break
+    return found

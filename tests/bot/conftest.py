@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,15 @@ def slack() -> Iterator[SlackStandIn]:
 def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     started: list[Service] = []
 
-    def start(store_url: str = "", **shop: Any) -> Service:
-        cfg = parse_config(shop_config(tmp_path, store_url, **shop))
-        service = Service(cfg, listen="127.0.0.1:0")
+    def start(
+        store_url: str = "", *, clock: Callable[[], datetime] | None = None, **shop: Any
+    ) -> Service:
+        data = shop_config(tmp_path, store_url, **shop)
+        if clock is not None:  # the test drives the scheduler's ticks
+            data["scheduler"] = {"enabled": False}
+        service = Service(
+            parse_config(data), listen="127.0.0.1:0", **({"clock": clock} if clock else {})
+        )
         port = service.start()
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         grpc.channel_ready_future(channel).result(timeout=10)
