@@ -34,6 +34,15 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 10.0
 STOPPED_MESSAGE = "the service stopped during the export (restarted or killed); execute it again"
+STOPPED_SCHEDULED = (
+    "the service stopped during the export (restarted or killed); the next firing runs as usual"
+)
+
+
+def stopped_message(task: Task) -> str:
+    return STOPPED_SCHEDULED if task.schedule.is_cron else STOPPED_MESSAGE
+
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -113,7 +122,7 @@ class Exports:
                 self._changed.wait(timeout=max(0.0, deadline - time.monotonic()))
         self._abandon.set()
         try:
-            self._fail_own_runs(STOPPED_MESSAGE)
+            self._fail_own_runs()
         except Exception:  # the store may be down too; recovery will fail these runs later
             log.exception("could not record the runs this process abandoned")
 
@@ -313,20 +322,20 @@ class Exports:
         for run in stale:
             with self.store.read() as tx:
                 task = tx.get_task(run.task_id)
-            self._finish(task, run.id, RunStatus.FAILED, error=STOPPED_MESSAGE)
+            self._finish(task, run.id, RunStatus.FAILED, error=stopped_message(task))
             log.warning(
                 "recovered a run abandoned by a stopped process",
                 extra={"task_id": run.task_id, "run_id": run.id},
             )
         return len(stale)
 
-    def _fail_own_runs(self, message: str) -> None:
+    def _fail_own_runs(self) -> None:
         with self.store.read() as tx:
             own = tx.stale_runs(owner=self.instance_id, older_than=datetime.min.replace(tzinfo=UTC))
         for run in own:
             with self.store.read() as tx:
                 task = tx.get_task(run.task_id)
-            self._finish(task, run.id, RunStatus.FAILED, error=message)
+            self._finish(task, run.id, RunStatus.FAILED, error=stopped_message(task))
 
     def _maintain(self) -> None:
         last_retention = 0.0

@@ -202,10 +202,14 @@ class ServiceProcess:
 
     # -- shortcuts -------------------------------------------------------------------------
 
-    def submit_sql(self, user: str, dsn: str, sql: str, **ded: Any) -> pb.SubmitTaskResponse:
+    def submit_sql(
+        self, user: str, dsn: str, sql: str, schedule: pb.Schedule | None = None, **ded: Any
+    ) -> pb.SubmitTaskResponse:
         detail = pb.DataExportDetail(export_reason=ded.pop("reason", "reliability"), **ded)
         detail.ebs.statement = sql
-        req = pb.SubmitTaskRequest(kind=pb.TASK_KIND_DATA_EXPORT, dsn=dsn, ded=detail)
+        req = pb.SubmitTaskRequest(
+            kind=pb.TASK_KIND_DATA_EXPORT, dsn=dsn, ded=detail, schedule=schedule
+        )
         return self.caller(user).SubmitTask(req)
 
     def detail(self, task_id: str | int, user: str = "auditor") -> pb.GetTaskDetailResponse:

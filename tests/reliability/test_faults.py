@@ -119,6 +119,50 @@ def test_killed_service_mid_export_fails_the_run_with_its_reason_and_can_run_aga
     assert [p.name for p in local_files(svc)] == [done.runs[0].filename]
 
 
+def test_killed_service_during_a_scheduled_firing_fails_that_run_and_the_schedule_goes_on(
+    service_process: Callable[..., ServiceProcess],
+    tmp_path: Path,
+    scratch_store: str,
+    pg_source: str,
+    no_orphan_queries: None,
+) -> None:
+    config = reliability_config(
+        tmp_path, scratch_store, pg_source, scheduler={"enabled": True, "tick_s": 0.5}
+    )
+    svc = service_process(config)
+    schedule = pb.Schedule(
+        trigger=pb.TRIGGER_KIND_CRON, cron="* * * * *", timezone="UTC", channel="C_REPORTS"
+    )
+    sub = svc.submit_sql("sam", "pg", slow_sql(400), schedule=schedule)
+    assert sub.ok, svc.detail(sub.task_id).precheck_messages
+    approve(svc, sub.task_id)
+    wait_for(lambda: query_running(pg_source), timeout=75, what="the first firing's query")
+    first = svc.detail(sub.task_id).runs[0]
+
+    svc.kill()
+    svc.start()
+
+    def recovered() -> pb.TaskRun | None:
+        runs = {r.id: r for r in svc.detail(sub.task_id).runs}
+        run = runs.get(first.id)
+        return run if run and run.status == S.TASK_STATUS_EXECUTE_FAILED else None
+
+    run = wait_for(recovered, timeout=20, what="the killed firing's run recovered")
+    assert "the next firing runs as usual" in run.error and run.filename == ""
+    assert local_files(svc) == []
+    detail = svc.detail(sub.task_id)
+    assert detail.task.status == S.TASK_STATUS_APPROVED  # the schedule itself lives on
+
+    # The next firing runs, once.
+    nxt = wait_for(
+        lambda: [r for r in svc.detail(sub.task_id).runs if int(r.id) > int(first.id)],
+        timeout=75,
+        what="the next firing",
+    )
+    assert len(nxt) == 1 and nxt[0].status == S.TASK_STATUS_EXECUTING
+    svc.caller("sam").Cancel(pb.CancelRequest(task_id=int(sub.task_id), operator="sam"))
+
+
 def test_killed_service_during_votes_leaves_every_vote_whole_and_each_task_consistent(
     service_process: Callable[..., ServiceProcess],
     tmp_path: Path,
