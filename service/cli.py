@@ -20,6 +20,8 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from service.domain.model import Schedule, Trigger
+from service.domain.schedule import describe_next_firings
 from woxqaq.v1 import task_service_pb2 as pb
 from woxqaq.v1 import task_service_pb2_grpc as pb_grpc
 
@@ -96,6 +98,14 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def _next_runs(s: pb.Schedule) -> str:
+    schedule = Schedule(Trigger.CRON, s.cron, s.timezone or "UTC", s.channel)
+    try:
+        return describe_next_firings(schedule, 3) or "never"
+    except (ValueError, KeyError):
+        return "-"
+
+
 def _when(ts: Any) -> str:
     return ts.ToDatetime().strftime("%Y-%m-%d %H:%M:%S") if ts.seconds else ""
 
@@ -131,6 +141,8 @@ def render_detail(resp: pb.GetTaskDetailResponse) -> str:
         lines.append(
             f"  schedule    {t.schedule.cron} ({t.schedule.timezone}) -> {t.schedule.channel}"
         )
+        if t.status in (pb.TASK_STATUS_APPROVING, pb.TASK_STATUS_APPROVED):
+            lines.append(f"  next runs   {_next_runs(t.schedule)}")
     if resp.precheck_messages:
         lines += ["  pre-check failed:", *(f"    - {m}" for m in resp.precheck_messages)]
     if resp.events:
