@@ -35,6 +35,7 @@ def main() -> int:
         settings.consumer,
         poll_interval_s=settings.poll_interval_s,
         lease_s=settings.lease_s,
+        upload_max_bytes=settings.upload_max_bytes,
     )
     delivery.start()
     stopped = threading.Event()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,8 +76,10 @@ class Delivery:
         poll_interval_s: float = 1.0,
         lease_s: int = 120,
         progress_interval_s: float = 2.0,
+        upload_max_bytes: int = 0,
     ) -> None:
         self.client = client
+        self.upload_max_bytes = upload_max_bytes
         self.service = service
         self.consumer = consumer
         self.poll_interval_s = poll_interval_s
@@ -233,6 +236,38 @@ class Delivery:
                 d, f"problem:{purpose}", task.submitter, schedule_problem(task, where, error, msg)
             )
 
+    def _share_file(self, d: _Delivering, link: Link, size: int) -> None:
+        """Upload a small scheduled result to its channel, once, where the workspace allows
+        uploads; the link is already posted, so a refusal is noted, not retried."""
+        purpose = f"file:{d.n.run_id}"
+        if purpose in d.refs or not 0 < size <= self.upload_max_bytes:
+            return
+        where = self._run_destination(d.n.task)
+        try:
+            with urllib.request.urlopen(link.url, timeout=60) as resp:  # the service's own link
+                content = resp.read(self.upload_max_bytes + 1)
+        except OSError as exc:
+            d.problems.append(f"file of run {d.n.run_id} not shared: {exc}")
+            return
+        try:
+            resp = self.client.files_upload_v2(
+                channel=where, content=content, filename=link.filename, title=link.filename
+            )
+        except SlackApiError as exc:
+            if exc.response.status_code == 429 or exc.response.status_code >= 500:
+                raise self._retry(exc) from None
+            error = exc.response.get("error", "")
+            log.info("file of run %s not uploaded: %s", d.n.run_id, error)
+            d.problems.append(f"file of run {d.n.run_id} not uploaded to {where}: {error}")
+            file_id = "refused"  # remembered too: the run's other notification won't ask again
+        else:
+            uploaded = resp.get("file") or (resp.get("files") or [{}])[0]
+            file_id = str(uploaded.get("id") or "uploaded")
+        ref = npb.MessageRef(channel=where, ts=file_id, purpose=purpose)
+        self.service.save_refs(d.n.task_id, [ref])
+        d.refs[purpose] = ref
+        d.posted.append(ref)
+
     def _run_destination(self, task: pb.TaskListData) -> str:
         if task.schedule.trigger == pb.TRIGGER_KIND_CRON and task.schedule.channel:
             return task.schedule.channel
@@ -258,6 +293,8 @@ class Delivery:
         with self._runs_lock:
             self._put_run(d, msg)
         scheduled = task.schedule.trigger == pb.TRIGGER_KIND_CRON and task.schedule.channel
+        if scheduled and link is not None:
+            self._share_file(d, link, run.bytes)
         if scheduled and run.status != pb.TASK_STATUS_EXECUTE_SUCCESS:
             # A scheduled report that did not come is news for its owner, not only the channel.
             self._put(d, f"run:{n.run_id}:owner", task.submitter, msg)

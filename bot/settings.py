@@ -27,6 +27,8 @@ class Settings:
     consumer: str = field(default_factory=lambda: f"bot-{socket.gethostname()}-{os.getpid()}")
     poll_interval_s: float = 1.0
     lease_s: int = 120
+    # A scheduled run's file up to this size is also uploaded to its channel; 0: links only.
+    upload_max_bytes: int = 1024 * 1024
 
     @property
     def socket_mode(self) -> bool:
@@ -43,6 +45,13 @@ class Settings:
             port = int(port_text)
         except ValueError:
             raise SettingsError(f"PORT must be a number, not {port_text!r}") from None
+        upload_text = env.get("WOXQAQ_SLACK_UPLOAD_MAX_BYTES", str(1024 * 1024))
+        try:
+            upload_max_bytes = max(0, int(upload_text))
+        except ValueError:
+            raise SettingsError(
+                f"WOXQAQ_SLACK_UPLOAD_MAX_BYTES must be a number of bytes, not {upload_text!r}"
+            ) from None
         api_url = env.get("SLACK_API_URL") or SLACK_API_URL
         return cls(
             bot_token=env["SLACK_BOT_TOKEN"],
@@ -52,4 +61,5 @@ class Settings:
             service_addr=env.get("WOXQAQ_SERVICE_ADDR") or "127.0.0.1:50051",
             service_token=env.get("WOXQAQ_SERVICE_TOKEN", ""),
             port=port,
+            upload_max_bytes=upload_max_bytes,
         )

@@ -97,6 +97,7 @@ class Bot:
     service_addr: str
     service_token: str
     acks: list[tuple[float, int]] = field(default_factory=list)
+    upload_max_bytes: int = 64 * 1024
 
     def __post_init__(self) -> None:
         self.settings = Settings(
@@ -125,6 +126,7 @@ class Bot:
             poll_interval_s=0.05,
             lease_s=30,
             progress_interval_s=0.2,
+            upload_max_bytes=self.upload_max_bytes,
         )
         self.delivery.start()
         return self.delivery

@@ -65,6 +65,9 @@ class SlackStandIn:
         self._ts = itertools.count(1)
         self._views = itertools.count(1)
         self._response_ids = itertools.count(1)
+        self._files = itertools.count(1)
+        self.uploads: dict[str, bytes] = {}  # file id → the bytes uploaded to its URL
+        self.files: list[dict[str, Any]] = []  # completed uploads: id, title, channel
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -219,6 +222,17 @@ class SlackStandIn:
                 msg.updates + 1,
             )
             return {"ok": True, "channel": key[0], "ts": key[1]}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._files)}"
+            return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+        if method == "files.completeUploadExternal":
+            files = p.get("files")
+            files = json.loads(files) if isinstance(files, str) else files or []
+            for f in files:
+                self.files.append({**f, "channel": p.get("channel_id", "")})
+            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
+        if method == "files.info":
+            return {"ok": True, "file": {"id": p.get("file", "")}}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"1700000001.{next(self._ts):06d}"}
         if method in ("views.open", "views.push"):
@@ -246,8 +260,14 @@ class SlackStandIn:
                 pass
 
             def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 path = urlsplit(self.path).path
+                if path.startswith("/upload/"):  # a file's bytes, as Slack's upload URL takes
+                    with standin._lock:
+                        standin.uploads[path.removeprefix("/upload/")] = body
+                    self._send(200, f"OK - {len(body)}".encode(), "text/plain", {})
+                    return
+                raw = body.decode()
                 params = _params(raw, self.headers.get("Content-Type", ""))
                 if path.startswith("/response/"):
                     with standin._lock:

@@ -186,3 +186,43 @@ def test_a_channel_the_bot_is_not_in_gets_the_result_to_the_owner_instead(
     assert "/invite" in str(told[0].blocks)
     time.sleep(0.5)
     assert len([m for m in slack.dm("dave") if "scheduled export" in str(m.blocks)]) == 1
+
+
+def test_a_small_scheduled_result_is_also_uploaded_to_the_channel_once(
+    start_service, make_bot, slack: SlackStandIn
+) -> None:
+    clock = Clock()
+    service: Service = start_service(clock=clock)
+    bot = make_bot(service)
+    assert bot.submit_export("dave", **schedule_fields()).status_code == 200
+    approve_first(bot, slack)
+    clock.next_minute()
+    assert len(service.scheduler.tick()) == 1
+
+    wait_for(lambda: slack.files, what="the file shared")
+    posted = wait_for(lambda: [m for m in slack.in_channel(FINANCE) if links(m)], what="link")
+    shared = slack.files[0]
+    assert shared["channel"] == FINANCE and shared["title"].endswith(".csv")
+    content = slack.uploads[shared["id"]]
+    assert content == requests.get(links(posted[0])[0], timeout=10).content
+    assert content.decode("utf-8-sig").splitlines()[0] == "order_no,amount"
+    time.sleep(0.5)
+    assert len(slack.files) == 1
+
+
+def test_no_upload_where_the_workspace_refuses_it_and_the_link_still_comes(
+    start_service, make_bot, slack: SlackStandIn
+) -> None:
+    clock = Clock()
+    service: Service = start_service(clock=clock)
+    bot = make_bot(service)
+    slack.fail("files.getUploadURLExternal", "missing_scope", times=10)
+    assert bot.submit_export("dave", **schedule_fields()).status_code == 200
+    approve_first(bot, slack)
+    clock.next_minute()
+    assert len(service.scheduler.tick()) == 1
+
+    wait_for(lambda: [m for m in slack.in_channel(FINANCE) if links(m)], what="link")
+    wait_for(lambda: slack.of("files.getUploadURLExternal"), what="the upload tried")
+    time.sleep(0.5)
+    assert not slack.files and len(slack.of("files.getUploadURLExternal")) == 1
