@@ -54,7 +54,8 @@ def test_auto_executor_runs_after_approval_and_links_the_file(svc) -> None:  # t
     assert run.filename.startswith("shop_task") and run.filename.endswith(".csv")
     rows, _ = download_rows(svc, task_id)
     assert rows[0] == ["id", "order_no", "amount", "remark"]
-    assert rows[1] == ["1", "9007199254740993", "199", "首单"]  # NUMERIC affinity: 199.00 is stored as 199
+    # NUMERIC affinity: SQLite stores 199.00 as 199
+    assert rows[1] == ["1", "9007199254740993", "199", "首单"]
     assert rows[5][3] == "multi\nline"
     assert len(rows) == 9
     actions = [e.action for e in detail.events]
