@@ -257,10 +257,7 @@ class TaskManager:
             f"missed: {span} passed while no service was running, more than the "
             f"{_duration(grace)} grace time ago; the next firing runs as usual"
         )
-        run_id = tx.add_unrun_firing(task.id, due.last_missed, error)
-        tx.add_event(task.id, SCHEDULER, "run_missed", f"run {run_id}: {error}")
-        tx.notify(task.id, "run_finished", actor=SCHEDULER, run_id=run_id)
-        log.warning("scheduled firing missed", extra={"task_id": task.id, "run_id": run_id})
+        _record_unrun(tx, task, due.last_missed, "run_missed", error)
 
     def _start_firing(
         self, tx: Tx, task: Task, due: DueFirings
@@ -272,9 +269,7 @@ class TaskManager:
                 f"skipped: run {previous.id} of an earlier firing was still running at "
                 f"{_local(due.run)}; make the schedule less frequent or the export smaller"
             )
-            run_id = tx.add_unrun_firing(task.id, due.run, error)
-            tx.add_event(task.id, SCHEDULER, "run_skipped", f"run {run_id}: {error}")
-            tx.notify(task.id, "run_finished", actor=SCHEDULER, run_id=run_id)
+            _record_unrun(tx, task, due.run, "run_skipped", error)
             return None
         if self.launcher is None:
             raise Unavailable("this service has no export workers configured")
@@ -340,6 +335,14 @@ class TaskManager:
         visible = self._visible_datasources(user)
         if visible is not None and task.submitter != user and task.datasource not in visible:
             raise NotFound(f"task {task.id} does not exist")
+
+
+def _record_unrun(tx: Tx, task: Task, firing: datetime, action: str, error: str) -> None:
+    """A firing that did not run, as a failed run saying why: the channel hears of it."""
+    run_id = tx.add_unrun_firing(task.id, firing, error)
+    tx.add_event(task.id, SCHEDULER, action, f"run {run_id}: {error}")
+    tx.notify(task.id, "run_finished", actor=SCHEDULER, run_id=run_id)
+    log.warning("scheduled firing not run", extra={"task_id": task.id, "run_id": run_id})
 
 
 def _local(moment: datetime) -> str:

@@ -7,13 +7,12 @@ delivers what the service recorded through the Slack stand-in.
 
 from __future__ import annotations
 
-import threading
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
 from bot_support import APPROVAL_CHANNEL, Bot, wait_for
+from fake_clock import Clock
 from slack_standin import SlackStandIn
 
 from service.server import Service
@@ -21,20 +20,6 @@ from woxqaq.v1 import task_service_pb2 as pb
 
 SQL = "SELECT order_no, amount FROM orders WHERE paid = 1 ORDER BY id"
 FINANCE = "CFINANCE"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self.now
-
-    def next_minute(self) -> None:
-        with self._lock:
-            self.now = self.now.replace(second=0, microsecond=0) + timedelta(minutes=1, seconds=3)
 
 
 def schedule_fields(**overrides: Any) -> dict[str, Any]:
@@ -69,17 +54,25 @@ def approve_first(bot: Bot, slack: SlackStandIn) -> None:
     )
 
 
-def test_each_firing_is_posted_to_the_schedules_channel_with_its_link(
-    start_service, make_bot, slack: SlackStandIn
-) -> None:
+def approved_schedule(
+    start_service, make_bot, slack: SlackStandIn, **fields: Any
+) -> tuple[Clock, Service, Bot]:
+    """A schedule submitted by dave through the form and approved by alice's click."""
     clock = Clock()
     service: Service = start_service(clock=clock)
     bot = make_bot(service)
-    assert bot.submit_export("dave", **schedule_fields()).status_code == 200
+    assert bot.submit_export("dave", **schedule_fields(**fields)).status_code == 200
     approve_first(bot, slack)
+    return clock, service, bot
+
+
+def test_each_firing_is_posted_to_the_schedules_channel_with_its_link(
+    start_service, make_bot, slack: SlackStandIn
+) -> None:
+    clock, service, _bot = approved_schedule(start_service, make_bot, slack)
 
     for n in (1, 2):
-        clock.next_minute()
+        clock.to_next_minute()
         assert len(service.scheduler.tick()) == 1
         done = wait_for(
             lambda n=n: [m for m in slack.in_channel(FINANCE) if links(m)][n - 1 :],
@@ -95,13 +88,10 @@ def test_each_firing_is_posted_to_the_schedules_channel_with_its_link(
 def test_a_failed_scheduled_run_is_told_to_the_channel_and_its_owner(
     start_service, make_bot, slack: SlackStandIn
 ) -> None:
-    clock = Clock()
-    service: Service = start_service(clock=clock)
-    bot = make_bot(service)
-    fields = schedule_fields(sql="SELECT * FROM refunds")  # no such table: fails when it runs
-    assert bot.submit_export("dave", **fields).status_code == 200
-    approve_first(bot, slack)
-    clock.next_minute()
+    clock, service, _bot = approved_schedule(
+        start_service, make_bot, slack, sql="SELECT * FROM refunds"
+    )  # no such table: fails when it runs
+    clock.to_next_minute()
     assert len(service.scheduler.tick()) == 1
 
     in_channel = wait_for(
@@ -117,11 +107,7 @@ def test_a_failed_scheduled_run_is_told_to_the_channel_and_its_owner(
 def test_schedules_lists_next_run_and_cancel_stops_it(
     start_service, make_bot, slack: SlackStandIn
 ) -> None:
-    clock = Clock()
-    service: Service = start_service(clock=clock)
-    bot = make_bot(service)
-    assert bot.submit_export("dave", **schedule_fields()).status_code == 200
-    approve_first(bot, slack)
+    clock, service, bot = approved_schedule(start_service, make_bot, slack)
 
     before = len(slack.of("response_url"))
     assert bot.command("dave", "schedules").status_code == 200
@@ -146,7 +132,7 @@ def test_schedules_lists_next_run_and_cancel_stops_it(
         lambda: bot.service.detail("dave", "1").task.status == pb.TASK_STATUS_CANCELED,
         what="canceled",
     )
-    clock.next_minute()
+    clock.to_next_minute()
     assert service.scheduler.tick() == []
     time.sleep(0.3)
     assert not slack.in_channel(FINANCE)
@@ -170,15 +156,11 @@ def test_a_bad_schedule_is_shown_on_its_field(start_service, make_bot, slack) ->
 def test_a_channel_the_bot_is_not_in_gets_the_result_to_the_owner_instead(
     start_service, make_bot, slack: SlackStandIn
 ) -> None:
-    clock = Clock()
-    service: Service = start_service(clock=clock)
-    bot = make_bot(service)
-    assert bot.submit_export("dave", **schedule_fields()).status_code == 200
-    approve_first(bot, slack)
+    clock, service, _bot = approved_schedule(start_service, make_bot, slack)
     slack.fail(
         "chat.postMessage", "not_in_channel", times=100, when=lambda p: p["channel"] == FINANCE
     )
-    clock.next_minute()
+    clock.to_next_minute()
     assert len(service.scheduler.tick()) == 1
 
     told = wait_for(lambda: [m for m in slack.dm("dave") if links(m)], what="result to dave")
@@ -191,12 +173,8 @@ def test_a_channel_the_bot_is_not_in_gets_the_result_to_the_owner_instead(
 def test_a_small_scheduled_result_is_also_uploaded_to_the_channel_once(
     start_service, make_bot, slack: SlackStandIn
 ) -> None:
-    clock = Clock()
-    service: Service = start_service(clock=clock)
-    bot = make_bot(service)
-    assert bot.submit_export("dave", **schedule_fields()).status_code == 200
-    approve_first(bot, slack)
-    clock.next_minute()
+    clock, service, _bot = approved_schedule(start_service, make_bot, slack)
+    clock.to_next_minute()
     assert len(service.scheduler.tick()) == 1
 
     wait_for(lambda: slack.files, what="the file shared")
@@ -213,13 +191,9 @@ def test_a_small_scheduled_result_is_also_uploaded_to_the_channel_once(
 def test_no_upload_where_the_workspace_refuses_it_and_the_link_still_comes(
     start_service, make_bot, slack: SlackStandIn
 ) -> None:
-    clock = Clock()
-    service: Service = start_service(clock=clock)
-    bot = make_bot(service)
     slack.fail("files.getUploadURLExternal", "missing_scope", times=10)
-    assert bot.submit_export("dave", **schedule_fields()).status_code == 200
-    approve_first(bot, slack)
-    clock.next_minute()
+    clock, service, _bot = approved_schedule(start_service, make_bot, slack)
+    clock.to_next_minute()
     assert len(service.scheduler.tick()) == 1
 
     wait_for(lambda: [m for m in slack.in_channel(FINANCE) if links(m)], what="link")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 import sqlalchemy as sa
+from fake_clock import Clock
 from service_support import Running, shop_config
 
 from woxqaq.v1 import task_service_pb2 as pb
@@ -26,28 +26,6 @@ EVERY_MINUTE = pb.Schedule(
     trigger=pb.TRIGGER_KIND_CRON, cron="* * * * *", timezone="Asia/Shanghai", channel="C_FIN"
 )
 SQL = "SELECT order_no, amount FROM orders WHERE paid = 1 ORDER BY id"
-
-
-class Clock:
-    """Real time until moved; moving it never goes back."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self.now
-
-    def set(self, moment: datetime) -> None:
-        with self._lock:
-            assert moment >= self.now
-            self.now = moment
-
-    def to_next_minute(self, seconds: int = 5) -> datetime:
-        nxt = self.now.replace(second=0, microsecond=0) + timedelta(minutes=1, seconds=seconds)
-        self.set(nxt)
-        return nxt
 
 
 def manual(**scheduler: Any) -> dict[str, Any]:
