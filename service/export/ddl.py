@@ -19,7 +19,8 @@ def table_ddl(session: ReadOnlySession, table: sa.Table) -> str:
     """CREATE statements (table, then indexes) for a reflected table, `;`-terminated."""
     if session.backend == "mysql":
         quote = session.dialect.identifier_preparer.quote
-        rows = session.catalog_rows(f"SHOW CREATE TABLE {quote(table.schema)}.{quote(table.name)}")
+        name = f"{quote(table.schema)}.{quote(table.name)}" if table.schema else quote(table.name)
+        rows = session.catalog_rows(f"SHOW CREATE TABLE {name}")
         return f"{rows[0][1]};\n" if rows else ""
     if session.backend == "sqlite":
         rows = session.catalog_rows(

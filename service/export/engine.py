@@ -22,7 +22,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import sqlalchemy as sa
 
@@ -304,7 +304,7 @@ class _Run:
         finally:
             book.close()
 
-    def _csv_part(self, i: int, out: BinaryIO) -> None:
+    def _csv_part(self, i: int, out: IO[bytes]) -> None:
         part = self.parts[i]
         writer = CsvWriter(out, self.spec.encoding, bom=self.options.csv_bom)
         tick = self.tracker.tick
@@ -424,5 +424,5 @@ def _is_timeout(exc: BaseException) -> bool:
     orig = getattr(exc, "orig", None) or exc
     if getattr(orig, "sqlstate", None) == "57014" and "statement timeout" in str(orig):
         return True
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = getattr(orig, "args", ())
     return bool(args) and isinstance(args[0], int) and args[0] in _TIMEOUT_CODES

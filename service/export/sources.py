@@ -21,11 +21,12 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from service.domain import placeholders
 
@@ -60,8 +61,12 @@ def render(stmt: sa.Executable, dialect: Dialect) -> tuple[str, Any]:
     The statement runs on a raw driver cursor (see the module docstring), so what
     SQLAlchemy would do at execution happens here: IN lists expanded, values converted.
     """
-    compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    params = dict(compiled.construct_params())
+    clause = cast(sa.ClauseElement, stmt)  # every statement built here is a clause
+    compiled = cast(
+        SQLCompiler,
+        clause.compile(dialect=dialect, compile_kwargs={"render_postcompile": True}),
+    )
+    params = dict(compiled.construct_params() or {})
     for bind, name in compiled.bind_names.items():
         if name in params:
             proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
@@ -581,6 +586,7 @@ def _sqlite_readonly(
             return 1
         return 0
 
+    assert raw is not None  # a live SQLite connection has its driver connection
     try:
         conn.exec_driver_sql("PRAGMA query_only = ON")
         # ATTACH would create a database file wherever it names, read-only or not.

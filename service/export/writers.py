@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import xlsxwriter
 
@@ -179,7 +179,7 @@ class CsvWriter:
     """Writes one CSV document to a binary stream, a batch of rows at a time."""
 
     def __init__(
-        self, out: BinaryIO, encoding: Encoding = Encoding.UTF8, *, bom: bool = False
+        self, out: IO[bytes], encoding: Encoding = Encoding.UTF8, *, bom: bool = False
     ) -> None:
         self._out = out
         self._encoding = encoding
@@ -339,7 +339,7 @@ class XlsxTable:
         self._ws = ws
         self._next_row = 1
 
-    def write_rows(self, rows: Sequence[Sequence[object]]) -> None:
+    def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         limit = self.book.max_rows
         for row in rows:
             if self._next_row >= limit:
