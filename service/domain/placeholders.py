@@ -6,7 +6,7 @@ the values come from the run's logical time (its firing) in the schedule's timez
     {{run_date}}       date of the firing            {{run_time}}       its local date and time
     {{prev_run_date}}  date of the previous firing   {{prev_run_time}}  its local date and time
 
-A run started by hand uses its start time, and the previous day as "previous". Each
+A run started by hand uses its start time (in UTC), and the previous day as "previous". Each
 placeholder stands where a value may stand, unquoted: `WHERE order_date = {{run_date}}`.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from service.domain.model import Schedule
 from service.domain.schedule import cron_trigger, timezone_of
@@ -57,7 +58,8 @@ def to_bind_params(statement: str) -> str:
 
 def logical_values(schedule: Schedule, logical_time: datetime) -> Mapping[str, date | datetime]:
     """Placeholder values for a run whose logical time is `logical_time`."""
-    tz = timezone_of(schedule)
+    # A one-off task's timezone field is not checked (nothing fires): its runs read UTC.
+    tz = timezone_of(schedule) if schedule.is_cron else ZoneInfo("UTC")
     local = logical_time.astimezone(tz)
     previous = _previous_firing(schedule, logical_time) if schedule.is_cron else None
     prev_local = previous.astimezone(tz) if previous else local - timedelta(days=1)

@@ -204,6 +204,11 @@ def test_a_run_by_hand_uses_its_start_and_the_day_before() -> None:
     assert (values["run_date"], values["prev_run_date"]) == (date(2027, 3, 1), date(2027, 2, 28))
 
 
+def test_a_one_off_tasks_unchecked_timezone_does_not_break_its_run() -> None:
+    one_off = Schedule(trigger=Trigger.CURRENT, timezone="Mars/Olympus")
+    assert placeholders.logical_values(one_off, utc(2027, 3, 1, 23))["run_date"] == date(2027, 3, 1)
+
+
 def test_placeholders_become_binds_and_other_colons_stay_text() -> None:
     sql = "SELECT ':x', '10:30' FROM t WHERE d = {{ run_date }} AND t < {{run_time}}"
     assert placeholders.to_bind_params(sql) == (
