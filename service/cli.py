@@ -12,6 +12,7 @@ import getpass
 import json
 import os
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -234,7 +235,7 @@ def cmd_list(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_show(args: argparse.Namespace, client: Client) -> int:
-    resp = client.GetTaskDetail(pb.GetTaskDetailRequest(task_id=args.task_id))
+    resp = client.GetTaskDetail(pb.GetTaskDetailRequest(task_id=str(_id(args.task_id))))
     emit(args, resp, render_detail(resp))
     return EXIT_OK
 
@@ -276,7 +277,8 @@ def cmd_execute(args: argparse.Namespace, client: Client) -> int:
 
 def cmd_watch(args: argparse.Namespace, client: Client) -> int:
     last = None
-    for p in client.WatchTask(pb.WatchTaskRequest(task_id=args.task_id), timeout=None):
+    request = pb.WatchTaskRequest(task_id=str(_id(args.task_id)))
+    for p in client.WatchTask(request, timeout=None):
         last = p
         if args.json:
             print(
@@ -290,7 +292,8 @@ def cmd_watch(args: argparse.Namespace, client: Client) -> int:
             )
             print(line.ljust(100), end="", flush=True)
     if not args.json:
-        print()
+        # A task with no run gets no progress at all: say so rather than print nothing.
+        print("" if last is not None else f"Task {args.task_id} has no run to watch.")
     return (
         EXIT_FAILED
         if last is not None and last.status == pb.TASK_STATUS_EXECUTE_FAILED
@@ -301,7 +304,7 @@ def cmd_watch(args: argparse.Namespace, client: Client) -> int:
 def _link(args: argparse.Namespace, client: Client) -> pb.GetDownloadUrlResponse:
     return client.GetDownloadUrl(
         pb.GetDownloadUrlRequest(
-            task_id=args.task_id, run_id=args.run or "", expires_in=args.expires_in
+            task_id=str(_id(args.task_id)), run_id=args.run or "", expires_in=args.expires_in
         )
     )
 
@@ -313,16 +316,39 @@ def cmd_url(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_download(args: argparse.Namespace, client: Client) -> int:
+    if args.output and not Path(args.output).is_dir() and not Path(args.output).parent.is_dir():
+        raise UsageError(f"cannot save to {args.output}: its directory does not exist")
     resp = _link(args, client)
-    target = Path(args.output or resp.filename)
+    filename = Path(resp.filename).name  # the service names the file; never a path
+    target = Path(args.output or filename)
     if target.is_dir():
-        target = target / resp.filename
+        target = target / filename
     partial = target.with_name(target.name + ".part")
-    with urllib.request.urlopen(resp.url, timeout=60) as src, partial.open("wb") as out:
-        while chunk := src.read(1 << 20):
-            out.write(chunk)
-    partial.replace(target)
-    print(f"Saved {target} ({target.stat().st_size:,} bytes)")
+    try:
+        with urllib.request.urlopen(resp.url, timeout=60) as src, partial.open("wb") as out:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+        partial.replace(target)
+    except urllib.error.HTTPError as exc:
+        partial.unlink(missing_ok=True)
+        print(
+            f"woxqaq: the file server refused the download: HTTP {exc.code} {exc.reason}",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    except urllib.error.URLError as exc:
+        partial.unlink(missing_ok=True)
+        print(f"woxqaq: cannot reach the file server: {exc.reason}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        print(f"woxqaq: cannot save {target}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    size = target.stat().st_size
+    if args.json:
+        print(json.dumps({"path": str(target), "bytes": size, "filename": filename}))
+    else:
+        print(f"Saved {target} ({size:,} bytes)")
     return EXIT_OK
 
 
@@ -331,7 +357,8 @@ class UsageError(Exception):
 
 
 def _id(text: str) -> int:
-    if not text.isdigit():
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()):  # "²".isdigit() is True, int("²") fails
         raise UsageError(f"{text!r} is not a task id (a number)")
     return int(text)
 
@@ -350,13 +377,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--user",
-        default=os.environ.get("WOXQAQ_USER") or getpass.getuser(),
+        default=None,
         help="who you act as (env WOXQAQ_USER; default: your login)",
     )
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    # --json also after the command (`woxqaq list --json`); SUPPRESS keeps a subcommand
+    # from resetting a --json given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("submit", help="submit an export task")
+    def command(name: str, **kw: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kw)
+
+    s = command("submit", help="submit an export task")
     s.add_argument("--dsn", required=True, help="datasource name")
     s.add_argument("--database", default="", help="database / schema (default: the datasource's)")
     what = s.add_mutually_exclusive_group(required=True)
@@ -379,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--channel", default="", help="Slack channel id each scheduled run goes to")
     s.set_defaults(func=cmd_submit)
 
-    s = sub.add_parser("list", help="list tasks, newest first")
+    s = command("list", help="list tasks, newest first")
     s.add_argument("--status", choices=sorted(STATUSES))
     s.add_argument("--role", choices=sorted(ROLES))
     s.add_argument("--dsn", default="")
@@ -392,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("execute", cmd_execute, "start an approved task"),
         ("watch", cmd_watch, "follow a task's running export"),
     ):
-        s = sub.add_parser(name, help=helptext)
+        s = command(name, help=helptext)
         s.add_argument("task_id")
         s.set_defaults(func=func)
     for name, func, helptext in (
@@ -400,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("reject", cmd_reject, "reject a task"),
         ("cancel", cmd_cancel, "cancel your task"),
     ):
-        s = sub.add_parser(name, help=helptext)
+        s = command(name, help=helptext)
         s.add_argument("task_id")
         s.add_argument(
             "--comment",
@@ -414,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("url", cmd_url, "print a download link"),
         ("download", cmd_download, "download the file"),
     ):
-        s = sub.add_parser(name, help=helptext)
+        s = command(name, help=helptext)
         s.add_argument("task_id")
         s.add_argument("--run", default="", help="run id (default: the newest successful run)")
         s.add_argument("--expires-in", type=int, default=0, help="link lifetime in seconds")
@@ -424,8 +460,45 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _resolve_user(given: str | None) -> str:
+    """--user, else WOXQAQ_USER, else the login name; every call must say who acts."""
+    user = given if given is not None else os.environ.get("WOXQAQ_USER", "")
+    if given is None and not user.strip():
+        try:
+            user = getpass.getuser()
+        except Exception:  # no login name (a container's bare uid): OSError, KeyError
+            user = ""
+    if not user.strip():
+        raise UsageError("say who you are: --user NAME (or set WOXQAQ_USER)")
+    return user.strip()
+
+
+# How grpc's transport words UNAVAILABLE; the service's own UNAVAILABLE answers ("datasource
+# 'x' could not be read: ...") come from a reachable service and are refusals.
+TRANSPORT_FAILURES = (
+    "failed to connect",
+    "errors resolving",
+    "dns resolution failed",
+    "socket closed",
+    "connection reset",
+)
+
+
+def _unreachable(exc: grpc.RpcError) -> bool:
+    """UNAVAILABLE raised by the transport (no connection, no such host), not the service."""
+    details = (exc.details() or "").lower()  # type: ignore[attr-defined]
+    return exc.code() == grpc.StatusCode.UNAVAILABLE and details.startswith(  # type: ignore[attr-defined]
+        TRANSPORT_FAILURES
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        args.user = _resolve_user(args.user)
+    except UsageError as exc:
+        print(f"woxqaq: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     client = Client(args)
     try:
         return int(args.func(args, client))
@@ -434,7 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except grpc.RpcError as exc:
         code = exc.code()  # type: ignore[attr-defined]
-        if code == grpc.StatusCode.UNAVAILABLE and "connect" in (exc.details() or "").lower():  # type: ignore[attr-defined]
+        if _unreachable(exc):
             print(
                 f"woxqaq: cannot reach the service at {args.addr}; is it running?", file=sys.stderr
             )
