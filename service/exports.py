@@ -162,7 +162,9 @@ class Exports:
                 options=options,
                 progress=on_progress,
                 cancelled=self._abandon.is_set,
-                params=placeholders.logical_values(task.schedule, logical_time or started),
+                params=placeholders.logical_values(
+                    task.spec.statement, task.schedule, logical_time or started
+                ),
             )
             key = f"tasks/{task.id}/runs/{run_id}/{result.filename}"
             size = self.objects.put_file(

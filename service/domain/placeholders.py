@@ -13,12 +13,13 @@ placeholder stands where a value may stand, unquoted: `WHERE order_date = {{run_
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from service.domain.model import Schedule
-from service.domain.schedule import cron_trigger, timezone_of
+from service.domain.schedule import fire_times, timezone_of
 
 NAMES = ("run_date", "run_time", "prev_run_date", "prev_run_time")
 PATTERN = re.compile(r"\{\{\s*(\w+)\s*\}\}")
@@ -56,8 +57,13 @@ def to_bind_params(statement: str) -> str:
     return "".join(out)
 
 
-def logical_values(schedule: Schedule, logical_time: datetime) -> Mapping[str, date | datetime]:
-    """Placeholder values for a run whose logical time is `logical_time`."""
+def logical_values(
+    statement: str, schedule: Schedule, logical_time: datetime
+) -> Mapping[str, date | datetime]:
+    """Placeholder values for a run whose logical time is `logical_time`; none when the
+    statement uses no placeholder (a table export, a plain query), which costs nothing."""
+    if not used(statement):
+        return {}
     # A one-off task's timezone field is not checked (nothing fires): its runs read UTC.
     tz = timezone_of(schedule) if schedule.is_cron else ZoneInfo("UTC")
     local = logical_time.astimezone(tz)
@@ -71,17 +77,22 @@ def logical_values(schedule: Schedule, logical_time: datetime) -> Mapping[str, d
     }
 
 
+# Windows searched back for the previous firing: small first, so an every-minute schedule
+# walks an hour of firings, not a year of them.
+_LOOK_BACK = (
+    timedelta(hours=1),
+    timedelta(days=1),
+    timedelta(days=8),
+    timedelta(days=32),
+    timedelta(days=370),
+)
+
+
 def _previous_firing(schedule: Schedule, logical_time: datetime) -> datetime | None:
-    """The firing before `logical_time`: searched backwards in widening windows."""
-    trigger = cron_trigger(schedule)
-    for days in (1, 8, 32, 370):
-        start = logical_time - timedelta(days=days)
-        found, now, prev = None, start, None
-        while True:
-            nxt = trigger.get_next_fire_time(prev, now)
-            if nxt is None or nxt >= logical_time:
-                break
-            found, prev, now = nxt, nxt, nxt + timedelta(seconds=1)
-        if found is not None:
-            return found
+    """The firing before `logical_time`, by the same DST rules the scheduler fires by."""
+    until = logical_time - timedelta(microseconds=1)
+    for window in _LOOK_BACK:
+        last = deque(fire_times(schedule, logical_time - window, until=until), maxlen=1)
+        if last:
+            return last[0]
     return None

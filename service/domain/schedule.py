@@ -119,10 +119,12 @@ def fire_times(
 
     DST: a wall-clock time that occurs twice (the autumn repeated hour) fires once, at its
     first occurrence, as cron does; one that does not exist (the spring gap) fires once, an
-    hour later (02:30 becomes 03:30 summer time), as APScheduler places it.
+    hour later (02:30 becomes 03:30 summer time), as APScheduler places it. Both rules
+    depend on the firing alone, never on what this call saw before, so every tick, replica
+    and restart that starts its search elsewhere agrees on them.
     """
     trigger = cron_trigger(schedule)
-    last_wall: datetime | None = None
+    tz = timezone_of(schedule)
     # Arithmetic in UTC: an aware datetime plus a timedelta is wall-clock arithmetic, which
     # loses the autumn hour's second pass. The trigger's `now` is inclusive and rounded up
     # to the second, so one microsecond on makes "strictly after" exact.
@@ -131,11 +133,21 @@ def fire_times(
         nxt = trigger.get_next_fire_time(None, now)
         if nxt is None or (until is not None and nxt > until):
             return
-        wall = nxt.replace(tzinfo=None)
-        if last_wall is None or wall > last_wall:  # each wall-clock time fires once
-            yield nxt
-            last_wall = wall
-        now = nxt.astimezone(UTC) + timedelta(microseconds=1)
+        moment = nxt.astimezone(UTC)
+        if not _second_pass(nxt):
+            # Re-read from UTC: APScheduler labels a spring-gap firing with the wall time
+            # that does not exist (02:30 EST); people and {{run_time}} should see 03:30 EDT.
+            yield moment.astimezone(tz)
+        now = moment + timedelta(microseconds=1)
+
+
+def _second_pass(firing: datetime) -> bool:
+    """A firing in the autumn repeated hour's second pass, whose wall time already fired.
+
+    APScheduler marks it `fold=1`; read with `fold=0` the same wall time is an hour earlier.
+    A spring-gap time has `fold=0` and is never a second pass.
+    """
+    return firing.replace(fold=0).astimezone(UTC) != firing.astimezone(UTC)
 
 
 def next_fire_times(
@@ -147,7 +159,12 @@ def next_fire_times(
 
 def describe_next_firings(schedule: Schedule, count: int = 3, after: datetime | None = None) -> str:
     """`2027-03-01 09:00 CST, …` for people to check what a schedule means."""
-    return ", ".join(f"{t:%Y-%m-%d %H:%M %Z}" for t in next_fire_times(schedule, count, after))
+    return ", ".join(describe_firing(t) for t in next_fire_times(schedule, count, after))
+
+
+def describe_firing(moment: datetime) -> str:
+    """A firing as people read it, in the schedule's own timezone: `2027-03-01 09:00 CST`."""
+    return f"{moment:%Y-%m-%d %H:%M %Z}"
 
 
 # How many firings one look at a long outage counts; the rest are found on the next tick.

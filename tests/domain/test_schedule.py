@@ -85,6 +85,41 @@ def test_hourly_schedule_keeps_every_hour_through_the_repeated_hour() -> None:
     ]
 
 
+def ticks(schedule: Schedule, start: datetime, end: datetime) -> list[str]:
+    """The runs a scheduler ticking every minute from `start` to `end` starts, each tick
+    searching from the last firing it dealt with, as the service does."""
+    runs, dealt_with, now = [], start, start
+    while now <= end:
+        due = due_firings(schedule, dealt_with, now, timedelta(minutes=5))
+        if due.run is not None:
+            runs.append(due.run)
+        dealt_with = due.run or due.last_missed or dealt_with
+        now += timedelta(minutes=1)
+    return [f"{t:%H:%M %Z}" for t in runs]
+
+
+def test_a_scheduler_ticking_through_the_repeated_hour_runs_each_wall_time_once() -> None:
+    # New York, 2027-11-07: 01:00-02:00 happens twice (EDT, then EST).
+    daily = cron("30 1 * * *", "America/New_York")
+    assert ticks(daily, utc(2027, 11, 7, 4), utc(2027, 11, 7, 9)) == ["01:30 EDT"]
+    hourly = cron("0 * * * *", "Europe/Berlin")  # Berlin, 2027-10-31 03:00 CEST -> 02:00 CET
+    assert ticks(hourly, utc(2027, 10, 30, 23, 30), utc(2027, 10, 31, 3, 30)) == [
+        "02:00 CEST",
+        "03:00 CET",
+        "04:00 CET",
+    ]
+
+
+def test_a_spring_gap_firing_reads_as_the_wall_time_it_runs_at() -> None:
+    # New York, 2027-03-14: 02:30 does not exist; the firing runs at 07:30Z = 03:30 EDT.
+    (gap,) = next_fire_times(cron("30 2 * * *", "America/New_York"), 1, utc(2027, 3, 13, 12))
+    assert f"{gap:%Y-%m-%d %H:%M %Z}" == "2027-03-14 03:30 EDT"
+    values = placeholders.logical_values(
+        EVERY_PLACEHOLDER, cron("30 2 * * *", "America/New_York"), gap
+    )
+    assert values["run_time"] == datetime(2027, 3, 14, 3, 30)
+
+
 def test_fire_times_are_strictly_after_and_up_to_until() -> None:
     s = cron("*/15 * * * *")
     got = list(fire_times(s, utc(2027, 1, 1, 9, 0), until=utc(2027, 1, 1, 10, 0)))
@@ -182,11 +217,16 @@ def test_a_very_long_outage_is_dealt_with_in_bounded_steps() -> None:
 
 # -- placeholders ------------------------------------------------------------------------
 
+EVERY_PLACEHOLDER = (
+    "SELECT * FROM orders WHERE d BETWEEN {{prev_run_date}} AND {{run_date}}"
+    " AND t BETWEEN {{prev_run_time}} AND {{run_time}}"
+)
+
 
 def test_placeholders_are_the_firings_day_in_its_timezone() -> None:
     s = cron("0 1 * * *", "Asia/Shanghai")
     # The firing of 2027-03-01 01:00 Shanghai time is 2027-02-28 17:00 UTC.
-    values = placeholders.logical_values(s, utc(2027, 2, 28, 17))
+    values = placeholders.logical_values(EVERY_PLACEHOLDER, s, utc(2027, 2, 28, 17))
     assert values["run_date"] == date(2027, 3, 1)
     assert values["prev_run_date"] == date(2027, 2, 28)
     assert values["run_time"] == datetime(2027, 3, 1, 1, 0)
@@ -196,17 +236,44 @@ def test_placeholders_are_the_firings_day_in_its_timezone() -> None:
 def test_previous_firing_of_a_weekday_schedule_skips_the_weekend() -> None:
     s = cron("0 9 * * MON-FRI", "Asia/Shanghai")
     monday = datetime(2027, 3, 1, 1, tzinfo=UTC)  # 09:00 Shanghai, Monday 2027-03-01
-    assert placeholders.logical_values(s, monday)["prev_run_date"] == date(2027, 2, 26)
+    assert placeholders.logical_values(EVERY_PLACEHOLDER, s, monday)["prev_run_date"] == date(
+        2027, 2, 26
+    )
+
+
+@pytest.mark.parametrize(
+    ("expr", "tz", "logical", "previous"),
+    [
+        # The day after New York's repeated hour: the previous 01:30 is its first pass.
+        ("30 1 * * *", "America/New_York", utc(2027, 11, 8, 6, 30), datetime(2027, 11, 7, 1, 30)),
+        # Berlin's 03:00 CET follows 02:00 CEST (02:00 CET never fired).
+        ("0 * * * *", "Europe/Berlin", utc(2027, 10, 31, 2), datetime(2027, 10, 31, 2, 0)),
+        # Half-hourly: 03:00 CET follows 02:30 CEST; 02:00 and 02:30 CET never fired.
+        ("0,30 * * * *", "Europe/Berlin", utc(2027, 10, 31, 2), datetime(2027, 10, 31, 2, 30)),
+    ],
+)
+def test_previous_firing_around_the_repeated_hour(
+    expr: str, tz: str, logical: datetime, previous: datetime
+) -> None:
+    values = placeholders.logical_values(EVERY_PLACEHOLDER, cron(expr, tz), logical)
+    assert values["prev_run_time"] == previous
+
+
+def test_a_statement_without_placeholders_gets_no_values() -> None:
+    s = cron("* * * * *")
+    assert placeholders.logical_values("SELECT 1", s, utc(2027, 3, 1)) == {}
 
 
 def test_a_run_by_hand_uses_its_start_and_the_day_before() -> None:
-    values = placeholders.logical_values(Schedule(), utc(2027, 3, 1, 12))
+    values = placeholders.logical_values(EVERY_PLACEHOLDER, Schedule(), utc(2027, 3, 1, 12))
     assert (values["run_date"], values["prev_run_date"]) == (date(2027, 3, 1), date(2027, 2, 28))
 
 
 def test_a_one_off_tasks_unchecked_timezone_does_not_break_its_run() -> None:
     one_off = Schedule(trigger=Trigger.CURRENT, timezone="Mars/Olympus")
-    assert placeholders.logical_values(one_off, utc(2027, 3, 1, 23))["run_date"] == date(2027, 3, 1)
+    assert placeholders.logical_values(EVERY_PLACEHOLDER, one_off, utc(2027, 3, 1, 23))[
+        "run_date"
+    ] == date(2027, 3, 1)
 
 
 def test_placeholders_become_binds_and_other_colons_stay_text() -> None:
