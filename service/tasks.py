@@ -32,6 +32,7 @@ from service.domain.model import (
 from service.domain.precheck import check_export
 from service.domain.schedule import (
     DueFirings,
+    describe_firing,
     describe_next_firings,
     due_firings,
     schedule_problems,
@@ -248,14 +249,15 @@ class TaskManager:
     def _record_missed(self, tx: Tx, task: Task, due: DueFirings, grace: timedelta) -> None:
         assert due.first_missed and due.last_missed
         span = (
-            f"the firing of {_local(due.last_missed)}"
+            f"the firing of {describe_firing(due.last_missed)}"
             if due.missed == 1
-            else f"{due.missed} firings from {_local(due.first_missed)} "
-            f"to {_local(due.last_missed)}"
+            else f"{due.missed} firings from {describe_firing(due.first_missed)} "
+            f"to {describe_firing(due.last_missed)}"
         )
         error = (
-            f"missed: {span} passed while no service was running, more than the "
-            f"{_duration(grace)} grace time ago; the next firing runs as usual"
+            f"missed: {span} passed without a run (no service was running, or none could "
+            f"reach the task store) and is more than the {_duration(grace)} grace time ago; "
+            "the next firing runs as usual"
         )
         _record_unrun(tx, task, due.last_missed, "run_missed", error)
 
@@ -267,14 +269,16 @@ class TaskManager:
         if previous is not None:  # runs of a schedule never overlap
             error = (
                 f"skipped: run {previous.id} of an earlier firing was still running at "
-                f"{_local(due.run)}; make the schedule less frequent or the export smaller"
+                f"{describe_firing(due.run)}; make the schedule less frequent or the export smaller"
             )
-            _record_unrun(tx, task, due.run, "run_skipped", error)
+            # Recorded, not announced: the run still going has its message in the channel
+            # already, and an every-minute schedule would post (and DM) a skip each minute.
+            _record_unrun(tx, task, due.run, "run_skipped", error, announce=False)
             return None
         if self.launcher is None:
             raise Unavailable("this service has no export workers configured")
         run_id = tx.add_run(task.id, SCHEDULER, owner=self.instance_id, scheduled_for=due.run)
-        note = f"run {run_id} for {_local(due.run)}"
+        note = f"run {run_id} for {describe_firing(due.run)}"
         if due.coalesced:
             note += f" (with {due.coalesced} earlier firing(s) missed within the grace time)"
         tx.add_event(task.id, SCHEDULER, "scheduled_run", note)
@@ -337,17 +341,16 @@ class TaskManager:
             raise NotFound(f"task {task.id} does not exist")
 
 
-def _record_unrun(tx: Tx, task: Task, firing: datetime, action: str, error: str) -> None:
-    """A firing that did not run, as a failed run saying why: the channel hears of it."""
+def _record_unrun(
+    tx: Tx, task: Task, firing: datetime, action: str, error: str, *, announce: bool = True
+) -> None:
+    """A firing that did not run, as a failed run saying why; announced, the channel and
+    the owner hear of it."""
     run_id = tx.add_unrun_firing(task.id, firing, error)
     tx.add_event(task.id, SCHEDULER, action, f"run {run_id}: {error}")
-    tx.notify(task.id, "run_finished", actor=SCHEDULER, run_id=run_id)
+    if announce:
+        tx.notify(task.id, "run_finished", actor=SCHEDULER, run_id=run_id)
     log.warning("scheduled firing not run", extra={"task_id": task.id, "run_id": run_id})
-
-
-def _local(moment: datetime) -> str:
-    """A firing as people read it: in the schedule's own timezone."""
-    return f"{moment:%Y-%m-%d %H:%M %Z}"
 
 
 def _duration(d: timedelta) -> str:

@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from fake_clock import Clock
 from service_support import Running, shop_config
 
+from woxqaq.v1 import notification_service_pb2 as npb
+from woxqaq.v1 import notification_service_pb2_grpc as npb_grpc
 from woxqaq.v1 import task_service_pb2 as pb
 
 EVERY_MINUTE = pb.Schedule(
@@ -41,6 +43,19 @@ def approved_schedule(svc: Running, schedule: pb.Schedule = EVERY_MINUTE, sql: s
 
 def runs(svc: Running, task_id: str) -> list[pb.TaskRun]:
     return list(svc.detail(task_id).runs)
+
+
+def announced_runs(svc: Running, task_id: str) -> set[str]:
+    """The runs of the task the bot is told have finished: the outbox drained as the bot
+    drains it (a task's next notification comes once the previous one is acked)."""
+    outbox = npb_grpc.NotificationServiceStub(svc.channel)
+    finished: set[str] = set()
+    while pulled := outbox.Pull(npb.PullRequest(max=100, consumer="test")).notifications:
+        for n in pulled:
+            if n.task_id == task_id and n.kind == "run_finished":
+                finished.add(n.run_id)
+            outbox.Ack(npb.AckRequest(id=n.id, consumer="test", delivered=True))
+    return finished
 
 
 def settled(svc: Running, task_id: str, count: int, timeout: float = 30) -> list[pb.TaskRun]:
@@ -202,6 +217,7 @@ def test_firings_missed_beyond_the_grace_are_recorded_as_missed(
     assert missed.error.startswith("missed: 8 firings from ")
     assert "more than the 2 min grace time ago" in missed.error
     assert second.service.scheduler.tick() == []
+    assert {missed.id, ran.id} <= announced_runs(second, task_id)  # the channel hears of both
 
 
 SLOW_SQL = (
@@ -222,6 +238,9 @@ def test_runs_of_a_schedule_never_overlap(start_service: Start) -> None:
     assert skipped.status == pb.TASK_STATUS_EXECUTE_FAILED
     assert skipped.error.startswith("skipped: run ")
     assert "was still running" in skipped.error
+    # Recorded, not announced: an every-minute schedule would post a skip every minute.
+    assert skipped.id not in announced_runs(svc, task_id)
+    assert any(e.action == "run_skipped" for e in svc.detail(task_id).events)
     svc.service.exports._abandon.set()  # stop the long count: the test has seen enough
     settled(svc, task_id, 2)
 
