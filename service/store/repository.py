@@ -310,10 +310,12 @@ class Tx:
         return [(_task(row), _dealt_with(row, fired, approved)) for row, fired, approved in rows]
 
     def schedule_dealt_with(self, task_id: int) -> datetime:
-        row = self._row(task_id)
-        fired, approved = self.s.execute(
-            sa.select(_last_firing(), _approved_at()).where(TaskRow.id == task_id)
-        ).one()
+        found = self.s.execute(
+            sa.select(TaskRow, _last_firing(), _approved_at()).where(TaskRow.id == task_id)
+        ).one_or_none()
+        if found is None:
+            raise NotFound(f"task {task_id} does not exist")
+        row, fired, approved = found
         return _dealt_with(row, fired, approved)
 
     def heartbeat(self, run_ids: Sequence[int]) -> None:
