@@ -22,7 +22,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from service.config import Config
-from service.domain.schedule import due_firings
+from service.domain.model import Schedule, Task
+from service.domain.schedule import fire_times
 from service.store.repository import TaskStore
 from service.tasks import TaskManager
 
@@ -54,6 +55,9 @@ class Scheduler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
         self._failing: set[int] = set()  # tasks whose firing failed: logged once, not per tick
+        # Each schedule's first firing after what it has dealt with, so a tick costs a dict
+        # lookup per schedule until something is due; keyed by what it was computed from.
+        self._next_firing: dict[int, tuple[tuple[Schedule, datetime], datetime | None]] = {}
 
     def start(self) -> None:
         self._thread.start()
@@ -77,11 +81,14 @@ class Scheduler:
         with self.store.read() as tx:
             schedules = tx.active_schedules()
         started = []
+        active = {task.id for task, _ in schedules}
+        for task_id in self._next_firing.keys() - active:  # canceled or finished
+            del self._next_firing[task_id]
         for task, dealt_with in schedules:
             if self._stop.is_set():
                 break
             try:
-                if due_firings(task.schedule, dealt_with, now, self.grace).nothing:
+                if not self._due(task, dealt_with, now):
                     continue
                 run_id = self.tasks.fire_schedule(task.id, now, self.grace)
             except Exception:
@@ -94,3 +101,13 @@ class Scheduler:
                 log.info("scheduled run started", extra={"task_id": task.id, "run_id": run_id})
                 started.append(run_id)
         return started
+
+    def _due(self, task: Task, dealt_with: datetime, now: datetime) -> bool:
+        """Whether a firing of the task has come since `dealt_with` (what is due exactly,
+        missed or coalesced, `fire_schedule` works out under the task's lock)."""
+        basis = (task.schedule, dealt_with)
+        cached = self._next_firing.get(task.id)
+        if cached is None or cached[0] != basis:
+            cached = self._next_firing[task.id] = (basis, next(fire_times(*basis), None))
+        first = cached[1]
+        return first is not None and first <= now
