@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,18 @@ class Running:
 
     def detail(self, task_id: str, user: str = "auditor") -> pb.GetTaskDetailResponse:
         return self.as_user(user).GetTaskDetail(pb.GetTaskDetailRequest(task_id=task_id))
+
+    def wait_for_status(
+        self, task_id: str, statuses: set[int], timeout: float = 30
+    ) -> pb.GetTaskDetailResponse:
+        """The task's detail once its status is one of `statuses`; fails after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            detail = self.detail(task_id)
+            if detail.task.status in statuses:
+                return detail
+            assert time.monotonic() < deadline, f"task {task_id} stuck in {detail.task.status}"
+            time.sleep(0.05)
 
 
 def shop_config(tmp: Path, store_url: str = "", **overrides: Any) -> dict[str, Any]:

@@ -15,7 +15,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,16 +82,6 @@ def submitted_id(out: str) -> str:
     match = SUBMITTED.fullmatch(out.strip())
     assert match, out
     return match.group(1)
-
-
-def wait_for_status(svc: Running, task_id: str, statuses: set[int]) -> pb.GetTaskDetailResponse:
-    deadline = time.monotonic() + 30
-    while True:
-        detail = svc.detail(task_id)
-        if detail.task.status in statuses:
-            return detail
-        assert time.monotonic() < deadline, f"task {task_id} stuck in {detail.task.status}"
-        time.sleep(0.05)
 
 
 def closed_port() -> int:
@@ -383,7 +372,7 @@ def test_execute_watch_url_and_download(
     assert watched.rc == cli.EXIT_OK, watched.err
     final = watched.out.split("\r")[-1]
     assert f"run {run_id}" in final and "EXECUTE_SUCCESS" in final and "done: shop_task" in final
-    detail = wait_for_status(svc, task_id, {pb.TASK_STATUS_EXECUTE_SUCCESS})
+    detail = svc.wait_for_status(task_id, {pb.TASK_STATUS_EXECUTE_SUCCESS})
     run = detail.runs[0]
 
     progress = [json.loads(line) for line in woxqaq("watch", task_id, "--json").out.splitlines()]

@@ -19,18 +19,6 @@ from woxqaq.v1 import upload_service_pb2 as upload_pb
 ORDERS_SQL = "SELECT id, order_no, amount, remark FROM orders ORDER BY id"
 
 
-def wait_for_status(
-    svc, task_id: str, statuses: set[int], timeout: float = 30
-) -> pb.GetTaskDetailResponse:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        detail = svc.detail(task_id)
-        if detail.task.status in statuses:
-            return detail
-        assert time.monotonic() < deadline, f"task {task_id} stuck in {detail.task.status}"
-        time.sleep(0.1)
-
-
 DONE = {pb.TASK_STATUS_EXECUTE_SUCCESS, pb.TASK_STATUS_EXECUTE_FAILED}
 
 
@@ -47,7 +35,7 @@ def download_rows(svc, task_id: str) -> tuple[list[list[str]], requests.Response
 def test_auto_executor_runs_after_approval_and_links_the_file(svc) -> None:  # type: ignore[no-untyped-def]
     task_id = svc.submit("zoe", sql=ORDERS_SQL).task_id
     svc.as_user("alice").Approve(pb.ApproveRequest(task_id=int(task_id), approver="alice"))
-    detail = wait_for_status(svc, task_id, DONE)
+    detail = svc.wait_for_status(task_id, DONE)
     assert detail.task.status == pb.TASK_STATUS_EXECUTE_SUCCESS, detail.runs[0].error
     run = detail.runs[0]
     assert run.executor == "auto" and run.rows == 8 and run.bytes > 0 and run.end_time.seconds
@@ -93,7 +81,7 @@ def test_approver_executes_when_exec_approver(svc) -> None:  # type: ignore[no-u
         svc.as_user("zoe").Execute(pb.ExecuteRequest(task_id=int(task_id), executor="zoe"))
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
     svc.as_user("bob").Execute(pb.ExecuteRequest(task_id=int(task_id), executor="bob"))
-    detail = wait_for_status(svc, task_id, DONE)
+    detail = svc.wait_for_status(task_id, DONE)
     assert detail.task.status == pb.TASK_STATUS_EXECUTE_SUCCESS, detail.runs[0].error
     rows, _ = download_rows(svc, task_id)
     assert rows[0] == ["id", "name"] and len(rows) == 6  # Wang Fang's city is NULL
@@ -106,7 +94,7 @@ def test_a_failing_export_records_its_reason_and_can_be_retried(svc) -> None:  #
     ).task_id
     svc.as_user("alice").Approve(pb.ApproveRequest(task_id=int(task_id), approver="alice"))
     svc.as_user("zoe").Execute(pb.ExecuteRequest(task_id=int(task_id), executor="zoe"))
-    detail = wait_for_status(svc, task_id, DONE)
+    detail = svc.wait_for_status(task_id, DONE)
     assert detail.task.status == pb.TASK_STATUS_EXECUTE_FAILED
     assert "no_such_table" in detail.runs[0].error
     assert "\n" not in detail.runs[0].error
@@ -115,14 +103,14 @@ def test_a_failing_export_records_its_reason_and_can_be_retried(svc) -> None:  #
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     # A failed export may be executed again: a second run, newest first.
     svc.as_user("zoe").Execute(pb.ExecuteRequest(task_id=int(task_id), executor="zoe"))
-    detail = wait_for_status(svc, task_id, DONE)
+    detail = svc.wait_for_status(task_id, DONE)
     assert len(detail.runs) == 2 and int(detail.runs[0].id) > int(detail.runs[1].id)
 
 
 def test_download_url_of_a_specific_run_and_its_bounds(svc) -> None:  # type: ignore[no-untyped-def]
     task_id = svc.submit("zoe", sql="SELECT 1 AS one").task_id
     svc.as_user("alice").Approve(pb.ApproveRequest(task_id=int(task_id), approver="alice"))
-    run_id = wait_for_status(svc, task_id, DONE).runs[0].id
+    run_id = svc.wait_for_status(task_id, DONE).runs[0].id
     zoe = svc.as_user("zoe")
     link = zoe.GetDownloadUrl(
         pb.GetDownloadUrlRequest(task_id=task_id, run_id=run_id, expires_in=120)
