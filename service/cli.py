@@ -329,27 +329,26 @@ def cmd_download(args: argparse.Namespace, client: Client) -> int:
             while chunk := src.read(1 << 20):
                 out.write(chunk)
         partial.replace(target)
-    except urllib.error.HTTPError as exc:
-        partial.unlink(missing_ok=True)
-        print(
-            f"woxqaq: the file server refused the download: HTTP {exc.code} {exc.reason}",
-            file=sys.stderr,
-        )
-        return EXIT_REFUSED
-    except urllib.error.URLError as exc:
-        partial.unlink(missing_ok=True)
-        print(f"woxqaq: cannot reach the file server: {exc.reason}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        print(f"woxqaq: cannot save {target}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_REFUSED
+    except OSError as exc:  # HTTPError and URLError are OSErrors too
+        partial.unlink(missing_ok=True)  # a half file is never left to pass for the result
+        message, code = _download_failure(exc, target)
+        print(f"woxqaq: {message}", file=sys.stderr)
+        return code
     size = target.stat().st_size
     if args.json:
         print(json.dumps({"path": str(target), "bytes": size, "filename": filename}))
     else:
         print(f"Saved {target} ({size:,} bytes)")
     return EXIT_OK
+
+
+def _download_failure(exc: OSError, target: Path) -> tuple[str, int]:
+    """What went wrong with a download, in one line, and its exit code."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"the file server refused the download: HTTP {exc.code} {exc.reason}", EXIT_REFUSED
+    if isinstance(exc, urllib.error.URLError):
+        return f"cannot reach the file server: {exc.reason}", EXIT_UNREACHABLE
+    return f"cannot save {target}: {exc.strerror or exc}", EXIT_REFUSED
 
 
 class UsageError(Exception):
