@@ -185,10 +185,6 @@ class DueFirings:
     first_missed: datetime | None = None
     last_missed: datetime | None = None
 
-    @property
-    def nothing(self) -> bool:
-        return self.run is None and not self.missed
-
 
 def due_firings(
     schedule: Schedule, dealt_with: datetime, now: datetime, grace: timedelta
