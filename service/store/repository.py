@@ -303,16 +303,14 @@ class Tx:
         """Approved CRON tasks, each with the moment up to which its firings are dealt with:
         its latest recorded firing, else its approval."""
         rows = self.s.execute(
-            sa.select(TaskRow, _last_firing(), _approved_at()).where(
+            _with_firing_marks().where(
                 TaskRow.trigger == int(Trigger.CRON), TaskRow.status == int(TaskStatus.APPROVED)
             )
         ).all()
         return [(_task(row), _dealt_with(row, fired, approved)) for row, fired, approved in rows]
 
     def schedule_dealt_with(self, task_id: int) -> datetime:
-        found = self.s.execute(
-            sa.select(TaskRow, _last_firing(), _approved_at()).where(TaskRow.id == task_id)
-        ).one_or_none()
+        found = self.s.execute(_with_firing_marks().where(TaskRow.id == task_id)).one_or_none()
         if found is None:
             raise NotFound(f"task {task_id} does not exist")
         row, fired, approved = found
@@ -428,20 +426,19 @@ class Tx:
 SCHEDULER = "scheduler"  # the executor of scheduled runs
 
 
-def _last_firing() -> sa.ScalarSelect[Any]:
-    return (
+def _with_firing_marks() -> sa.Select[TaskRow, datetime | None, datetime]:
+    """Task rows with what `_dealt_with` needs: the latest recorded firing, the approval."""
+    last_firing = (
         sa.select(sa.func.max(RunRow.scheduled_for))
         .where(RunRow.task_id == TaskRow.id)
         .scalar_subquery()
     )
-
-
-def _approved_at() -> sa.ScalarSelect[Any]:
-    return (
+    approved_at = (
         sa.select(sa.func.max(EventRow.created_at))
         .where(EventRow.task_id == TaskRow.id, EventRow.action == "approved")
         .scalar_subquery()
     )
+    return sa.select(TaskRow, last_firing, approved_at)
 
 
 def _dealt_with(row: TaskRow, fired: datetime | None, approved: datetime | None) -> datetime:
