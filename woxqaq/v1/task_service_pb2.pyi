@@ -15,6 +15,7 @@ class Encoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENCODING_UNSPECIFIED: _ClassVar[Encoding]
     ENCODING_UTF8: _ClassVar[Encoding]
     ENCODING_GBK: _ClassVar[Encoding]
+    ENCODING_UTF8_BOM: _ClassVar[Encoding]
 
 class Exec(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -78,9 +79,17 @@ class TriggerKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRIGGER_KIND_UNSPECIFIED: _ClassVar[TriggerKind]
     TRIGGER_KIND_CURRENT: _ClassVar[TriggerKind]
     TRIGGER_KIND_CRON: _ClassVar[TriggerKind]
+
+class ImportMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    IMPORT_MODE_UNSPECIFIED: _ClassVar[ImportMode]
+    IMPORT_MODE_INSERT: _ClassVar[ImportMode]
+    IMPORT_MODE_SKIP_EXISTING: _ClassVar[ImportMode]
+    IMPORT_MODE_UPSERT: _ClassVar[ImportMode]
 ENCODING_UNSPECIFIED: Encoding
 ENCODING_UTF8: Encoding
 ENCODING_GBK: Encoding
+ENCODING_UTF8_BOM: Encoding
 EXEC_UNSPECIFIED: Exec
 EXEC_APPROVER: Exec
 EXEC_COMMITTER: Exec
@@ -120,6 +129,10 @@ TASK_STATUS_CANCELED: TaskStatus
 TRIGGER_KIND_UNSPECIFIED: TriggerKind
 TRIGGER_KIND_CURRENT: TriggerKind
 TRIGGER_KIND_CRON: TriggerKind
+IMPORT_MODE_UNSPECIFIED: ImportMode
+IMPORT_MODE_INSERT: ImportMode
+IMPORT_MODE_SKIP_EXISTING: ImportMode
+IMPORT_MODE_UPSERT: ImportMode
 
 class ApproveRequest(_message.Message):
     __slots__ = ("task_id", "approver", "comment")
@@ -189,20 +202,22 @@ class GetTaskDetailRequest(_message.Message):
     def __init__(self, task_id: _Optional[str] = ...) -> None: ...
 
 class GetTaskDetailResponse(_message.Message):
-    __slots__ = ("ok", "ded", "task", "runs", "precheck_messages", "events")
+    __slots__ = ("ok", "ded", "task", "runs", "precheck_messages", "events", "preview")
     OK_FIELD_NUMBER: _ClassVar[int]
     DED_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     RUNS_FIELD_NUMBER: _ClassVar[int]
     PRECHECK_MESSAGES_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    PREVIEW_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     ded: DataExportDetail
     task: TaskListData
     runs: _containers.RepeatedCompositeFieldContainer[TaskRun]
     precheck_messages: _containers.RepeatedScalarFieldContainer[str]
     events: _containers.RepeatedCompositeFieldContainer[TaskEvent]
-    def __init__(self, ok: _Optional[bool] = ..., ded: _Optional[_Union[DataExportDetail, _Mapping]] = ..., task: _Optional[_Union[TaskListData, _Mapping]] = ..., runs: _Optional[_Iterable[_Union[TaskRun, _Mapping]]] = ..., precheck_messages: _Optional[_Iterable[str]] = ..., events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ...) -> None: ...
+    preview: TaskPreview
+    def __init__(self, ok: _Optional[bool] = ..., ded: _Optional[_Union[DataExportDetail, _Mapping]] = ..., task: _Optional[_Union[TaskListData, _Mapping]] = ..., runs: _Optional[_Iterable[_Union[TaskRun, _Mapping]]] = ..., precheck_messages: _Optional[_Iterable[str]] = ..., events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., preview: _Optional[_Union[TaskPreview, _Mapping]] = ...) -> None: ...
 
 class ListTaskRequest(_message.Message):
     __slots__ = ("kind", "current", "page_size", "status", "dsn", "role", "task_id")
@@ -251,18 +266,22 @@ class RejectResponse(_message.Message):
     def __init__(self, ok: _Optional[bool] = ...) -> None: ...
 
 class SubmitTaskRequest(_message.Message):
-    __slots__ = ("name", "kind", "dsn", "ded", "schedule")
+    __slots__ = ("name", "kind", "dsn", "ded", "schedule", "dimd", "dgd")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DSN_FIELD_NUMBER: _ClassVar[int]
     DED_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    DIMD_FIELD_NUMBER: _ClassVar[int]
+    DGD_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: TaskKind
     dsn: str
     ded: DataExportDetail
     schedule: Schedule
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[TaskKind, str]] = ..., dsn: _Optional[str] = ..., ded: _Optional[_Union[DataExportDetail, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+    dimd: DataImportDetail
+    dgd: DataGenerateDetail
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[TaskKind, str]] = ..., dsn: _Optional[str] = ..., ded: _Optional[_Union[DataExportDetail, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., dimd: _Optional[_Union[DataImportDetail, _Mapping]] = ..., dgd: _Optional[_Union[DataGenerateDetail, _Mapping]] = ...) -> None: ...
 
 class SubmitTaskResponse(_message.Message):
     __slots__ = ("ok", "task_id")
@@ -273,7 +292,7 @@ class SubmitTaskResponse(_message.Message):
     def __init__(self, ok: _Optional[bool] = ..., task_id: _Optional[str] = ...) -> None: ...
 
 class TaskListData(_message.Message):
-    __slots__ = ("id", "dsn", "kind", "database", "create_time", "update_time", "submitter", "status", "ded", "schedule")
+    __slots__ = ("id", "dsn", "kind", "database", "create_time", "update_time", "submitter", "status", "ded", "schedule", "dimd", "dgd")
     ID_FIELD_NUMBER: _ClassVar[int]
     DSN_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -284,6 +303,8 @@ class TaskListData(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     DED_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    DIMD_FIELD_NUMBER: _ClassVar[int]
+    DGD_FIELD_NUMBER: _ClassVar[int]
     id: str
     dsn: str
     kind: TaskKind
@@ -294,22 +315,26 @@ class TaskListData(_message.Message):
     status: TaskStatus
     ded: DataExportDetail
     schedule: Schedule
-    def __init__(self, id: _Optional[str] = ..., dsn: _Optional[str] = ..., kind: _Optional[_Union[TaskKind, str]] = ..., database: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., submitter: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., ded: _Optional[_Union[DataExportDetail, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+    dimd: DataImportDetail
+    dgd: DataGenerateDetail
+    def __init__(self, id: _Optional[str] = ..., dsn: _Optional[str] = ..., kind: _Optional[_Union[TaskKind, str]] = ..., database: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., submitter: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., ded: _Optional[_Union[DataExportDetail, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., dimd: _Optional[_Union[DataImportDetail, _Mapping]] = ..., dgd: _Optional[_Union[DataGenerateDetail, _Mapping]] = ...) -> None: ...
 
 class Schedule(_message.Message):
-    __slots__ = ("trigger", "cron", "timezone", "channel")
+    __slots__ = ("trigger", "cron", "timezone", "channel", "next_fire_times")
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     CRON_FIELD_NUMBER: _ClassVar[int]
     TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FIRE_TIMES_FIELD_NUMBER: _ClassVar[int]
     trigger: TriggerKind
     cron: str
     timezone: str
     channel: str
-    def __init__(self, trigger: _Optional[_Union[TriggerKind, str]] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., channel: _Optional[str] = ...) -> None: ...
+    next_fire_times: _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]
+    def __init__(self, trigger: _Optional[_Union[TriggerKind, str]] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., channel: _Optional[str] = ..., next_fire_times: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ...) -> None: ...
 
 class TaskRun(_message.Message):
-    __slots__ = ("id", "status", "executor", "start_time", "end_time", "rows", "bytes", "filename", "error")
+    __slots__ = ("id", "status", "executor", "start_time", "end_time", "rows", "bytes", "filename", "error", "rows_skipped", "rows_updated", "backup_filename")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     EXECUTOR_FIELD_NUMBER: _ClassVar[int]
@@ -319,6 +344,9 @@ class TaskRun(_message.Message):
     BYTES_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    ROWS_SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    ROWS_UPDATED_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_FILENAME_FIELD_NUMBER: _ClassVar[int]
     id: str
     status: TaskStatus
     executor: str
@@ -328,7 +356,10 @@ class TaskRun(_message.Message):
     bytes: int
     filename: str
     error: str
-    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., executor: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rows: _Optional[int] = ..., bytes: _Optional[int] = ..., filename: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+    rows_skipped: int
+    rows_updated: int
+    backup_filename: str
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., executor: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rows: _Optional[int] = ..., bytes: _Optional[int] = ..., filename: _Optional[str] = ..., error: _Optional[str] = ..., rows_skipped: _Optional[int] = ..., rows_updated: _Optional[int] = ..., backup_filename: _Optional[str] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
     __slots__ = ("actor", "action", "comment", "time")
@@ -415,3 +446,96 @@ class TaskProgress(_message.Message):
     bytes: int
     message: str
     def __init__(self, task_id: _Optional[str] = ..., run_id: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., rows: _Optional[int] = ..., bytes: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class DataImportDetail(_message.Message):
+    __slots__ = ("database", "table", "object_key", "format", "encoding", "mode", "columns", "no_header", "sheet", "import_reason", "exector")
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    NO_HEADER_FIELD_NUMBER: _ClassVar[int]
+    SHEET_FIELD_NUMBER: _ClassVar[int]
+    IMPORT_REASON_FIELD_NUMBER: _ClassVar[int]
+    EXECTOR_FIELD_NUMBER: _ClassVar[int]
+    database: str
+    table: str
+    object_key: str
+    format: ExportType
+    encoding: Encoding
+    mode: ImportMode
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    no_header: bool
+    sheet: str
+    import_reason: str
+    exector: Exec
+    def __init__(self, database: _Optional[str] = ..., table: _Optional[str] = ..., object_key: _Optional[str] = ..., format: _Optional[_Union[ExportType, str]] = ..., encoding: _Optional[_Union[Encoding, str]] = ..., mode: _Optional[_Union[ImportMode, str]] = ..., columns: _Optional[_Iterable[str]] = ..., no_header: _Optional[bool] = ..., sheet: _Optional[str] = ..., import_reason: _Optional[str] = ..., exector: _Optional[_Union[Exec, str]] = ...) -> None: ...
+
+class ColumnGenerator(_message.Message):
+    __slots__ = ("column", "kind", "params", "null_ratio")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    NULL_RATIO_FIELD_NUMBER: _ClassVar[int]
+    column: str
+    kind: str
+    params: _containers.ScalarMap[str, str]
+    null_ratio: float
+    def __init__(self, column: _Optional[str] = ..., kind: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., null_ratio: _Optional[float] = ...) -> None: ...
+
+class DataGenerateDetail(_message.Message):
+    __slots__ = ("database", "table", "rows", "seed", "columns", "mode", "generate_reason", "exector")
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    GENERATE_REASON_FIELD_NUMBER: _ClassVar[int]
+    EXECTOR_FIELD_NUMBER: _ClassVar[int]
+    database: str
+    table: str
+    rows: int
+    seed: int
+    columns: _containers.RepeatedCompositeFieldContainer[ColumnGenerator]
+    mode: ImportMode
+    generate_reason: str
+    exector: Exec
+    def __init__(self, database: _Optional[str] = ..., table: _Optional[str] = ..., rows: _Optional[int] = ..., seed: _Optional[int] = ..., columns: _Optional[_Iterable[_Union[ColumnGenerator, _Mapping]]] = ..., mode: _Optional[_Union[ImportMode, str]] = ..., generate_reason: _Optional[str] = ..., exector: _Optional[_Union[Exec, str]] = ...) -> None: ...
+
+class PreviewCell(_message.Message):
+    __slots__ = ("text", "null")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    NULL_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    null: bool
+    def __init__(self, text: _Optional[str] = ..., null: _Optional[bool] = ...) -> None: ...
+
+class PreviewRow(_message.Message):
+    __slots__ = ("cells",)
+    CELLS_FIELD_NUMBER: _ClassVar[int]
+    cells: _containers.RepeatedCompositeFieldContainer[PreviewCell]
+    def __init__(self, cells: _Optional[_Iterable[_Union[PreviewCell, _Mapping]]] = ...) -> None: ...
+
+class TaskPreview(_message.Message):
+    __slots__ = ("columns", "rows", "total_rows", "sha256", "estimated_rows")
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_ROWS_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_ROWS_FIELD_NUMBER: _ClassVar[int]
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    rows: _containers.RepeatedCompositeFieldContainer[PreviewRow]
+    total_rows: int
+    sha256: str
+    estimated_rows: int
+    def __init__(self, columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[PreviewRow, _Mapping]]] = ..., total_rows: _Optional[int] = ..., sha256: _Optional[str] = ..., estimated_rows: _Optional[int] = ...) -> None: ...
