@@ -75,6 +75,9 @@ class TaskRow(Base):
     # move the goalposts of a vote in progress.
     required_approvals: Mapped[int] = mapped_column(SmallInteger, default=1)
     precheck_messages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # What approvers see before they vote (TaskPreview): an import's first rows and file
+    # digest, a generation's first rows, an export's row estimate. Migration 0003.
+    preview: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
@@ -115,6 +118,9 @@ class EventRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # The authenticated principal that made the call, when it is not `actor` itself (the
+    # bot acting for a Slack user). Migration 0003.
+    principal: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class RunRow(Base):
@@ -135,6 +141,12 @@ class RunRow(Base):
     filename: Mapped[str] = mapped_column(String(255), default="")
     object_key: Mapped[str] = mapped_column(String(1024), default="")
     error: Mapped[str] = mapped_column(Text, default="")
+    # Imports and generations (migration 0003): `rows` counts rows written; these count the
+    # rows left alone and updated, and name the backup of the rows an UPSERT replaced.
+    rows_skipped: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    rows_updated: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    backup_filename: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    backup_object_key: Mapped[str] = mapped_column(String(1024), default="", server_default="")
     # Which service process runs it and when it last said so: a run whose owner stopped
     # beating is failed on recovery instead of staying EXECUTING for ever.
     owner: Mapped[str] = mapped_column(String(200), default="")
