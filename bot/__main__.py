@@ -13,6 +13,7 @@ from slack_sdk import WebClient
 from bot.app import build_app, with_rate_limit_retries
 from bot.delivery import Delivery
 from bot.http import SlackHTTPServer
+from bot.metrics import BotMetrics
 from bot.service_client import ServiceClient
 from bot.settings import Settings, SettingsError
 
@@ -28,7 +29,8 @@ def main() -> int:
         return 2
     client = with_rate_limit_retries(WebClient(token=settings.bot_token, base_url=settings.api_url))
     service = ServiceClient(settings.service_addr, settings.service_token)
-    app = build_app(settings, client, service)
+    metrics = BotMetrics()
+    app = build_app(settings, client, service, metrics)
     delivery = Delivery(
         client,
         service,
@@ -36,7 +38,10 @@ def main() -> int:
         poll_interval_s=settings.poll_interval_s,
         lease_s=settings.lease_s,
         upload_max_bytes=settings.upload_max_bytes,
+        metrics=metrics,
     )
+    if settings.metrics_listen:
+        metrics.serve(settings.metrics_listen)
     delivery.start()
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -60,6 +65,7 @@ def main() -> int:
     finally:
         delivery.stop()
         service.close()
+        metrics.close()
     return 0
 
 

@@ -15,6 +15,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.idempotency import OnceCache
 from bot.listeners import actions, commands, events, views
+from bot.metrics import BotMetrics
 from bot.service_client import ServiceClient
 from bot.settings import Settings
 from woxqaq.v1 import notification_service_pb2 as npb
@@ -71,7 +72,10 @@ def skip_event_retries(req: BoltRequest, resp: BoltResponse, next: Any) -> BoltR
 
 
 def build_app(
-    settings: Settings, client: WebClient | None = None, service: ServiceClient | None = None
+    settings: Settings,
+    client: WebClient | None = None,
+    service: ServiceClient | None = None,
+    metrics: BotMetrics | None = None,
 ) -> App:
     client = with_rate_limit_retries(
         client or WebClient(token=settings.bot_token, base_url=settings.api_url)
@@ -90,4 +94,6 @@ def build_app(
     actions.register(app, deps)
     views.register(app, deps)
     events.register(app, deps)
+    if metrics is not None:
+        metrics.instrument(app)
     return app

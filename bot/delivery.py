@@ -36,6 +36,7 @@ from bot.blocks.results import (
     run_message,
     schedule_problem,
 )
+from bot.metrics import BotMetrics
 from bot.service_client import ServiceClient
 from woxqaq.v1 import notification_service_pb2 as npb
 from woxqaq.v1 import task_service_pb2 as pb
@@ -77,8 +78,10 @@ class Delivery:
         lease_s: int = 120,
         progress_interval_s: float = 2.0,
         upload_max_bytes: int = 0,
+        metrics: BotMetrics | None = None,
     ) -> None:
         self.client = client
+        self.metrics = metrics or BotMetrics()
         self.upload_max_bytes = upload_max_bytes
         self.service = service
         self.consumer = consumer
@@ -135,6 +138,12 @@ class Delivery:
     # -- one notification ----------------------------------------------------------------
 
     def deliver(self, n: npb.Notification) -> None:
+        started = time.perf_counter()
+        outcome = self._deliver(n)
+        self.metrics.delivered(n.kind, outcome, time.perf_counter() - started)
+
+    def _deliver(self, n: npb.Notification) -> str:
+        """Deliver and ack one notification; the outcome for the metrics."""
         d = _Delivering(n, {r.purpose: r for r in n.refs})
         extra = {"task_id": n.task_id, "run_id": n.run_id, "notification": n.id, "kind": n.kind}
         try:
@@ -149,26 +158,27 @@ class Delivery:
                 refs=d.posted,
                 retry_after_s=exc.after_s,
             )
-            return
+            return "retry"
         except grpc.RpcError as exc:
             log.warning("delivery needs the service, will retry: %s", exc.code(), extra=extra)
             self.service.ack(
                 n.id, self.consumer, delivered=False, error=f"service: {exc.code()}", refs=d.posted
             )
-            return
+            return "retry"
         except OSError as exc:  # Slack unreachable (refused, reset, timed out): back off too
             reason = getattr(exc, "reason", None) or exc
             log.warning("slack unreachable, will retry: %s", reason, extra=extra)
             self.service.ack(
                 n.id, self.consumer, delivered=False, error=f"slack: {reason}", refs=d.posted
             )
-            return
+            return "retry"
         if not self.service.ack(
             n.id, self.consumer, delivered=True, error="; ".join(d.problems), refs=d.posted
         ):
             log.warning("lease lost before the ack; another consumer delivers it", extra=extra)
-        else:
-            log.info("notification delivered", extra=extra)
+            return "lease_lost"
+        log.info("notification delivered", extra=extra)
+        return "delivered"
 
     def _render(self, d: _Delivering) -> None:
         n, task = d.n, d.n.task

@@ -7,6 +7,8 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from service.listen import ListenError, parse_listen
+
 SLACK_API_URL = "https://slack.com/api/"
 
 
@@ -29,6 +31,8 @@ class Settings:
     lease_s: int = 120
     # A scheduled run's file up to this size is also uploaded to its channel; 0: links only.
     upload_max_bytes: int = 1024 * 1024
+    # Where /metrics is served (host:port, or a port for loopback); empty: not served.
+    metrics_listen: str = ""
 
     @property
     def socket_mode(self) -> bool:
@@ -52,6 +56,12 @@ class Settings:
             raise SettingsError(
                 f"WOXQAQ_SLACK_UPLOAD_MAX_BYTES must be a number of bytes, not {upload_text!r}"
             ) from None
+        metrics_listen = env.get("WOXQAQ_METRICS_LISTEN", "").strip()
+        if metrics_listen:
+            try:
+                parse_listen(metrics_listen)
+            except ListenError as exc:
+                raise SettingsError(f"WOXQAQ_METRICS_LISTEN: {exc}") from None
         api_url = env.get("SLACK_API_URL") or SLACK_API_URL
         return cls(
             bot_token=env["SLACK_BOT_TOKEN"],
@@ -62,4 +72,5 @@ class Settings:
             service_token=env.get("WOXQAQ_SERVICE_TOKEN", ""),
             port=port,
             upload_max_bytes=upload_max_bytes,
+            metrics_listen=metrics_listen,
         )

@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.engine import make_url
 
+from service.listen import parse_listen
+
 DEMO_DATASOURCE = "demo"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -100,6 +102,23 @@ class SchedulerConfig(_Section):
     tick_s: Annotated[float, Field(gt=0, le=60)] = 1.0
 
 
+class MetricsConfig(_Section):
+    # Where /metrics is served: `host:port`, or a port alone for loopback; empty: off.
+    listen: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_parses(cls, v: str) -> str:
+        if v.strip():
+            parse_listen(v)  # ListenError is a ValueError: reported with the key
+        return v.strip()
+
+
+class LogConfig(_Section):
+    # "text": one readable line a record; "json": one JSON object a line, for log shippers.
+    format: Literal["text", "json"] = "text"
+
+
 class DatasourceConfig(_Section):
     url: str
     # Set apart from the URL so that any characters work without percent-encoding.
@@ -136,6 +155,8 @@ class Config(_Section):
     export: ExportConfig = ExportConfig()
     storage: StorageConfig = StorageConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    log: LogConfig = LogConfig()
     demo: DemoConfig = DemoConfig()
     datasources: dict[str, DatasourceConfig] = {}
 

@@ -27,6 +27,7 @@ from service.domain import placeholders
 from service.domain.errors import Unavailable, WoxqaqError
 from service.domain.model import Run, RunStatus, Task, TaskStatus
 from service.export.engine import ExportFailed, ExportOptions, export
+from service.metrics import Metrics
 from service.storage.base import ObjectStore, SignedUrl
 from service.store.repository import TaskStore
 
@@ -83,8 +84,10 @@ class Exports:
         instance_id: str,
         stale_after_s: float = 6 * HEARTBEAT_S,
         heartbeat_s: float = HEARTBEAT_S,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
         self.store = store
         self.registry = registry
         self.objects = object_store
@@ -102,6 +105,7 @@ class Exports:
             target=self._maintain, name="export-maintenance", daemon=True
         )
         self._finished_hooks: list[Callable[[Task, int], None]] = []
+        self._started: dict[int, float] = {}  # run id → monotonic start, for its duration
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -136,10 +140,14 @@ class Exports:
         if self._stopping.is_set():
             raise Unavailable("the service is shutting down; execute the task again in a moment")
         self._set_progress(Progress(run_id, TaskStatus.EXECUTING, message="queued"))
-        self._pool.submit(self._run, task, run_id, logical_time)
+        self._pool.submit(self._run, task, run_id, logical_time, time.monotonic())
 
-    def _run(self, task: Task, run_id: int, logical_time: datetime | None) -> None:
+    def _run(
+        self, task: Task, run_id: int, logical_time: datetime | None, queued_at: float
+    ) -> None:
         log.info("export started", extra={"task_id": task.id, "run_id": run_id})
+        self._started[run_id] = now = time.monotonic()
+        self.metrics.queue_wait.labels(_kind(task)).observe(now - queued_at)
         started = datetime.now(UTC)
         result = None
         try:
@@ -235,6 +243,7 @@ class Exports:
             )
             tx.add_event(task.id, "export", "run_succeeded" if ok else "run_failed", detail)
             tx.notify(task.id, "run_finished", run_id=run_id)
+        self._count(task, run_id, status, outcome)
         log.info(
             "export %s",
             "succeeded" if ok else "failed",
@@ -250,6 +259,20 @@ class Exports:
                 log.exception(
                     "run-finished hook failed", extra={"task_id": task.id, "run_id": run_id}
                 )
+
+    def _count(
+        self, task: Task, run_id: int, status: RunStatus, outcome: dict[str, object]
+    ) -> None:
+        kind, fmt, word = _kind(task), task.spec.type.name.lower(), status.name.lower()
+        m = self.metrics
+        m.runs.labels(kind, word, fmt, task.datasource).inc()
+        rows, size = outcome.get("rows", 0), outcome.get("size", 0)
+        if status is RunStatus.SUCCESS and isinstance(rows, int) and isinstance(size, int):
+            m.run_rows.labels(kind, fmt, task.datasource).inc(rows)
+            m.run_bytes.labels(kind, fmt, task.datasource).inc(size)
+        started = self._started.pop(run_id, None)
+        if started is not None:  # a run this process carried out (not a recovered one)
+            m.run_duration.labels(kind, word, fmt).observe(time.monotonic() - started)
 
     def _set_progress(self, progress: Progress) -> None:
         with self._changed:
@@ -355,6 +378,10 @@ class Exports:
                     _sweep_work_dir(self.work_dir, self.stale_after)
             except Exception:
                 log.exception("export maintenance failed; retrying")
+
+
+def _kind(task: Task) -> str:
+    return task.kind.name.lower()
 
 
 def _sweep_work_dir(work_dir: Path, older_than: timedelta) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from service.datasources import DatasourceRegistry
 from service.domain.errors import InvalidRequest, NotFound
 from service.domain.model import Event, Run, Task
+from service.metrics import Metrics
 from service.store.delivery_models import MessageRefRow
 from service.store.models import UtcDateTime
 from service.store.repository import TaskStore
@@ -105,8 +106,10 @@ class Outbox:
         *,
         descriptions: dict[str, str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self.registry = registry
         self.descriptions = descriptions or {}
         self.clock = clock
@@ -241,10 +244,13 @@ class Outbox:
             )
             error = error[:2000]
             if delivered:
+                outcome = "delivered"
                 values = {"delivered_at": now, "last_error": error, "lease_until": None}
             else:
+                outcome = "failed"
                 attempts = (row.attempts or 0) + 1
                 if attempts >= MAX_ATTEMPTS:
+                    outcome = "given_up"
                     # Give up so the task's later notifications are not held back for ever.
                     log.error(
                         "notification given up after %d attempts: %s",
@@ -268,7 +274,10 @@ class Outbox:
                         "next_attempt_at": now + timedelta(seconds=min(wait, MAX_BACKOFF_S)),
                     }
             result = tx.s.execute(sa.update(_n).where(holds).values(**values))
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            held = bool(result.rowcount)  # type: ignore[attr-defined]
+        if held:  # committed; an ack of a lease lost counts nothing: the holder's will
+            self.metrics.outbox_acks.labels(outcome).inc()
+        return held
 
     def save_refs(self, task_id: int, refs: Sequence[MessageRef]) -> None:
         with self.store.write() as tx:

@@ -18,13 +18,18 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from service.api import notification_servicer
-from service.api.interceptors import BearerTokenInterceptor, UnreadableRequestInterceptor
+from service.api.interceptors import (
+    BearerTokenInterceptor,
+    MetricsInterceptor,
+    UnreadableRequestInterceptor,
+)
 from service.api.task_servicer import TaskServicer
 from service.api.upload_servicer import UploadServicer
 from service.config import Config
 from service.datasources import DatasourceRegistry
 from service.demo import ensure_demo_database
 from service.exports import Exports
+from service.metrics import Metrics
 from service.scheduler import Scheduler, utc_now
 from service.storage.base import ObjectStore
 from service.storage.factory import build_object_store
@@ -64,8 +69,10 @@ class Service:
         if config.embedded:
             ensure_demo_database(config.demo_database_path)
 
+        self.metrics = Metrics()
         self.store = TaskStore(config.task_store_url)
         self.store.migrate()
+        self.metrics.watch_backlog(self.store)
         self.registry = DatasourceRegistry(config)
         self.objects: ObjectStore = build_object_store(config)
         self.exports = Exports(
@@ -76,21 +83,28 @@ class Service:
             instance_id=self.instance_id,
             stale_after_s=config.export.stale_run_s,
             heartbeat_s=config.export.stale_run_s / 6,  # several beats fit in the stale limit
+            metrics=self.metrics,
         )
         self.tasks = TaskManager(
-            config, self.store, self.registry, instance_id=self.instance_id, launcher=self.exports
+            config,
+            self.store,
+            self.registry,
+            instance_id=self.instance_id,
+            launcher=self.exports,
+            metrics=self.metrics,
         )
         self.scheduler = Scheduler(config, self.store, self.tasks, clock=clock)
         self.health = health.HealthServicer()
         self.port = 0
+        self.metrics_port = 0  # bound once started, when metrics.listen is set
         self._server: grpc.Server | None = None
         self._stopped = threading.Event()
 
     def _build_server(self) -> grpc.Server:
         limit = self.config.server.max_message_bytes
-        interceptors: list[grpc.ServerInterceptor] = (
-            [BearerTokenInterceptor(self.config.server.token)] if self.config.server.token else []
-        )
+        interceptors: list[grpc.ServerInterceptor] = [MetricsInterceptor(self.metrics)]
+        if self.config.server.token:
+            interceptors.append(BearerTokenInterceptor(self.config.server.token))
         interceptors.append(UnreadableRequestInterceptor())
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"),
@@ -108,7 +122,7 @@ class Service:
         upload_service_pb2_grpc.add_UploadServiceServicer_to_server(
             UploadServicer(self.config, self.objects), server
         )
-        notification_servicer.register(server, self.config, self.store, self.registry)
+        notification_servicer.register(server, self.config, self.store, self.registry, self.metrics)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -126,6 +140,8 @@ class Service:
         self._server.start()
         if self.config.scheduler.enabled:
             self.scheduler.start()
+        if self.config.metrics.listen:
+            self.metrics_port = self.metrics.serve(self.config.metrics.listen)
         for name in ("", *SERVICE_NAMES):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("woxqaq service listening on %s (port %d)", self.listen, self.port)
@@ -142,6 +158,7 @@ class Service:
         if self._server is not None:
             self._server.stop(grace).wait()
         self.exports.stop(grace)
+        self.metrics.close()
         self.objects.close()
         self.registry.dispose()
         self.store.close()

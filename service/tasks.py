@@ -37,6 +37,7 @@ from service.domain.schedule import (
     due_firings,
     schedule_problems,
 )
+from service.metrics import Metrics
 from service.store.repository import SCHEDULER, TaskStore, Tx
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,10 @@ class TaskManager:
         *,
         instance_id: str,
         launcher: RunLauncher | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
         self.store = store
         self.registry = registry
         self.instance_id = instance_id
@@ -159,8 +162,10 @@ class TaskManager:
         _require_actor(actor, "approver")
         _check_len(comment, MAX_COMMENT, "comment")
         launch_run: int | None = None
+        decision = ""
         with self.store.write() as tx:
             task = tx.get_task(task_id, lock=True)  # concurrent votes queue here
+            approving_since = task.updated_at  # votes leave it alone until the decision
             ds = self.registry.get(task.datasource)
             previous = tx.vote_of(task_id, actor)
             if previous is not None and task.status is S.APPROVING:
@@ -172,15 +177,20 @@ class TaskManager:
             if not approve:
                 tx.set_status(task_id, S.NOT_APPROVED, expected={S.APPROVING})
                 tx.notify(task_id, "rejected", actor=actor)
+                decision = "rejected"
             elif workflow.quorum_reached(approvals, task.required_approvals):
                 tx.set_status(task_id, S.APPROVED, expected={S.APPROVING})
                 tx.add_event(task_id, actor, "approved", f"{approvals} approval(s)")
                 tx.notify(task_id, "approved", actor=actor)
+                decision = "approved"
                 if task.spec.executor is Executor.AUTO and not task.schedule.is_cron:
                     launch_run = self._start_run(tx, task, AUTO_EXECUTOR)
             else:
                 tx.notify(task_id, "vote", actor=actor)
             task = tx.get_task(task_id)
+        if decision:  # committed: how long the approvers took
+            waited = (task.updated_at - approving_since).total_seconds()
+            self.metrics.approval_wait.labels(decision).observe(max(waited, 0.0))
         if launch_run is not None:
             self._launch(task, launch_run)
         return task
@@ -232,6 +242,7 @@ class TaskManager:
         (the unique (task, firing) key of runs is the backstop).
         """
         started: tuple[Task, int, datetime] | None = None
+        firings: dict[str, int] = {}  # outcome → count, counted once committed
         with self.store.write() as tx:
             task = tx.get_task(task_id, lock=True)
             if task.status is not S.APPROVED or not task.schedule.is_cron:
@@ -239,8 +250,12 @@ class TaskManager:
             due = due_firings(task.schedule, tx.schedule_dealt_with(task_id), now, grace)
             if due.missed and due.last_missed and due.first_missed:
                 self._record_missed(tx, task, due, grace)
+                firings["missed"] = due.missed
             if due.run is not None:
                 started = self._start_firing(tx, task, due)
+                firings["ran" if started else "skipped"] = 1
+        for outcome, count in firings.items():
+            self.metrics.firings.labels(outcome).inc(count)
         if started is None:
             return None
         self._launch(*started)

@@ -8,6 +8,7 @@ from service.api import convert
 from service.api.errors import maps_errors
 from service.config import Config
 from service.datasources import DatasourceRegistry
+from service.metrics import Metrics
 from service.notifications import MessageRef, Outbox, Pending
 from service.store.repository import TaskStore
 from woxqaq.v1 import notification_service_pb2 as npb
@@ -87,9 +88,13 @@ class NotificationServicer(npb_grpc.NotificationServiceServicer):
 
 
 def register(
-    server: grpc.Server, config: Config, store: TaskStore, registry: DatasourceRegistry
+    server: grpc.Server,
+    config: Config,
+    store: TaskStore,
+    registry: DatasourceRegistry,
+    metrics: Metrics | None = None,
 ) -> None:
     """Add the NotificationService to `server` (one call in the service's server builder)."""
     descriptions = {name: ds.description for name, ds in config.datasources.items()}
-    outbox = Outbox(store, registry, descriptions=descriptions)
+    outbox = Outbox(store, registry, descriptions=descriptions, metrics=metrics)
     npb_grpc.add_NotificationServiceServicer_to_server(NotificationServicer(outbox), server)

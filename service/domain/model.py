@@ -188,3 +188,13 @@ class Page:
     items: tuple[Task, ...]
     total: int
     page_size: int
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What the task store holds waiting at one moment (for metrics)."""
+
+    awaiting_approval: int = 0
+    oldest_approval_wait_s: float = 0.0
+    outbox_pending: int = 0
+    outbox_oldest_pending_s: float = 0.0

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.domain.errors import NotFound
 from service.domain.model import (
+    Backlog,
     Content,
     Encoding,
     Event,
@@ -358,6 +359,25 @@ class Tx:
 
     # -- listing -------------------------------------------------------------------------
 
+    def backlog(self, now: datetime) -> Backlog:
+        """Tasks waiting for approval (since they entered APPROVING: votes do not move
+        `updated_at`) and undelivered notifications, with the oldest of each."""
+        waiting, oldest_task = self.s.execute(
+            sa.select(sa.func.count(), sa.func.min(TaskRow.updated_at)).where(
+                TaskRow.status == int(TaskStatus.APPROVING)
+            )
+        ).one()
+        pending, oldest_note = self.s.execute(
+            sa.select(sa.func.count(), sa.func.min(NotificationRow.created_at)).where(
+                NotificationRow.delivered_at.is_(None)
+            )
+        ).one()
+
+        def age(moment: datetime | None) -> float:
+            return max((now - _as_utc(moment)).total_seconds(), 0.0) if moment else 0.0
+
+        return Backlog(waiting, age(oldest_task), pending, age(oldest_note))
+
     def list_tasks(self, q: TaskQuery) -> Page:
         conds: list[sa.ColumnElement[bool]] = []
         if q.kind is not None:
@@ -441,10 +461,13 @@ def _with_firing_marks() -> sa.Select[TaskRow, datetime | None, datetime]:
     return sa.select(TaskRow, last_firing, approved_at)
 
 
-def _dealt_with(row: TaskRow, fired: datetime | None, approved: datetime | None) -> datetime:
-    moment = fired or approved or row.updated_at
+def _as_utc(moment: datetime) -> datetime:
     # Aggregates come back without the column type's processing: naive on SQLite.
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _dealt_with(row: TaskRow, fired: datetime | None, approved: datetime | None) -> datetime:
+    return _as_utc(fired or approved or row.updated_at)
 
 
 class TaskStore:
@@ -470,6 +493,10 @@ class TaskStore:
     def read(self) -> Iterator[Tx]:
         with self._reads.begin() as session:
             yield Tx(session)
+
+    def backlog(self, now: datetime) -> Backlog:
+        with self.read() as tx:
+            return tx.backlog(now)
 
     def close(self) -> None:
         self.engine.dispose()

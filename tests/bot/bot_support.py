@@ -20,6 +20,7 @@ from slack_standin import TOKEN, SlackStandIn
 from bot.app import build_app
 from bot.delivery import Delivery
 from bot.http import SlackHTTPServer
+from bot.metrics import BotMetrics
 from bot.service_client import ServiceClient
 from bot.settings import Settings
 from service.demo import ensure_demo_database
@@ -98,6 +99,7 @@ class Bot:
     service_token: str
     acks: list[tuple[float, int]] = field(default_factory=list)
     upload_max_bytes: int = 64 * 1024
+    metrics: BotMetrics | None = None
 
     def __post_init__(self) -> None:
         self.settings = Settings(
@@ -111,7 +113,7 @@ class Bot:
         )
         self.client = WebClient(token=TOKEN, base_url=self.slack.api_url)
         self.service = ServiceClient(self.service_addr, self.service_token)
-        self.app = build_app(self.settings, self.client, self.service)
+        self.app = build_app(self.settings, self.client, self.service, self.metrics)
         self.http = SlackHTTPServer(self.app, host="127.0.0.1", port=0)
         self.http.start()
         self.url = f"http://127.0.0.1:{self.http.port}/slack/events"
@@ -127,6 +129,7 @@ class Bot:
             lease_s=30,
             progress_interval_s=0.2,
             upload_max_bytes=self.upload_max_bytes,
+            metrics=self.metrics,
         )
         self.delivery.start()
         return self.delivery

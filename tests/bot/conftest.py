@@ -13,6 +13,7 @@ from block_limits import check_payload
 from bot_support import Bot, shop_config
 from slack_standin import SlackStandIn
 
+from bot.metrics import BotMetrics
 from service.config import parse_config
 from service.server import Service
 
@@ -36,9 +37,15 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     started: list[Service] = []
 
     def start(
-        store_url: str = "", *, clock: Callable[[], datetime] | None = None, **shop: Any
+        store_url: str = "",
+        *,
+        clock: Callable[[], datetime] | None = None,
+        metrics: bool = False,
+        **shop: Any,
     ) -> Service:
         data = shop_config(tmp_path, store_url, **shop)
+        if metrics:  # /metrics on a free loopback port
+            data["metrics"] = {"listen": "127.0.0.1:0"}
         if clock is not None:  # the test drives the scheduler's ticks
             data["scheduler"] = {"enabled": False}
         service = Service(
@@ -65,9 +72,11 @@ def service(start_service: Callable[..., Service]) -> Service:
 def make_bot(slack: SlackStandIn, request: pytest.FixtureRequest) -> Callable[..., Bot]:
     """Bots in front of `service` (default: the `service` fixture's)."""
 
-    def make(service: Service | None = None, *, delivery: bool = True) -> Bot:
+    def make(
+        service: Service | None = None, *, delivery: bool = True, metrics: BotMetrics | None = None
+    ) -> Bot:
         service = service or request.getfixturevalue("service")
-        b = Bot(slack, f"127.0.0.1:{service.port}", service.config.server.token)
+        b = Bot(slack, f"127.0.0.1:{service.port}", service.config.server.token, metrics=metrics)
         # Registered after the service started, so the bot stops before the service does.
         request.addfinalizer(b.stop)
         if delivery:
