@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pool
 from google.protobuf.message import DecodeError
 
 from service.metrics import Metrics
@@ -107,8 +108,9 @@ class MetricsInterceptor(grpc.ServerInterceptor):
     """Counts every call of a known method by its status code, and times it.
 
     Outermost, so refusals of the interceptors inside it (a bad token, an unreadable
-    request) are counted too. Unknown methods are left to grpc (UNIMPLEMENTED) and not
-    counted: a method name is the caller's text, and every new one would be a new series.
+    request) are counted too. A method name is the caller's text: one the protobuf
+    descriptors do not define is counted as "unknown", or each made-up name would be a
+    new series.
     """
 
     def __init__(self, metrics: Metrics) -> None:
@@ -122,7 +124,7 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         handler = continuation(details)
         if handler is None:
             return None
-        method = details.method
+        method = details.method if _defined(details.method) else "unknown"
         done = self._metrics.rpcs
         latency = self._metrics.rpc_latency.labels(method)
 
@@ -169,6 +171,18 @@ class MetricsInterceptor(grpc.ServerInterceptor):
                     response_serializer=handler.response_serializer,
                 )
         return handler
+
+
+def _defined(method: str) -> bool:
+    """Whether `/package.Service/Method` is a method of a service this process knows."""
+    parts = method.split("/")
+    if len(parts) != 3 or parts[0] or not parts[1] or not parts[2]:
+        return False
+    try:
+        descriptor_pool.Default().FindMethodByName(f"{parts[1]}.{parts[2]}")
+    except KeyError:
+        return False
+    return True
 
 
 def _code_of(context: grpc.ServicerContext, failed: bool) -> grpc.StatusCode:

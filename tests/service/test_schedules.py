@@ -72,6 +72,16 @@ def settled(svc: Running, task_id: str, count: int, timeout: float = 30) -> list
 Start = Callable[..., Running]
 
 
+def firings_counted(svc: Running) -> dict[str, float]:
+    """woxqaq_schedule_firings_total by outcome, as the service's metrics hold it."""
+    registry = svc.service.metrics.registry
+    return {
+        outcome: registry.get_sample_value("woxqaq_schedule_firings_total", {"outcome": outcome})
+        or 0
+        for outcome in ("ran", "skipped", "missed")
+    }
+
+
 def test_precheck_shows_the_next_three_firings(start_service: Start, store_url: str) -> None:
     svc = start_service(store_url=store_url, **manual())
     schedule = pb.Schedule(
@@ -218,6 +228,7 @@ def test_firings_missed_beyond_the_grace_are_recorded_as_missed(
     assert "more than the 2 min grace time ago" in missed.error
     assert second.service.scheduler.tick() == []
     assert {missed.id, ran.id} <= announced_runs(second, task_id)  # the channel hears of both
+    assert firings_counted(second) == {"ran": 1, "skipped": 0, "missed": 8}
 
 
 SLOW_SQL = (
@@ -241,6 +252,7 @@ def test_runs_of_a_schedule_never_overlap(start_service: Start) -> None:
     # Recorded, not announced: an every-minute schedule would post a skip every minute.
     assert skipped.id not in announced_runs(svc, task_id)
     assert any(e.action == "run_skipped" for e in svc.detail(task_id).events)
+    assert firings_counted(svc) == {"ran": 1, "skipped": 1, "missed": 0}
     svc.service.exports._abandon.set()  # stop the long count: the test has seen enough
     settled(svc, task_id, 2)
 
