@@ -16,17 +16,19 @@ from bot.http import SlackHTTPServer
 from bot.metrics import BotMetrics
 from bot.service_client import ServiceClient
 from bot.settings import Settings, SettingsError
+from service.logs import setup_logging
 
 log = logging.getLogger("bot")
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging()
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"bot: {exc}", file=sys.stderr)
         return 2
+    setup_logging(fmt=settings.log_format)
     client = with_rate_limit_retries(WebClient(token=settings.bot_token, base_url=settings.api_url))
     service = ServiceClient(settings.service_addr, settings.service_token)
     metrics = BotMetrics()

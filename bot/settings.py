@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from service.listen import ListenError, parse_listen
 
@@ -33,6 +34,8 @@ class Settings:
     upload_max_bytes: int = 1024 * 1024
     # Where /metrics is served (host:port, or a port for loopback); empty: not served.
     metrics_listen: str = ""
+    # "text" or "json" (one JSON object a line, for log shippers): WOXQAQ_LOG_FORMAT.
+    log_format: Literal["text", "json"] = "text"
 
     @property
     def socket_mode(self) -> bool:
@@ -62,6 +65,9 @@ class Settings:
                 parse_listen(metrics_listen)
             except ListenError as exc:
                 raise SettingsError(f"WOXQAQ_METRICS_LISTEN: {exc}") from None
+        log_format = env.get("WOXQAQ_LOG_FORMAT", "text").strip().lower() or "text"
+        if log_format not in ("text", "json"):
+            raise SettingsError(f"WOXQAQ_LOG_FORMAT must be text or json, not {log_format!r}")
         api_url = env.get("SLACK_API_URL") or SLACK_API_URL
         return cls(
             bot_token=env["SLACK_BOT_TOKEN"],
@@ -73,4 +79,5 @@ class Settings:
             port=port,
             upload_max_bytes=upload_max_bytes,
             metrics_listen=metrics_listen,
+            log_format="json" if log_format == "json" else "text",
         )

@@ -18,6 +18,7 @@ def main() -> int:
     except ConfigError as exc:
         print(f"woxqaq: {exc}", file=sys.stderr)
         return 2
+    setup_logging(fmt=config.log.format)
 
     from service.server import Service  # heavy imports after the config is known good
 

@@ -27,6 +27,7 @@ from service.domain import placeholders
 from service.domain.errors import Unavailable, WoxqaqError
 from service.domain.model import Run, RunStatus, Task, TaskStatus
 from service.export.engine import ExportFailed, ExportOptions, export
+from service.logs import log_context
 from service.metrics import Metrics
 from service.storage.base import ObjectStore, SignedUrl
 from service.store.repository import TaskStore
@@ -143,6 +144,12 @@ class Exports:
         self._pool.submit(self._run, task, run_id, logical_time, time.monotonic())
 
     def _run(
+        self, task: Task, run_id: int, logical_time: datetime | None, queued_at: float
+    ) -> None:
+        with log_context(task_id=task.id, run_id=run_id):
+            self._carry_out(task, run_id, logical_time, queued_at)
+
+    def _carry_out(
         self, task: Task, run_id: int, logical_time: datetime | None, queued_at: float
     ) -> None:
         log.info("export started", extra={"task_id": task.id, "run_id": run_id})

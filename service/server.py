@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from service.api import notification_servicer
 from service.api.interceptors import (
     BearerTokenInterceptor,
+    LogContextInterceptor,
     MetricsInterceptor,
     UnreadableRequestInterceptor,
 )
@@ -105,7 +106,7 @@ class Service:
         interceptors: list[grpc.ServerInterceptor] = [MetricsInterceptor(self.metrics)]
         if self.config.server.token:
             interceptors.append(BearerTokenInterceptor(self.config.server.token))
-        interceptors.append(UnreadableRequestInterceptor())
+        interceptors += [LogContextInterceptor(), UnreadableRequestInterceptor()]
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"),
             interceptors=interceptors,

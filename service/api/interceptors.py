@@ -1,16 +1,19 @@
-"""Server interceptors: call metrics, the bearer token check, unreadable requests."""
+"""Server interceptors: call metrics, log context, the bearer token check, unreadable
+requests."""
 
 from __future__ import annotations
 
 import hmac
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pool
 from google.protobuf.message import DecodeError
 
+from service.logs import log_context
 from service.metrics import Metrics
 
 # Health checks and reflection stay open: probes and grpcurl carry no token.
@@ -104,8 +107,46 @@ class UnreadableRequestInterceptor(grpc.ServerInterceptor):
         return handler
 
 
+Scope = Callable[[grpc.ServicerContext], AbstractContextManager[None]]
+
+
+def _around(handler: grpc.RpcMethodHandler, scope: Scope) -> grpc.RpcMethodHandler:
+    """`handler` with each call run inside `scope(context)`; a streaming response's scope
+    lasts until its last message (or the client going away)."""
+
+    def unary(call: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
+        def run(request: Any, context: grpc.ServicerContext) -> Any:
+            with scope(context):
+                return call(request, context)
+
+        return run
+
+    def streaming(call: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
+        def run(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            with scope(context):
+                yield from call(request, context)
+
+        return run
+
+    kinds = {
+        "unary_unary": (unary, grpc.unary_unary_rpc_method_handler),
+        "unary_stream": (streaming, grpc.unary_stream_rpc_method_handler),
+        "stream_unary": (unary, grpc.stream_unary_rpc_method_handler),
+        "stream_stream": (streaming, grpc.stream_stream_rpc_method_handler),
+    }
+    for attr, (wrap, build) in kinds.items():
+        call = getattr(handler, attr)
+        if call is not None:
+            return build(  # type: ignore[operator]
+                wrap(call),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+    return handler
+
+
 class MetricsInterceptor(grpc.ServerInterceptor):
-    """Counts every call of a known method by its status code, and times it.
+    """Counts every call by method and status code, and times it.
 
     Outermost, so refusals of the interceptors inside it (a bad token, an unreadable
     request) are counted too. A method name is the caller's text: one the protobuf
@@ -125,52 +166,38 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         if handler is None:
             return None
         method = details.method if _defined(details.method) else "unknown"
-        done = self._metrics.rpcs
+        handled = self._metrics.rpcs
         latency = self._metrics.rpc_latency.labels(method)
 
-        def record(started: float, context: grpc.ServicerContext, failed: bool) -> None:
-            latency.observe(time.perf_counter() - started)
-            code = _code_of(context, failed)
-            done.labels(method, code.name).inc()
+        @contextmanager
+        def observed(context: grpc.ServicerContext) -> Iterator[None]:
+            started, failed = time.perf_counter(), True
+            try:
+                yield
+                failed = False
+            finally:
+                latency.observe(time.perf_counter() - started)
+                handled.labels(method, _code_of(context, failed).name).inc()
 
-        def timed(call: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
-            def unary(request: Any, context: grpc.ServicerContext) -> Any:
-                started, failed = time.perf_counter(), True
-                try:
-                    response = call(request, context)
-                    failed = False
-                    return response
-                finally:
-                    record(started, context, failed)
+        return _around(handler, observed)
 
-            return unary
 
-        def timed_stream(call: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
-            def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                started, failed = time.perf_counter(), True
-                try:
-                    yield from call(request, context)
-                    failed = False
-                finally:  # also when the client goes away (GeneratorExit)
-                    record(started, context, failed)
+class LogContextInterceptor(grpc.ServerInterceptor):
+    """Every line logged while a call is handled names its method and its principal: the
+    user the call acts as (`x-woxqaq-user`, once the token check let it through)."""
 
-            return stream
-
-        wrap = {
-            "unary_unary": (timed, grpc.unary_unary_rpc_method_handler),
-            "unary_stream": (timed_stream, grpc.unary_stream_rpc_method_handler),
-            "stream_unary": (timed, grpc.stream_unary_rpc_method_handler),
-            "stream_stream": (timed_stream, grpc.stream_stream_rpc_method_handler),
-        }
-        for attr, (timer, build) in wrap.items():
-            call = getattr(handler, attr)
-            if call is not None:
-                return build(  # type: ignore[operator]
-                    timer(call),
-                    request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer,
-                )
-        return handler
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(details)
+        if handler is None:
+            return None
+        method = details.method if _defined(details.method) else "unknown"
+        user = dict(details.invocation_metadata or ()).get("x-woxqaq-user", "")
+        principal = user if isinstance(user, str) else ""
+        return _around(handler, lambda _context: log_context(method=method, principal=principal))
 
 
 def _defined(method: str) -> bool:

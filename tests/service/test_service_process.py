@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import grpc
+import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from woxqaq.v1 import task_service_pb2 as pb
+from woxqaq.v1 import task_service_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,3 +76,69 @@ def test_serves_embedded_setup_and_stops_cleanly_on_sigterm(tmp_path: Path) -> N
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_json_logs_and_metrics_of_a_running_process(tmp_path: Path) -> None:
+    """`log.format = "json"`: every line one JSON object, naming the task, the run and the
+    principal where known; `metrics.listen`: /metrics of the same process over HTTP."""
+    port, metrics_port = _free_port(), _free_port()
+    config = tmp_path / "woxqaq.toml"
+    config.write_text(
+        f'[server]\nlisten = "127.0.0.1:{port}"\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[storage.local]\nhttp_listen = "127.0.0.1:{_free_port()}"\n'
+        f'[log]\nformat = "json"\n[metrics]\nlisten = "{metrics_port}"\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service"], env=_env(config), stderr=subprocess.PIPE, text=True
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+            stub = pb_grpc.TaskServiceStub(channel)
+            as_alice = [("x-woxqaq-user", "alice")]
+            submitted = stub.SubmitTask(
+                pb.SubmitTaskRequest(
+                    kind=pb.TASK_KIND_DATA_EXPORT,
+                    dsn="demo",
+                    ded=pb.DataExportDetail(
+                        export_reason="logs", ebs={"statement": "SELECT id FROM customers"}
+                    ),
+                ),
+                metadata=as_alice,
+                timeout=30,
+            )
+            assert submitted.ok
+            stub.Approve(
+                pb.ApproveRequest(task_id=int(submitted.task_id), approver="approver"),
+                metadata=[("x-woxqaq-user", "approver")],
+                timeout=30,
+            )
+            deadline = time.monotonic() + 30
+            while True:
+                detail = stub.GetTaskDetail(
+                    pb.GetTaskDetailRequest(task_id=submitted.task_id), metadata=as_alice
+                )
+                if detail.task.status == pb.TASK_STATUS_EXECUTE_SUCCESS:
+                    break
+                assert time.monotonic() < deadline, detail.task.status
+                time.sleep(0.05)
+        scraped = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        assert (
+            'woxqaq_runs_total{datasource="demo",format="csv",kind="data_export",status="success"} 1.0'
+            in scraped
+        )
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 0, stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    lines = [json.loads(line) for line in stderr.splitlines()]  # every line is JSON
+    assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
+    task_id = int(submitted.task_id)
+    [submit] = [e for e in lines if e["message"] == "task submitted"]
+    assert submit["task_id"] == task_id and submit["principal"] == "alice"
+    assert submit["method"] == "/woxqaq.v1.TaskService/SubmitTask"
+    [done] = [e for e in lines if e["message"] == "export succeeded"]
+    assert done["task_id"] == task_id and done["run_id"] == int(detail.runs[0].id)
