@@ -7,7 +7,8 @@ a `schema` sheet (one DDL line per row).
 
 The file is written under a temporary name in `work_dir` and renamed only when complete;
 on any failure the partial files are removed and `ExportFailed` carries one line a user
-can act on. PostgreSQL CSV in UTF-8 goes through COPY; everything else reads rows.
+can act on. CSV in UTF-8 is rendered by the server where it can (PostgreSQL COPY, one
+CSV line a row from MySQL/MariaDB); everything else reads rows.
 """
 
 from __future__ import annotations
@@ -308,13 +309,13 @@ class _Run:
         part = self.parts[i]
         writer = CsvWriter(out, self.spec.encoding, bom=self.options.csv_bom)
         tick = self.tracker.tick
-        if self.s.backend == "postgresql" and self.spec.encoding is Encoding.UTF8:
+        if self.spec.encoding is Encoding.UTF8:  # the server renders it, if it can
 
             def on_columns(cols: list[ColumnInfo]) -> None:
                 self._columns_seen(i, cols)
                 writer.header([c.name for c in cols])
 
-            rows = self.s.copy_csv(
+            rows = self.s.server_csv(
                 part.stmt, on_columns, writer.write_raw, lambda n: tick(n, writer.bytes)
             )
             if rows is not None:

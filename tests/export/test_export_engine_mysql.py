@@ -18,6 +18,8 @@ from sqlalchemy.engine import URL
 from service.datasources import Datasource
 from service.domain.model import Content, Encoding, ExportSpec, ExportType, TableOption
 from service.export.engine import ExportFailed, ExportOptions, export
+from service.export.sources import open_readonly, sql_statement
+from service.export.writers import CsvWriter
 
 pytestmark = pytest.mark.mysql
 
@@ -178,3 +180,96 @@ def test_struct_of_a_query(my, tmp_path: Path) -> None:
     )
     text = result.path.read_text()
     assert "`id` BIGINT" in text and "`amount` DECIMAL(38,10)" in text and "`note` TEXT" in text
+
+
+# --- CSV rendered by the server ---------------------------------------------------------
+
+TRICKY = [
+    "SET SESSION sql_mode = ''",  # zero dates, as old tables hold them
+    """CREATE TABLE tricky (
+        id INT PRIMARY KEY, s VARCHAR(40), l VARCHAR(40) CHARACTER SET latin1, t TEXT,
+        vb VARBINARY(8), bl BLOB, bn BINARY(3), d DATE, dt0 DATETIME, dt3 DATETIME(3),
+        ts6 TIMESTAMP(6) NULL, tm0 TIME, tm6 TIME(6), dc DECIMAL(5,2), dw DECIMAL(65,30),
+        ub BIGINT UNSIGNED, b BOOLEAN, y YEAR, j JSON, e ENUM('a','b,c'), st SET('x','y'),
+        g POINT
+    ) DEFAULT CHARSET utf8mb4""",
+    """INSERT INTO tricky VALUES
+     (1, '   ', 'café', 'tab\there, back\\\\slash', x'00ff', x'', x'616263', '2024-02-29',
+      '2024-01-02 03:04:05', '2024-01-02 03:04:05.100', '2024-01-02 03:04:05.000001',
+      '838:59:59', '-00:00:00.500000', -1.50, 0.000000000000000000000000000001,
+      18446744073709551615, TRUE, 2024, '{"a": "\\\\"b\\\\""}', 'b,c', 'x,y', POINT(1, 2)),
+     (2, '', NULL, 'a "quoted" word', NULL, NULL, NULL, '0000-00-00', '0000-00-00 00:00:00',
+      '2024-01-02 03:04:05.000', NULL, '00:00:00', '12:00:00.000000', 0, -1, 0, FALSE,
+      NULL, 'null', 'a', '', NULL),
+     (3, 'line\r\nbreak', 'x', '\\\\.', NULL, NULL, NULL, '1000-01-01',
+      '9999-12-31 23:59:59', NULL, '1970-01-01 00:00:01.5', '-838:59:59', NULL, 999.99,
+      NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)""",
+    "CREATE TABLE bits (b BIT(3))",
+    "INSERT INTO bits VALUES (b'101')",
+]
+
+
+@pytest.fixture(scope="module")
+def tricky(my: tuple[Datasource, sa.Engine]) -> tuple[Datasource, sa.Engine]:
+    _, engine = my
+    with engine.begin() as conn:
+        for statement in TRICKY:
+            conn.exec_driver_sql(statement)
+    return my
+
+
+def both_paths(my: tuple[Datasource, sa.Engine], sql: str) -> tuple[bytes, bytes, int | None]:
+    """The query's CSV records as the server renders them, and as the row path writes them."""
+    _, engine = my
+    stmt = sql_statement(sql, None, "mysql")
+    with open_readonly(engine, "mysql", 30) as session:
+        rendered = io.BytesIO()
+        rows = session.server_csv(stmt, lambda cols: None, rendered.write, lambda n: None)
+        stream = session.stream(stmt)
+        by_rows = io.BytesIO()
+        writer = CsvWriter(by_rows)
+        writer.header([c.name for c in stream.columns])
+        by_rows.seek(0)
+        by_rows.truncate()  # records only, as the server renders them
+        for batch in stream.batches(2):
+            writer.write_rows(batch)
+        stream.close()
+    return rendered.getvalue(), by_rows.getvalue(), rows
+
+
+def test_server_rendered_csv_is_the_row_paths_csv_byte_for_byte(tricky) -> None:
+    rendered, by_rows, rows = both_paths(tricky, "SELECT * FROM tricky ORDER BY id")
+    assert rows == 3  # rendered by the server, not handed back to the row path
+    assert rendered == by_rows
+    assert rendered.split(b"\r\n")[0].startswith(
+        b'1,   ,caf\xc3\xa9,"tab\there, back\\slash",\\x00ff,\\x,'
+    )
+    assert b",0000-00-00,0000-00-00 00:00:00,2024-01-02T03:04:05," in rendered
+    assert b",-00:00:00.5,-1.50,0.000000000000000000000000000001,18446744073709551615," in rendered
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT t FROM tricky ORDER BY id",  # alone on its line: `\.` is quoted
+        "SELECT s, s AS `odd ``name`` , too` FROM tricky ORDER BY id",
+        "SELECT CAST(NULL AS CHAR) AS n, 1 + 1, NOW(6) - NOW(6) AS zero FROM tricky",
+        "SELECT * FROM tricky WHERE id > 99",
+    ],
+)
+def test_server_rendered_csv_matches_on_odd_shapes(tricky, sql: str) -> None:
+    rendered, by_rows, rows = both_paths(tricky, sql)
+    assert rows is not None and rendered == by_rows
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1.5e300 AS f, CAST(0.1 AS FLOAT) AS g",  # Python's float layout: row path
+        "SELECT b FROM bits",
+        "SELECT id, id FROM tricky",  # two columns of one name cannot be wrapped
+    ],
+)
+def test_types_without_a_sql_rendering_take_the_row_path(tricky, sql: str) -> None:
+    _, by_rows, rows = both_paths(tricky, sql)
+    assert rows is None and by_rows
