@@ -1,19 +1,25 @@
-"""Export throughput and memory against PostgreSQL, next to the tools we measure against.
+"""Export throughput and memory, next to the tools we measure against.
 
-    python bench/export_bench.py --rows 1000000,5000000 [--skip-xlsx] [--skip-psql]
+    python bench/export_bench.py --rows 1000000,5000000 [--methods csv,psql,...]
 
-For each row count it creates (once) `bench.orders_<N>` in the database of --url: bigint,
-text with commas/quotes/newlines/Chinese, numeric(12,2), timestamptz, boolean, jsonb, email,
-about 5% NULLs. Then every method runs in a fresh child process, so its peak RSS is its own:
+For each row count it creates (once) `bench.orders_<N>` in the PostgreSQL database of
+--url and `orders_<N>` in the MariaDB/MySQL database of --mysql-url: bigint, text with
+commas/quotes/newlines/Chinese, a decimal(12,2), a timestamp with microseconds, a boolean,
+JSON, email, about 5% NULLs. Then every method runs in a fresh child process, so its peak
+RSS is its own:
 
     csv         our export, CSV (PostgreSQL COPY path)
     csv-rows    our export, CSV through Python rows (GBK forces that path)
     psql        psql \\copy (...) to file csv header  (peak RSS of psql itself)
     xlsx        our export, XLSX
     xlsx-bare   a bare xlsxwriter constant_memory loop over a psycopg named cursor
+    my-csv      our export from MariaDB, CSV (rendered by the server)
+    my-rows     our export from MariaDB, CSV through Python rows (GBK forces that path)
+    mariadb     mariadb --batch --quick (tab-separated) to a file  (RSS of the client)
+    my-bare     the bare driver loop: every row through a PyMySQL SSCursor, nothing written
 
-Targets: csv <= 1.5x psql; xlsx <= 1.3x xlsx-bare; peak RSS < 200 MB and within 20%
-between the smallest and the largest row count.
+Targets: csv <= 1.5x psql; my-csv <= 2x mariadb; xlsx <= 1.3x xlsx-bare; peak RSS < 200 MB
+and within 20% between the smallest and the largest row count.
 """
 
 from __future__ import annotations
@@ -34,7 +40,21 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_URL = os.environ.get(
     "WOXQAQ_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/woxqaq_bench"
 )
-METHODS = ("csv", "csv-rows", "psql", "xlsx", "xlsx-bare")
+DEFAULT_MYSQL_URL = os.environ.get(
+    "WOXQAQ_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/woxqaq_bench?charset=utf8mb4"
+)
+METHODS = (
+    "csv",
+    "csv-rows",
+    "psql",
+    "xlsx",
+    "xlsx-bare",
+    "my-csv",
+    "my-rows",
+    "mariadb",
+    "my-bare",
+)
+MYSQL_METHODS = ("my-csv", "my-rows", "mariadb", "my-bare")
 
 TABLE_SQL = """
 CREATE SCHEMA IF NOT EXISTS bench;
@@ -53,6 +73,30 @@ SELECT g::bigint AS id,
        (g % 1000)::int AS region
 FROM generate_series(1, {rows}) AS g;
 ANALYZE bench.{table};
+"""
+
+
+MYSQL_TABLE_SQL = """
+CREATE TABLE {table} (
+    id BIGINT PRIMARY KEY, customer VARCHAR(200), amount DECIMAL(12,2),
+    created_at DATETIME(6), paid BOOLEAN, meta JSON, email VARCHAR(200), note VARCHAR(100),
+    region INT
+) DEFAULT CHARSET utf8mb4;
+SET SESSION max_recursive_iterations = 100000000;
+INSERT INTO {table}
+WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {rows})
+SELECT n,
+       IF(n % 20 = 0, NULL, CONCAT('customer ', n, ', "vip" 客户',
+                                   IF(n % 7 = 0, '\\nsecond line', ''))),
+       (n % 100000) / 100.0,
+       TIMESTAMP('2024-01-01') + INTERVAL n SECOND + INTERVAL (n % 1000) * 1000 MICROSECOND,
+       IF(n % 20 = 1, NULL, n % 2 = 0),
+       JSON_OBJECT('sku', CONCAT('S', n % 1000), 'qty', n % 5, 'tags', JSON_ARRAY('a', '标签')),
+       IF(n % 20 = 2, NULL, CONCAT('user', n, '@example.com')),
+       CONCAT('note ', MD5(n)),
+       n % 1000
+FROM g;
+ANALYZE TABLE {table};
 """
 
 
@@ -89,14 +133,53 @@ def ensure_table(url: str, rows: int) -> None:
     engine.dispose()
 
 
+def ensure_mysql_table(url: str, rows: int) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    admin = sa.create_engine(u.set(database=""))
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS `{u.database}`")
+    admin.dispose()
+    engine = sa.create_engine(u)
+    with engine.begin() as conn:
+        exists = conn.exec_driver_sql(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() "
+            "AND table_name = %s",
+            (table_name(rows),),
+        ).first()
+        if not exists:
+            print(f"creating {table_name(rows)} in MariaDB ({rows:,} rows)...", file=sys.stderr)
+            raw = conn.connection.driver_connection
+            with raw.cursor() as cur:
+                for statement in MYSQL_TABLE_SQL.format(table=table_name(rows), rows=rows).split(
+                    ";\n"
+                ):
+                    if statement.strip():
+                        cur.execute(statement)
+                        cur.fetchall()
+    with engine.connect() as conn:  # warm the buffer pool so methods compare fairly
+        conn.exec_driver_sql(f"SELECT count(*) FROM {table_name(rows)}").scalar()
+    engine.dispose()
+
+
 # --- children ---------------------------------------------------------------------------
 
 
 def child(method: str, url: str, rows: int, out_dir: Path) -> dict[str, float]:
     query = f"SELECT * FROM bench.{table_name(rows)}"
+    if method in MYSQL_METHODS:
+        query = f"SELECT * FROM {table_name(rows)}"
     started = time.perf_counter()
-    if method in ("csv", "csv-rows", "xlsx"):
+    if method in ("csv", "csv-rows", "xlsx", "my-csv", "my-rows"):
         out = run_ours(method, url, query, out_dir)
+        maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    elif method == "mariadb":
+        out = run_mariadb_client(url, query, out_dir)
+        maxrss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    elif method == "my-bare":
+        out = run_bare_pymysql(url, query, out_dir)
         maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     elif method == "psql":
         out = run_psql(url, query, out_dir)
@@ -125,7 +208,7 @@ def run_ours(method: str, url: str, query: str, out_dir: Path) -> Path:
     spec = ExportSpec(
         statement=query,
         type=ExportType.EXCEL if method == "xlsx" else ExportType.CSV,
-        encoding=Encoding.GBK if method == "csv-rows" else Encoding.UTF8,
+        encoding=Encoding.GBK if method in ("csv-rows", "my-rows") else Encoding.UTF8,
     )
     result = export(
         spec,
@@ -136,6 +219,48 @@ def run_ours(method: str, url: str, query: str, out_dir: Path) -> Path:
         options=ExportOptions(statement_timeout_s=3600),
     )
     return result.path
+
+
+def run_mariadb_client(url: str, query: str, out_dir: Path) -> Path:
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    out = out_dir / "mariadb.tsv"
+    env = dict(os.environ)
+    if u.password:
+        env["MYSQL_PWD"] = str(u.password)
+    with out.open("wb") as f:
+        subprocess.run(
+            ["mariadb", "--batch", "--quick", "-h", u.host or "127.0.0.1",
+             "-P", str(u.port or 3306), "-u", u.username or "root",
+             "--default-character-set=utf8mb4", "-D", u.database or "", "-e", query],
+            check=True,
+            env=env,
+            stdout=f,
+        )  # fmt: skip
+    return out
+
+
+def run_bare_pymysql(url: str, query: str, out_dir: Path) -> Path:
+    """Every row through the driver's unbuffered cursor: the floor of any row path."""
+    import pymysql
+    import pymysql.cursors
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    conn = pymysql.connect(
+        host=u.host, port=u.port or 3306, user=u.username, password=u.password or "",
+        database=u.database, charset="utf8mb4",
+    )  # fmt: skip
+    rows = 0
+    with conn.cursor(pymysql.cursors.SSCursor) as cur:
+        cur.execute(query)
+        while batch := cur.fetchmany(10_000):
+            rows += len(batch)
+    conn.close()
+    out = out_dir / "bare.count"
+    out.write_text(str(rows))
+    return out
 
 
 def run_psql(url: str, query: str, out_dir: Path) -> Path:
@@ -221,6 +346,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--rows", default="1000000,5000000", help="comma-separated row counts")
     p.add_argument("--url", default=DEFAULT_URL, help="SQLAlchemy URL of the bench database")
+    p.add_argument("--mysql-url", default=DEFAULT_MYSQL_URL, help="SQLAlchemy URL (MariaDB)")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--repeat", type=int, default=2, help="runs per method; the best counts")
     p.add_argument("--skip-xlsx", action="store_true")
@@ -245,11 +371,14 @@ def main() -> None:
     results: dict[tuple[str, int], dict[str, float]] = {}
     with tempfile.TemporaryDirectory(dir=args.out or None) as tmp:
         for n in counts:
-            ensure_table(args.url, n)
+            if any(m not in MYSQL_METHODS for m in methods):
+                ensure_table(args.url, n)
+            if any(m in MYSQL_METHODS for m in methods):
+                ensure_mysql_table(args.mysql_url, n)
             # Rounds interleave the methods so that a busy moment does not favour one.
             for _ in range(args.repeat):
                 for m in methods:
-                    r = measure(m, args.url, n, Path(tmp))
+                    r = measure(m, args.mysql_url if m in MYSQL_METHODS else args.url, n, Path(tmp))
                     if r is None:
                         continue
                     best = results.get((m, n))
@@ -271,7 +400,7 @@ def main() -> None:
         )
     print()
     for n in counts:
-        checks = [("csv", "psql", 1.5), ("xlsx", "xlsx-bare", 1.3)]
+        checks = [("csv", "psql", 1.5), ("my-csv", "mariadb", 2.0), ("xlsx", "xlsx-bare", 1.3)]
         for ours, ref, target in checks:
             if (ours, n) in results and (ref, n) in results:
                 ratio = results[(ours, n)]["seconds"] / results[(ref, n)]["seconds"]
@@ -279,7 +408,7 @@ def main() -> None:
                 print(f"{n:,} rows: {ours} / {ref} = {ratio:.2f}x (target <= {target}x) {verdict}")
     for m in methods:
         rss = [results[(m, n)]["rss_mb"] for n in counts if (m, n) in results]
-        if len(rss) > 1 and m != "psql":
+        if len(rss) > 1 and m not in ("psql", "mariadb"):
             growth = max(rss) / min(rss) - 1
             ok = max(rss) < 200 and growth <= 0.2
             print(

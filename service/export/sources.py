@@ -299,13 +299,17 @@ class ReadOnlySession:
             probe.close()
         if line is None:
             return None
-        on_columns(columns)
-        if not columns:
-            return 0
         cur = self.raw.cursor(pymysql.cursors.SSCursor)
         rows = 0
         try:
-            cur.execute(f"SELECT {line} FROM (\n{sql}\n) AS q", args)
+            try:
+                cur.execute(f"SELECT {line} FROM (\n{sql}\n) AS q", args)
+            except pymysql.err.MySQLError as exc:
+                if exc.args and exc.args[0] in _MYSQL_COLLATION_MIX:
+                    log.info("export reads rows: text columns of mixed collations")
+                    return None
+                raise
+            on_columns(columns)  # only now: the row path writes the header otherwise
             fetch = cur.fetchmany
             while batch := fetch(_MYSQL_CSV_BATCH):
                 rows += len(batch)
@@ -502,6 +506,11 @@ _MYSQL_TIME = 11
 _MYSQL_GEOMETRY = 255
 _BINARY_CHARSET = 63
 _CSV_SPECIAL = "'[,\"\r\n]'"  # a regular expression of the characters that make quotes
+# `\x` as a text (not binary) string: a binary operand would make the whole line bytes of
+# mixed charsets.
+_BACKSLASH_X = "CONVERT(0x5c78 USING ascii)"
+# Text columns of two collations of one charset cannot be joined without a COLLATE.
+_MYSQL_COLLATION_MIX = {1267, 1270, 1271}
 
 
 def _mysql_csv_line(cursor: Any) -> str | None:
@@ -518,9 +527,9 @@ def _mysql_csv_line(cursor: Any) -> str | None:
         x = "q.`" + str(name).replace("`", "``") + "`"
         binary = field.charsetnr == _BINARY_CHARSET
         if (code in _MYSQL_TEXT or code == _MYSQL_GEOMETRY) and binary:
-            cells.append(f"IF({x} IS NULL, '', CONCAT(0x5c78, LOWER(HEX({x}))))")
+            cells.append(f"IF({x} IS NULL, '', CONCAT({_BACKSLASH_X}, LOWER(HEX({x}))))")
         elif code in _MYSQL_TEXT:
-            cells.append(_mysql_quoted(f"CONVERT({x} USING utf8mb4)", single))
+            cells.append(_mysql_quoted(x, single))
         elif code in _MYSQL_AS_IS:
             cells.append(f"IFNULL(CAST({x} AS CHAR), '')")
         elif code in _MYSQL_DATETIME or code == _MYSQL_TIME:
@@ -536,7 +545,10 @@ def _mysql_csv_line(cursor: Any) -> str | None:
             cells.append(f"IFNULL({text}, '')")
         else:
             return None
-    return f"CAST(CONCAT_WS(',', {', '.join(cells)}) AS BINARY)"
+    # Converted once a line, not once a cell (that doubled the server's work): text cells
+    # of a non-Unicode charset join a Unicode one by MySQL's coercion rules, and a line
+    # made only of them is converted here.
+    return f"CAST(CONVERT(CONCAT_WS(',', {', '.join(cells)}) USING utf8mb4) AS BINARY)"
 
 
 def _mysql_quoted(text: str, single: bool) -> str:

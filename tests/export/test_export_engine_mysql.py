@@ -206,6 +206,11 @@ TRICKY = [
       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)""",
     "CREATE TABLE bits (b BIT(3))",
     "INSERT INTO bits VALUES (b'101')",
+    """CREATE TABLE mixed (a VARCHAR(9) COLLATE utf8mb4_general_ci,
+                           b VARCHAR(9) COLLATE utf8mb4_unicode_ci, c VARCHAR(9) CHARSET latin1)""",
+    "INSERT INTO mixed VALUES ('甲,乙', 'ü', 'né'), (NULL, '', 'x\"y')",
+    "CREATE TABLE legacy (l VARCHAR(9) CHARSET latin1, g VARCHAR(9) CHARSET gbk)",
+    "INSERT INTO legacy VALUES ('é', '中')",
 ]
 
 
@@ -255,6 +260,9 @@ def test_server_rendered_csv_is_the_row_paths_csv_byte_for_byte(tricky) -> None:
         "SELECT s, s AS `odd ``name`` , too` FROM tricky ORDER BY id",
         "SELECT CAST(NULL AS CHAR) AS n, 1 + 1, NOW(6) - NOW(6) AS zero FROM tricky",
         "SELECT * FROM tricky WHERE id > 99",
+        "SELECT c, c AS d FROM mixed",  # only latin1 text: converted once a line
+        "SELECT a, c FROM mixed",
+        "SELECT a, b, c FROM mixed",  # two collations of one charset, and latin1
     ],
 )
 def test_server_rendered_csv_matches_on_odd_shapes(tricky, sql: str) -> None:
@@ -268,8 +276,16 @@ def test_server_rendered_csv_matches_on_odd_shapes(tricky, sql: str) -> None:
         "SELECT 1.5e300 AS f, CAST(0.1 AS FLOAT) AS g",  # Python's float layout: row path
         "SELECT b FROM bits",
         "SELECT id, id FROM tricky",  # two columns of one name cannot be wrapped
+        "SELECT l, g FROM legacy",  # two non-Unicode charsets cannot be joined in one line
     ],
 )
 def test_types_without_a_sql_rendering_take_the_row_path(tricky, sql: str) -> None:
     _, by_rows, rows = both_paths(tricky, sql)
     assert rows is None and by_rows
+
+
+def test_a_query_the_server_cannot_render_is_exported_by_rows_with_one_header(
+    tricky, tmp_path: Path
+) -> None:
+    result = run(tricky, tmp_path, ExportSpec(statement="SELECT l, g FROM legacy"))
+    assert read_csv(result.path.read_bytes()) == [["l", "g"], ["é", "中"]]
