@@ -100,3 +100,11 @@ def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "woxqaq.toml")
     assert set(cfg.datasources) == {"shop", "billing"}
     assert cfg.datasources["billing"].required_approvals == 2
+
+
+def test_metrics_and_log_format_keys() -> None:
+    cfg = parse_config({"metrics": {"listen": " 9464 "}, "log": {"format": "json"}})
+    assert cfg.metrics.listen == "9464" and cfg.log.format == "json"
+    assert parse_config({}).metrics.listen == "" and parse_config({}).log.format == "text"
+    with pytest.raises(ConfigError, match=r"^config key log\.format: "):
+        parse_config({"log": {"format": "xml"}})
