@@ -7,6 +7,7 @@ import csv
 import io
 import time
 import zipfile
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -214,13 +215,16 @@ TRICKY = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tricky(my: tuple[Datasource, sa.Engine]) -> tuple[Datasource, sa.Engine]:
+@pytest.fixture
+def tricky(my: tuple[Datasource, sa.Engine]) -> Iterator[tuple[Datasource, sa.Engine]]:
+    """The tables above for one test, dropped after it (export_all lists every table)."""
     _, engine = my
     with engine.begin() as conn:
         for statement in TRICKY:
             conn.exec_driver_sql(statement)
-    return my
+    yield my
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS tricky, bits, mixed, legacy")
 
 
 def both_paths(my: tuple[Datasource, sa.Engine], sql: str) -> tuple[bytes, bytes, int | None]:
