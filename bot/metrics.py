@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import Counter, Histogram
 from slack_bolt import App, BoltRequest, BoltResponse
 
-from service.metrics import MetricsServer
+from service.metrics import Served
 
 DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 3)  # Slack waits 3 s
@@ -32,9 +32,9 @@ KINDS = frozenset(
 )
 
 
-class BotMetrics:
+class BotMetrics(Served):
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        super().__init__()
         self.deliveries = Counter(
             "woxqaq_bot_deliveries",
             "Notifications handled, by kind and outcome: delivered, retry (Slack or the "
@@ -63,7 +63,6 @@ class BotMetrics:
             buckets=ACK_BUCKETS,
             registry=self.registry,
         )
-        self._server: MetricsServer | None = None
 
     def delivered(self, kind: str, outcome: str, seconds: float) -> None:
         kind = kind if kind in KINDS else "other"
@@ -85,15 +84,6 @@ class BotMetrics:
             return response
 
         app.dispatch = timed_dispatch  # type: ignore[method-assign]
-
-    def serve(self, listen: str) -> int:
-        self._server = MetricsServer(self.registry, listen)
-        return self._server.port
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
 
 
 _REQUEST_TYPES = frozenset(

@@ -95,11 +95,29 @@ class _BacklogCollector(Collector):
         )
 
 
-class Metrics:
-    """The service's metrics. Always counted (it is cheap); served only when configured."""
+class Served:
+    """A registry of its own, served on /metrics once `serve` is called."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._server: MetricsServer | None = None
+
+    def serve(self, listen: str) -> int:
+        """Serve /metrics on `listen`; the port bound (0 in `listen` picks a free one)."""
+        self._server = MetricsServer(self.registry, listen)
+        return self._server.port
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+
+class Metrics(Served):
+    """The service's metrics. Always counted (it is cheap); served only when configured."""
+
+    def __init__(self) -> None:
+        super().__init__()
         r = self.registry
         run_labels = ("kind", "format", "datasource")
         self.runs = Counter(
@@ -166,17 +184,6 @@ class Metrics:
             self.firings.labels(outcome)
         for outcome in ("delivered", "failed", "given_up"):
             self.outbox_acks.labels(outcome)
-        self._server: MetricsServer | None = None
 
     def watch_backlog(self, source: BacklogSource) -> None:
         self.registry.register(_BacklogCollector(source))
-
-    def serve(self, listen: str) -> int:
-        """Serve /metrics on `listen`; the port bound (0 in `listen` picks a free one)."""
-        self._server = MetricsServer(self.registry, listen)
-        return self._server.port
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None

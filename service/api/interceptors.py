@@ -145,17 +145,11 @@ def _around(handler: grpc.RpcMethodHandler, scope: Scope) -> grpc.RpcMethodHandl
     return handler
 
 
-class MetricsInterceptor(grpc.ServerInterceptor):
-    """Counts every call by method and status code, and times it.
+class _ScopedInterceptor(grpc.ServerInterceptor):
+    """Runs each call of a method this process defines inside `scope`."""
 
-    Outermost, so refusals of the interceptors inside it (a bad token, an unreadable
-    request) are counted too. A method name is the caller's text: one the protobuf
-    descriptors do not define is counted as "unknown", or each made-up name would be a
-    new series.
-    """
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
+    def scope(self, method: str, details: grpc.HandlerCallDetails) -> Scope:
+        raise NotImplementedError
 
     def intercept_service(
         self,
@@ -165,7 +159,20 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         handler = continuation(details)
         if handler is None:
             return None
+        # A method name is the caller's text: one the protobuf descriptors do not define
+        # is "unknown", or each made-up name would be a new metric series or log value.
         method = details.method if _defined(details.method) else "unknown"
+        return _around(handler, self.scope(method, details))
+
+
+class MetricsInterceptor(_ScopedInterceptor):
+    """Counts every call by method and status code, and times it. Outermost, so refusals
+    of the interceptors inside it (a bad token, an unreadable request) are counted too."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def scope(self, method: str, details: grpc.HandlerCallDetails) -> Scope:
         handled = self._metrics.rpcs
         latency = self._metrics.rpc_latency.labels(method)
 
@@ -179,25 +186,17 @@ class MetricsInterceptor(grpc.ServerInterceptor):
                 latency.observe(time.perf_counter() - started)
                 handled.labels(method, _code_of(context, failed).name).inc()
 
-        return _around(handler, observed)
+        return observed
 
 
-class LogContextInterceptor(grpc.ServerInterceptor):
+class LogContextInterceptor(_ScopedInterceptor):
     """Every line logged while a call is handled names its method and its principal: the
     user the call acts as (`x-woxqaq-user`, once the token check let it through)."""
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(details)
-        if handler is None:
-            return None
-        method = details.method if _defined(details.method) else "unknown"
+    def scope(self, method: str, details: grpc.HandlerCallDetails) -> Scope:
         user = dict(details.invocation_metadata or ()).get("x-woxqaq-user", "")
         principal = user if isinstance(user, str) else ""
-        return _around(handler, lambda _context: log_context(method=method, principal=principal))
+        return lambda _context: log_context(method=method, principal=principal)
 
 
 def _defined(method: str) -> bool:

@@ -55,6 +55,15 @@ class ColumnInfo:
     type_code: Any = None
 
 
+@dataclass(frozen=True)
+class _CsvSink:
+    """Where server-rendered CSV goes: the columns first, then records, with progress."""
+
+    on_columns: Callable[[list[ColumnInfo]], None]
+    write: Callable[[bytes], None]
+    tick: Callable[[int], None]
+
+
 # --- rendering --------------------------------------------------------------------------
 
 
@@ -222,19 +231,14 @@ class ReadOnlySession:
         count, or None (having written nothing) when a column's type has no SQL rendering
         of the canonical text, or the backend none at all: the caller then reads rows.
         """
-        if self.backend == "postgresql":
-            return self._pg_copy_csv(stmt, on_columns, write, tick)
-        if self.backend == "mysql":
-            return self._mysql_csv(stmt, on_columns, write, tick)
-        return None
+        by_backend = {"postgresql": self._pg_copy_csv, "mysql": self._mysql_csv}
+        render_csv = by_backend.get(self.backend)
+        if render_csv is None:
+            return None
+        return render_csv(stmt, _CsvSink(on_columns, write, tick))
 
-    def _pg_copy_csv(
-        self,
-        stmt: sa.Executable,
-        on_columns: Callable[[list[ColumnInfo]], None],
-        write: Callable[[bytes], None],
-        tick: Callable[[int], None],
-    ) -> int | None:
+    def _pg_copy_csv(self, stmt: sa.Executable, sink: _CsvSink) -> int | None:
+        on_columns, write, tick = sink.on_columns, sink.write, sink.tick
         sql, args = render(stmt, self.dialect)
         query = _mogrify(self.raw, sql, args)
         probe = _PgStream(self, query)  # DECLARE: plans, runs nothing
@@ -275,15 +279,10 @@ class ReadOnlySession:
         tick(rows)
         return rows
 
-    def _mysql_csv(
-        self,
-        stmt: sa.Executable,
-        on_columns: Callable[[list[ColumnInfo]], None],
-        write: Callable[[bytes], None],
-        tick: Callable[[int], None],
-    ) -> int | None:
+    def _mysql_csv(self, stmt: sa.Executable, sink: _CsvSink) -> int | None:
         import pymysql.cursors
 
+        on_columns, write, tick = sink.on_columns, sink.write, sink.tick
         sql, args = render(stmt, self.dialect)
         _mysql_require_query(self.raw, sql, args)
         probe = self.raw.cursor()

@@ -49,16 +49,22 @@ def test_bad_config_stops_startup_with_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr and "hunter2" not in proc.stderr
 
 
-def test_serves_embedded_setup_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+def _start_embedded(tmp_path: Path, more_toml: str = "") -> tuple[int, subprocess.Popen[str]]:
+    """`python -m service` on the embedded setup, on free ports; its gRPC port and process."""
     port = _free_port()
     config = tmp_path / "woxqaq.toml"
     config.write_text(
         f'[server]\nlisten = "127.0.0.1:{port}"\ndata_dir = "{tmp_path / "data"}"\n'
-        f'[storage.local]\nhttp_listen = "127.0.0.1:{_free_port()}"\n'
+        f'[storage.local]\nhttp_listen = "127.0.0.1:{_free_port()}"\n{more_toml}'
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "service"], env=_env(config), stderr=subprocess.PIPE, text=True
     )
+    return port, proc
+
+
+def test_serves_embedded_setup_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port, proc = _start_embedded(tmp_path)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=30)
@@ -81,15 +87,9 @@ def test_serves_embedded_setup_and_stops_cleanly_on_sigterm(tmp_path: Path) -> N
 def test_json_logs_and_metrics_of_a_running_process(tmp_path: Path) -> None:
     """`log.format = "json"`: every line one JSON object, naming the task, the run and the
     principal where known; `metrics.listen`: /metrics of the same process over HTTP."""
-    port, metrics_port = _free_port(), _free_port()
-    config = tmp_path / "woxqaq.toml"
-    config.write_text(
-        f'[server]\nlisten = "127.0.0.1:{port}"\ndata_dir = "{tmp_path / "data"}"\n'
-        f'[storage.local]\nhttp_listen = "127.0.0.1:{_free_port()}"\n'
-        f'[log]\nformat = "json"\n[metrics]\nlisten = "{metrics_port}"\n'
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service"], env=_env(config), stderr=subprocess.PIPE, text=True
+    metrics_port = _free_port()
+    port, proc = _start_embedded(
+        tmp_path, f'[log]\nformat = "json"\n[metrics]\nlisten = "{metrics_port}"\n'
     )
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
