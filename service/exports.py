@@ -147,7 +147,10 @@ class Exports:
         self, task: Task, run_id: int, logical_time: datetime | None, queued_at: float
     ) -> None:
         with log_context(task_id=task.id, run_id=run_id):
-            self._carry_out(task, run_id, logical_time, queued_at)
+            try:
+                self._carry_out(task, run_id, logical_time, queued_at)
+            finally:
+                self._started.pop(run_id, None)  # an outcome never recorded here: no duration
 
     def _carry_out(
         self, task: Task, run_id: int, logical_time: datetime | None, queued_at: float
