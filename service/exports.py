@@ -107,6 +107,10 @@ class Exports:
         )
         self._finished_hooks: list[Callable[[Task, int], None]] = []
         self._started: dict[int, float] = {}  # run id → monotonic start, for its duration
+        self._queued: set[int] = set()  # launched, waiting for a worker
+        in_progress = self.metrics.runs_in_progress
+        in_progress.labels("queued").set_function(lambda: len(self._queued))
+        in_progress.labels("running").set_function(lambda: len(self._started))
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -141,6 +145,7 @@ class Exports:
         if self._stopping.is_set():
             raise Unavailable("the service is shutting down; execute the task again in a moment")
         self._set_progress(Progress(run_id, TaskStatus.EXECUTING, message="queued"))
+        self._queued.add(run_id)
         self._pool.submit(self._run, task, run_id, logical_time, time.monotonic())
 
     def _run(
@@ -157,6 +162,7 @@ class Exports:
     ) -> None:
         log.info("export started", extra={"task_id": task.id, "run_id": run_id})
         self._started[run_id] = now = time.monotonic()
+        self._queued.discard(run_id)
         self.metrics.queue_wait.labels(_kind(task)).observe(now - queued_at)
         started = datetime.now(UTC)
         result = None

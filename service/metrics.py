@@ -19,7 +19,7 @@ from threading import Thread
 from typing import Protocol
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -144,6 +144,12 @@ class Metrics(Served):
             "Time a run waited for a free export worker.",
             ("kind",),
             buckets=QUEUE_BUCKETS,
+            registry=r,
+        )
+        self.runs_in_progress = Gauge(
+            "woxqaq_runs_in_progress",
+            "Runs of this process waiting for a free worker (queued) or exporting (running).",
+            ("state",),
             registry=r,
         )
         self.approval_wait = Histogram(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -107,3 +108,26 @@ def test_the_grafana_dashboard_graphs_only_metrics_that_exist(start_service: Sta
     families = {n.removesuffix("_total") for n in exposed if not n.endswith("_created")}
     shown = {re.sub(r"_(bucket|sum|count|total)$", "", n) for n in used}
     assert {re.sub(r"_(bucket|sum|count)$", "", f) for f in families} <= shown
+
+
+SLOW_SQL = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000000) "
+    "SELECT count(*) AS n FROM c"
+)
+
+
+def test_runs_waiting_for_a_worker_and_running_are_gauged(start_service: Start) -> None:
+    svc = start_service(export={"workers": 1}, metrics={"listen": "127.0.0.1:0"})
+    url = f"http://127.0.0.1:{svc.service.metrics_port}/metrics"
+    for _ in range(2):  # one worker: the second waits for the first
+        task_id = svc.submit("dave", sql=SLOW_SQL).task_id
+        svc.as_user("alice").Approve(pb.ApproveRequest(task_id=int(task_id), approver="alice"))
+    wanted = (
+        'woxqaq_runs_in_progress{state="running"} 1.0',
+        'woxqaq_runs_in_progress{state="queued"} 1.0',
+    )
+    deadline = time.monotonic() + 20  # the first run may still be on its way to the worker
+    while not all(w in (text := requests.get(url, timeout=10).text) for w in wanted):
+        assert time.monotonic() < deadline, text
+        time.sleep(0.05)
+    svc.service.exports._abandon.set()  # the long counts have been seen: stop them
