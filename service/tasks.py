@@ -8,6 +8,7 @@ recorded together or not at all.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -111,12 +112,10 @@ class TaskManager:
         problems = self._precheck(new, ds)
         with self.store.write() as tx:
             if problems:
-                tx.set_status(
-                    task_id, S.PRE_CHECK_FAILED, expected={S.PRE_CHECK}, precheck_messages=problems
-                )
+                _move(tx, task_id, S.PRE_CHECK_FAILED, {S.PRE_CHECK}, precheck_messages=problems)
                 tx.add_event(task_id, "pre-check", "precheck_failed", "\n".join(problems))
             else:
-                tx.set_status(task_id, S.APPROVING, expected={S.PRE_CHECK}, precheck_messages=[])
+                _move(tx, task_id, S.APPROVING, {S.PRE_CHECK}, precheck_messages=[])
                 tx.add_event(task_id, "pre-check", "precheck_passed")
                 if new.schedule.is_cron:  # what the approvers approve, in plain dates
                     tx.add_event(
@@ -170,10 +169,10 @@ class TaskManager:
             approvals = tx.add_vote(task_id, actor, approve=approve, comment=comment)
             tx.add_event(task_id, actor, "approve" if approve else "reject", comment)
             if not approve:
-                tx.set_status(task_id, S.NOT_APPROVED, expected={S.APPROVING})
+                _move(tx, task_id, S.NOT_APPROVED, {S.APPROVING})
                 tx.notify(task_id, "rejected", actor=actor)
             elif workflow.quorum_reached(approvals, task.required_approvals):
-                tx.set_status(task_id, S.APPROVED, expected={S.APPROVING})
+                _move(tx, task_id, S.APPROVED, {S.APPROVING})
                 tx.add_event(task_id, actor, "approved", f"{approvals} approval(s)")
                 tx.notify(task_id, "approved", actor=actor)
                 if task.spec.executor is Executor.AUTO and not task.schedule.is_cron:
@@ -191,7 +190,7 @@ class TaskManager:
         with self.store.write() as tx:
             task = tx.get_task(task_id, lock=True)
             workflow.check_can_cancel(task, operator)
-            tx.set_status(task_id, S.CANCELED, expected=workflow.CANCELABLE)
+            _move(tx, task_id, S.CANCELED, workflow.CANCELABLE)
             tx.add_event(task_id, operator, "cancel", comment)
             tx.notify(task_id, "canceled", actor=operator)
             return tx.get_task(task_id)
@@ -212,7 +211,7 @@ class TaskManager:
     def _start_run(self, tx: Tx, task: Task, executor: str) -> int:
         if self.launcher is None:
             raise Unavailable("this service has no export workers configured")
-        tx.set_status(task.id, S.EXECUTING, expected=workflow.EXECUTABLE)
+        _move(tx, task.id, S.EXECUTING, workflow.EXECUTABLE)
         run_id = tx.add_run(task.id, executor, owner=self.instance_id)
         tx.add_event(task.id, executor, "execute", f"run {run_id}")
         tx.notify(task.id, "run_started", actor=executor, run_id=run_id)
@@ -339,6 +338,25 @@ class TaskManager:
         visible = self._visible_datasources(user)
         if visible is not None and task.submitter != user and task.datasource not in visible:
             raise NotFound(f"task {task.id} does not exist")
+
+
+def _move(
+    tx: Tx,
+    task_id: int,
+    status: TaskStatus,
+    expected: Collection[TaskStatus],
+    *,
+    precheck_messages: Sequence[str] | None = None,
+) -> None:
+    """The guarded status change of every use case: when another request moved the task
+    first, this one loses with the task's real state, and raising rolls back whatever it
+    had written in the transaction (its events and notifications)."""
+    if not tx.set_status(task_id, status, expected=expected, precheck_messages=precheck_messages):
+        now = tx.get_task(task_id).status
+        raise WrongState(
+            f"task {task_id} is {workflow.status_label(now)}: another request changed it at "
+            f"the same moment, so it cannot become {workflow.status_label(status)}"
+        )
 
 
 def _record_unrun(
