@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import threading
@@ -18,10 +19,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from service.api import notification_servicer
-from service.api.interceptors import BearerTokenInterceptor, UnreadableRequestInterceptor
+from service.api.interceptors import AuthInterceptor, UnreadableRequestInterceptor
 from service.api.task_servicer import TaskServicer
 from service.api.upload_servicer import UploadServicer
-from service.config import Config
+from service.auth import Authenticator
+from service.config import Config, ConfigError, TlsConfig
 from service.datasources import DatasourceRegistry
 from service.demo import ensure_demo_database
 from service.exports import Exports
@@ -47,6 +49,27 @@ SERVICE_NAMES = (
 )
 
 
+def is_loopback(listen: str) -> bool:
+    """Whether `host:port` (or `[v6]:port`) listens on this machine only."""
+    host = listen.rpartition(":")[0].strip("[]") if ":" in listen else listen
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name, or empty (every interface): assume it is reachable
+
+
+def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
+    """TLS for the gRPC port; with a client CA, every client shows a certificate it signed."""
+    ca = tls.client_ca_file.read_bytes() if tls.client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
+        root_certificates=ca,
+        require_client_auth=ca is not None,
+    )
+
+
 class Service:
     """Everything one service process runs. start() → port; stop() drains and closes."""
 
@@ -59,6 +82,14 @@ class Service:
     ) -> None:
         self.config = config
         self.listen = listen or config.server.listen
+        if not (
+            config.authenticates or config.server.allow_unauthenticated or is_loopback(self.listen)
+        ):
+            raise ConfigError(
+                f"server.listen {self.listen} is reachable beyond this machine and no caller "
+                "can be authenticated: configure auth.principals, auth.jwt, server.token or "
+                "server.tls.client_ca_file, or set server.allow_unauthenticated = true"
+            )
         self.instance_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         config.server.data_dir.mkdir(parents=True, exist_ok=True)
         if config.embedded:
@@ -88,10 +119,10 @@ class Service:
 
     def _build_server(self) -> grpc.Server:
         limit = self.config.server.max_message_bytes
-        interceptors: list[grpc.ServerInterceptor] = (
-            [BearerTokenInterceptor(self.config.server.token)] if self.config.server.token else []
-        )
-        interceptors.append(UnreadableRequestInterceptor())
+        interceptors: list[grpc.ServerInterceptor] = [
+            AuthInterceptor(Authenticator(self.config)),
+            UnreadableRequestInterceptor(),
+        ]
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"),
             interceptors=interceptors,
@@ -120,7 +151,12 @@ class Service:
             self.objects.serve()  # the signed-link download endpoint
         self.exports.start()
         self._server = self._build_server()
-        self.port = self._server.add_insecure_port(self.listen)
+        tls = self.config.server.tls
+        self.port = (
+            self._server.add_secure_port(self.listen, server_credentials(tls))
+            if tls
+            else self._server.add_insecure_port(self.listen)
+        )
         if self.port == 0:
             raise OSError(f"cannot listen on {self.listen}: the address is taken or invalid")
         self._server.start()

@@ -195,6 +195,9 @@ def run_to_pb(run: Run) -> pb.TaskRun:
 
 
 def event_to_pb(event: Event) -> pb.TaskEvent:
+    """`actor` is the user; a principal that acted for them leads the comment as
+    "[via NAME] " (TaskEvent has no field of its own for it)."""
+    comment = f"[via {event.principal}] {event.comment}" if event.principal else event.comment
     return pb.TaskEvent(
-        actor=event.actor, action=event.action, comment=event.comment, time=timestamp(event.time)
+        actor=event.actor, action=event.action, comment=comment.rstrip(), time=timestamp(event.time)
     )
