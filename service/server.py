@@ -19,6 +19,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from service.api import notification_servicer
+from service.api.identity_servicer import SERVICE_NAME as IDENTITY_SERVICE
+from service.api.identity_servicer import IdentityServicer
 from service.api.interceptors import AuthInterceptor, UnreadableRequestInterceptor
 from service.api.task_servicer import TaskServicer
 from service.api.upload_servicer import UploadServicer
@@ -34,6 +36,7 @@ from service.storage.local import LocalStore
 from service.store.repository import TaskStore
 from service.tasks import TaskManager
 from woxqaq.v1 import (
+    identity_service_pb2_grpc,
     task_service_pb2,
     task_service_pb2_grpc,
     upload_service_pb2,
@@ -46,6 +49,7 @@ SERVICE_NAMES = (
     task_service_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
     upload_service_pb2.DESCRIPTOR.services_by_name["UploadService"].full_name,
     notification_servicer.SERVICE_NAME,
+    IDENTITY_SERVICE,
 )
 
 
@@ -140,6 +144,7 @@ class Service:
             UploadServicer(self.config, self.objects), server
         )
         notification_servicer.register(server, self.config, self.store, self.registry)
+        identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
