@@ -368,7 +368,9 @@ def cmd_download(args: argparse.Namespace, client: Client) -> int:
     partial = target.with_name(target.name + ".part")
     try:
         # The service's own CA also signs its download endpoint's certificate.
-        tls = {"context": ssl.create_default_context(cafile=args.ca_file)} if args.ca_file else {}
+        tls: dict[str, Any] = (
+            {"context": ssl.create_default_context(cafile=args.ca_file)} if args.ca_file else {}
+        )
         with (
             urllib.request.urlopen(resp.url, timeout=60, **tls) as src,
             partial.open("wb") as out,
