@@ -8,6 +8,7 @@ has a default: an empty or missing file starts the embedded setup (SQLite task s
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -260,6 +261,17 @@ class Config(_Section):
     @property
     def demo_database_path(self) -> Path:
         return self.server.data_dir / "demo.db"
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether `host:port` (or `[v6]:port`) listens on this machine only."""
+    host = listen.rpartition(":")[0].strip("[]") if ":" in listen else listen
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name, or empty (every interface): assume it is reachable
 
 
 def _interpolate(value: Any, where: str) -> Any:

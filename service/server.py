@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 import threading
@@ -25,7 +24,7 @@ from service.api.interceptors import AuthInterceptor, UnreadableRequestIntercept
 from service.api.task_servicer import TaskServicer
 from service.api.upload_servicer import UploadServicer
 from service.auth import Authenticator
-from service.config import Config, ConfigError, TlsConfig
+from service.config import Config, ConfigError, TlsConfig, is_loopback
 from service.datasources import DatasourceRegistry
 from service.demo import ensure_demo_database
 from service.exports import Exports
@@ -51,17 +50,6 @@ SERVICE_NAMES = (
     notification_servicer.SERVICE_NAME,
     IDENTITY_SERVICE,
 )
-
-
-def is_loopback(listen: str) -> bool:
-    """Whether `host:port` (or `[v6]:port`) listens on this machine only."""
-    host = listen.rpartition(":")[0].strip("[]") if ":" in listen else listen
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name, or empty (every interface): assume it is reachable
 
 
 def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:

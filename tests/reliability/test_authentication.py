@@ -3,7 +3,10 @@ JWKS (served by the test over HTTP), TLS on the gRPC port, and client certificat
 
 from __future__ import annotations
 
+import re
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ import pytest
 from identity_support import Certificates, IdentityProvider, SigningKey, token
 from service_support import shop_config
 
+from service import cli
 from service.config import parse_config
 from service.server import Service
 from woxqaq.v1 import identity_service_pb2 as ipb
@@ -240,3 +244,51 @@ def test_a_client_certificate_is_its_principal(start: Start, certs: Certificates
     stranger = certs.client("mallory", ca=Certificates(certs.dir / "evil").client_ca)
     with tls_channel(addr, certs, stranger) as channel:  # signed by a CA nobody configured
         assert refusal(lambda: whoami(channel))[0] == grpc.StatusCode.UNAVAILABLE
+
+
+def test_the_cli_over_tls_with_a_token_and_downloads_over_https(
+    start: Start, certs: Certificates, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    principals = [
+        {"name": "zoe", "token": "zoe-secret"},
+        {"name": "alice", "token": "alice-secret"},
+    ]
+    service, addr = start(
+        server={"tls": certs.tls_config(mutual=False)},
+        auth={"principals": principals},
+        # Beyond loopback, the download endpoint speaks TLS with the same certificate.
+        storage={"local": {"http_listen": "0.0.0.0:0"}},
+    )
+
+    def woxqaq(token: str, *args: str) -> tuple[int, str]:
+        capsys.readouterr()
+        rc = cli.main(
+            ["--addr", addr, "--token", token, "--ca-file", str(certs.server_ca_file), *args]
+        )
+        out = capsys.readouterr()
+        return rc, out.out + out.err
+
+    assert woxqaq("zoe-secret", "whoami") == (0, "zoe (token)\n")
+    rc, out = woxqaq("zoe-secret", "--user", "alice", "whoami")
+    assert rc == cli.EXIT_REFUSED and "PERMISSION_DENIED" in out
+    rc, out = woxqaq("zoe-secret", "submit", "--dsn", "shop", "--sql", "SELECT 1 AS one")
+    assert rc == 0, out
+    task_id = re.search(r"\d+", out).group(0)  # type: ignore[union-attr]
+    assert woxqaq("zoe-secret", "approve", task_id)[0] == cli.EXIT_REFUSED  # her own task
+    assert woxqaq("alice-secret", "approve", task_id)[0] == 0
+    deadline = time.monotonic() + 30
+    while "EXECUTE_SUCCESS" not in woxqaq("zoe-secret", "show", task_id)[1]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    rc, out = woxqaq("zoe-secret", "url", task_id)
+    assert rc == 0 and out.startswith("https://127.0.0.1:"), out
+    target = tmp_path / "got.csv"
+    rc, out = woxqaq("zoe-secret", "download", task_id, "-o", str(target))
+    assert rc == 0, out
+    assert target.read_text(encoding="utf-8").splitlines() == ["one", "1"]
+    link = woxqaq("zoe-secret", "url", task_id)[1].split()[0]
+    with pytest.raises(urllib.error.URLError):  # without the service's CA: not trusted
+        urllib.request.urlopen(link, timeout=10)
+    port = service.objects.base_url.rpartition(":")[2]  # type: ignore[attr-defined]
+    with pytest.raises(OSError):  # plain HTTP is not served (the connection is closed)
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/files/x", timeout=10)
