@@ -17,6 +17,7 @@ from bot.blocks.common import (
     clip_escaped,
     code_block,
     escape,
+    own_words,
     section,
     when,
 )
@@ -35,7 +36,7 @@ class Vote:
 
 def votes(events: Sequence[pb.TaskEvent]) -> list[Vote]:
     return [
-        Vote(e.actor, e.action == "approve", e.comment, as_datetime(e.time))
+        Vote(e.actor, e.action == "approve", own_words(e.comment), as_datetime(e.time))
         for e in events
         if e.action in ("approve", "reject")
     ]

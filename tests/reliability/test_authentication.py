@@ -17,6 +17,8 @@ import pytest
 from identity_support import Certificates, IdentityProvider, SigningKey, token
 from service_support import shop_config
 
+from bot.service_client import ServiceClient
+from bot.settings import Settings, SettingsError
 from service import cli
 from service.config import parse_config
 from service.server import Service
@@ -292,3 +294,28 @@ def test_the_cli_over_tls_with_a_token_and_downloads_over_https(
     port = service.objects.base_url.rpartition(":")[2]  # type: ignore[attr-defined]
     with pytest.raises(OSError):  # plain HTTP is not served (the connection is closed)
         urllib.request.urlopen(f"http://127.0.0.1:{port}/files/x", timeout=10)
+
+
+def test_the_bot_connects_with_its_token_and_the_services_ca(
+    start: Start, certs: Certificates
+) -> None:
+    _, addr = start(
+        server={"tls": certs.tls_config(mutual=False)},
+        auth={"principals": [{"name": "bot", "token": "bot-secret", "acts_for": ["*"]}]},
+    )
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": "s",
+        "WOXQAQ_SERVICE_ADDR": addr,
+        "WOXQAQ_SERVICE_TOKEN": "bot-secret",
+        "WOXQAQ_SERVICE_CA_FILE": str(certs.server_ca_file),
+    }
+    client = ServiceClient.from_settings(Settings.from_env(env))
+    try:
+        assert [d.name for d in client.datasources()] == ["shop"]
+        assert client.list_tasks("U0APPR1").ok  # acting for a Slack user
+    finally:
+        client.close()
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({**env, "WOXQAQ_SERVICE_CA_FILE": str(certs.dir / "missing.pem")})
+    assert "WOXQAQ_SERVICE_CA_FILE" in str(info.value)
