@@ -44,12 +44,10 @@ class TlsConfig(_Section):
     # its principal's name.
     client_ca_file: Path | None = None
 
-    @field_validator("cert_file", "key_file", "client_ca_file")
-    @classmethod
-    def _readable(cls, v: Path | None) -> Path | None:
-        if v is not None and not v.is_file():
-            raise ValueError(f"file {v} does not exist or is not a file")
-        return v
+    def files(self) -> dict[str, Path]:
+        """The files by their config key, to check where the service starts."""
+        named = {"cert_file": self.cert_file, "key_file": self.key_file}
+        return named | ({"client_ca_file": self.client_ca_file} if self.client_ca_file else {})
 
 
 class ServerConfig(_Section):

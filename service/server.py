@@ -52,6 +52,12 @@ SERVICE_NAMES = (
 )
 
 
+def check_tls_files(tls: TlsConfig | None) -> None:
+    for key, path in (tls.files() if tls else {}).items():
+        if not path.is_file():
+            raise ConfigError(f"config key server.tls.{key}: file {path} does not exist")
+
+
 def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
     """TLS for the gRPC port; with a client CA, every client shows a certificate it signed."""
     ca = tls.client_ca_file.read_bytes() if tls.client_ca_file else None
@@ -74,6 +80,7 @@ class Service:
     ) -> None:
         self.config = config
         self.listen = listen or config.server.listen
+        check_tls_files(config.server.tls)
         if not (
             config.authenticates or config.server.allow_unauthenticated or is_loopback(self.listen)
         ):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from service.config import ConfigError, parse_config
+from service.server import Service
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,9 +59,11 @@ def test_bad_identity_settings_name_the_key(auth: dict, words: str) -> None:  # 
 
 
 def test_tls_files_must_exist(tmp_path: Path) -> None:
+    tls = {"cert_file": str(tmp_path / "no.pem"), "key_file": "k"}
+    cfg = parse_config({"server": {"data_dir": str(tmp_path), "tls": tls}})
     with pytest.raises(ConfigError) as info:
-        parse_config({"server": {"tls": {"cert_file": str(tmp_path / "no.pem"), "key_file": "k"}}})
-    assert "server.tls.cert_file" in str(info.value)
+        Service(cfg, listen="127.0.0.1:0")
+    assert "server.tls.cert_file" in str(info.value) and "does not exist" in str(info.value)
 
 
 def test_tokens_are_not_shown_in_the_config_repr() -> None:
