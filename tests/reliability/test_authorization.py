@@ -87,6 +87,20 @@ def code_of(call: Any) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
+def call_empty(channel: grpc.Channel, method: MethodDescriptor, metadata: list) -> None:  # type: ignore[type-arg]
+    """Call `method` with an empty request message, reading a stream to its end."""
+    path = f"/{method.containing_service.full_name}/{method.name}"
+    kw = {
+        "request_serializer": lambda m: m.SerializeToString(),
+        "response_deserializer": GetMessageClass(method.output_type).FromString,
+    }
+    request = GetMessageClass(method.input_type)()
+    if method.server_streaming:
+        list(channel.unary_stream(path, **kw)(request, metadata=metadata, timeout=10))
+    else:
+        channel.unary_unary(path, **kw)(request, metadata=metadata, timeout=10)
+
+
 def submit(svc: Running, user: str, dsn: str = "shop", **ded: Any) -> str:
     resp = svc.submit(user, dsn=dsn, sql="SELECT order_no FROM orders", **ded)
     assert resp.ok
@@ -123,20 +137,8 @@ def state(svc: Running, task_id: str) -> tuple[int, int, int]:
 def test_every_method_needs_the_token(
     svc: Running, method: MethodDescriptor, metadata: list
 ) -> None:
-    path = f"/{method.containing_service.full_name}/{method.name}"
-    request = GetMessageClass(method.input_type)()
-    kw = {
-        "request_serializer": lambda m: m.SerializeToString(),
-        "response_deserializer": GetMessageClass(method.output_type).FromString,
-    }
-    rpc = (
-        svc.channel.unary_stream(path, **kw)
-        if method.server_streaming
-        else svc.channel.unary_unary(path, **kw)
-    )
     with pytest.raises(grpc.RpcError) as info:
-        result = rpc(request, metadata=[*metadata, ("x-woxqaq-user", "alice")], timeout=10)
-        list(result) if method.server_streaming else None
+        call_empty(svc.channel, method, [*metadata, ("x-woxqaq-user", "alice")])
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert TOKEN not in info.value.details()
     health = health_pb2_grpc.HealthStub(svc.channel)  # probes stay open
@@ -481,20 +483,9 @@ def test_each_token_is_its_principal_and_acts_as_itself(ids: Running) -> None:
 def test_a_user_token_naming_another_user_is_refused_on_every_method(
     ids: Running, method: MethodDescriptor
 ) -> None:
-    path = f"/{method.containing_service.full_name}/{method.name}"
-    kw = {
-        "request_serializer": lambda m: m.SerializeToString(),
-        "response_deserializer": GetMessageClass(method.output_type).FromString,
-    }
-    rpc = (
-        ids.channel.unary_stream(path, **kw)
-        if method.server_streaming
-        else ids.channel.unary_unary(path, **kw)
-    )
     metadata = [("authorization", f"Bearer {PRINCIPAL_TOKENS['zoe']}"), ("x-woxqaq-user", "alice")]
     with pytest.raises(grpc.RpcError) as info:
-        result = rpc(GetMessageClass(method.input_type)(), metadata=metadata, timeout=10)
-        list(result) if method.server_streaming else None
+        call_empty(ids.channel, method, metadata)
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "'zoe'" in info.value.details() and "'alice'" in info.value.details()
 
