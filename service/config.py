@@ -167,7 +167,9 @@ class PrincipalConfig(_Section):
         return v.lower()
 
 
-JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
+JwtAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"
+]
 
 
 class JwtConfig(_Section):
@@ -178,7 +180,7 @@ class JwtConfig(_Section):
     jwks_url: Annotated[str, Field(pattern=r"^https?://")]
     user_claim: str = "sub"
     # Public-key algorithms only: `none` and shared-secret HS* are never accepted.
-    algorithms: tuple[Literal[JWT_ALGORITHMS], ...] = ("RS256", "ES256")  # type: ignore[valid-type]
+    algorithms: Annotated[tuple[JwtAlgorithm, ...], Field(min_length=1)] = ("RS256", "ES256")
     leeway_s: Annotated[int, Field(ge=0, le=300)] = 30
     # How long fetched keys are kept; an unknown key id refetches them at most once per
     # jwks_refresh_cooldown_s (key rotation without a restart, no fetch storm).

@@ -55,7 +55,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
                     'front ends, whose principal has acts_for = ["*"]'
                 )
         except WoxqaqError as exc:
-            log.info("call refused: %s", exc, extra={"error": method})
+            log.info("call %s refused: %s", method, exc)
             context.abort(status_of(exc), str(exc))
         _CALLER.set(caller)
         if not method.rpartition("/")[2].startswith(READ_PREFIXES):  # decisions, in the log
