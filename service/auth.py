@@ -88,6 +88,8 @@ class Authenticator:
     def authenticate(self, authorization: str | None, certificate_name: str | None) -> Principal:
         """The principal of a call; raises Unauthenticated when it proves none (and one is
         required). A bearer token identifies the caller; else its client certificate."""
+        if not self.required:  # nothing to check against: callers say who they are
+            return UNCHECKED
         if authorization is not None:
             return self._from_bearer(authorization)
         if certificate_name:
@@ -95,12 +97,10 @@ class Authenticator:
             return Principal(
                 certificate_name, "certificate", known.acts_for if known else frozenset()
             )
-        if self.required:
-            raise Unauthenticated(
-                "missing credentials: send metadata 'authorization: Bearer <token>' "
-                "(woxqaq --token or WOXQAQ_TOKEN) or a client certificate"
-            )
-        return UNCHECKED
+        raise Unauthenticated(
+            "missing credentials: send metadata 'authorization: Bearer <token>' "
+            "(woxqaq --token or WOXQAQ_TOKEN) or a client certificate"
+        )
 
     def _from_bearer(self, authorization: str) -> Principal:
         scheme, _, token = authorization.partition(" ")  # exact: no stray spaces accepted

@@ -319,3 +319,14 @@ def test_the_bot_connects_with_its_token_and_the_services_ca(
     with pytest.raises(SettingsError) as info:
         Settings.from_env({**env, "WOXQAQ_SERVICE_CA_FILE": str(certs.dir / "missing.pem")})
     assert "WOXQAQ_SERVICE_CA_FILE" in str(info.value)
+
+
+def test_on_loopback_with_nothing_to_check_callers_say_who_they_are(
+    start: Start, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, addr = start()
+    with grpc.insecure_channel(addr) as channel:
+        me = whoami(channel, [("x-woxqaq-user", "alice"), ("authorization", "Bearer stray")])
+        assert (me.principal, me.method, me.user, list(me.acts_for)) == ("", "none", "alice", ["*"])
+    assert cli.main(["--addr", addr, "--user", "alice", "whoami"]) == 0
+    assert capsys.readouterr().out == "alice (the service checks no credentials)\n"

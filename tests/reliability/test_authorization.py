@@ -385,6 +385,10 @@ def test_a_click_acts_as_the_clicker_and_the_service_rechecks(
         bot.click("alice", "approve_task", task, channel=msg.channel, ts=msg.ts).status_code == 200
     )
     wait_for(lambda: state(svc, task)[0] != S.TASK_STATUS_APPROVING, what="approval")
+    # The history has the clicker, and the bot's principal that acted for her.
+    events = svc.as_user("alice").GetTaskDetail(pb.GetTaskDetailRequest(task_id=task)).events
+    approve = next(e for e in events if e.action == "approve")
+    assert approve.actor == "alice" and approve.comment.startswith("[via server.token]")
 
 
 def test_a_button_edited_to_another_task_acts_only_where_the_clicker_may(

@@ -20,7 +20,7 @@ from woxqaq.v1 import task_service_pb2 as pb
 
 pytestmark = pytest.mark.postgres
 
-ROUNDS = 15
+ROUNDS = 25
 SETTLED = {
     pb.TASK_STATUS_CANCELED,
     pb.TASK_STATUS_APPROVED,
