@@ -13,10 +13,10 @@ from slack_sdk import WebClient
 from bot.app import build_app, with_rate_limit_retries
 from bot.delivery import Delivery
 from bot.http import SlackHTTPServer
+from bot.logs import setup_logging
 from bot.metrics import BotMetrics
 from bot.service_client import ServiceClient
 from bot.settings import Settings, SettingsError
-from service.logs import setup_logging
 
 log = logging.getLogger("bot")
 
@@ -30,7 +30,7 @@ def main() -> int:
         return 2
     setup_logging(fmt=settings.log_format)
     client = with_rate_limit_retries(WebClient(token=settings.bot_token, base_url=settings.api_url))
-    service = ServiceClient(settings.service_addr, settings.service_token)
+    service = ServiceClient.from_settings(settings)
     metrics = BotMetrics()
     app = build_app(settings, client, service, metrics)
     delivery = Delivery(

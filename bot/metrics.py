@@ -2,7 +2,8 @@
 
 Served on WOXQAQ_METRICS_LISTEN when set (a port alone binds loopback), like the
 service's `metrics.listen`. Labels are fixed words (notification kind, outcome, request
-type), never a user, channel or team.
+type), never a user, channel or team. The bot is a client of the service: it serves its
+own registry rather than import the service's metrics module.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from slack_bolt import App, BoltRequest, BoltResponse
 
-from service.metrics import Served
+from bot.settings import parse_listen
 
 DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 3)  # Slack waits 3 s
@@ -32,9 +33,11 @@ KINDS = frozenset(
 )
 
 
-class BotMetrics(Served):
+class BotMetrics:
     def __init__(self) -> None:
-        super().__init__()
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._server: Any = None
+        self._thread: Any = None
         self.deliveries = Counter(
             "woxqaq_bot_deliveries",
             "Notifications handled, by kind and outcome: delivered, retry (Slack or the "
@@ -84,6 +87,19 @@ class BotMetrics(Served):
             return response
 
         app.dispatch = timed_dispatch  # type: ignore[method-assign]
+
+    def serve(self, listen: str) -> int:
+        """Serve /metrics on `listen`; the port bound (0 in `listen` picks a free one)."""
+        host, port = parse_listen(listen)
+        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        return int(self._server.server_port)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=5)
+            self._server = None
 
 
 _REQUEST_TYPES = frozenset(

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
-CONTEXT_KEYS = ("task_id", "run_id", "principal", "method", "status", "error")
+CONTEXT_KEYS = ("task_id", "run_id", "principal", "user", "method", "status", "error")
 
 _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "woxqaq_log_context", default=MappingProxyType({})
@@ -37,6 +37,12 @@ def log_context(**fields: Any) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
+
+
+def add_log_context(**fields: Any) -> None:
+    """Add `fields` to the context of the `log_context` block being run (a gRPC call's,
+    once its caller is known); the block's end takes them away again."""
+    _context.set({**_context.get(), **{k: v for k, v in fields.items() if v}})
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
