@@ -89,13 +89,16 @@ def test_json_logs_and_metrics_of_a_running_process(tmp_path: Path) -> None:
     principal where known; `metrics.listen`: /metrics of the same process over HTTP."""
     metrics_port = _free_port()
     port, proc = _start_embedded(
-        tmp_path, f'[log]\nformat = "json"\n[metrics]\nlisten = "{metrics_port}"\n'
+        tmp_path,
+        f'[log]\nformat = "json"\n[metrics]\nlisten = "{metrics_port}"\n'
+        '[[auth.principals]]\nname = "chat-bot"\ntoken = "bot-s3cret"\nacts_for = ["*"]\n',
     )
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=30)
             stub = pb_grpc.TaskServiceStub(channel)
-            as_alice = [("x-woxqaq-user", "alice")]
+            bearer = ("authorization", "Bearer bot-s3cret")
+            as_alice = [("x-woxqaq-user", "alice"), bearer]
             submitted = stub.SubmitTask(
                 pb.SubmitTaskRequest(
                     kind=pb.TASK_KIND_DATA_EXPORT,
@@ -110,7 +113,7 @@ def test_json_logs_and_metrics_of_a_running_process(tmp_path: Path) -> None:
             assert submitted.ok
             stub.Approve(
                 pb.ApproveRequest(task_id=int(submitted.task_id), approver="approver"),
-                metadata=[("x-woxqaq-user", "approver")],
+                metadata=[("x-woxqaq-user", "approver"), bearer],
                 timeout=30,
             )
             deadline = time.monotonic() + 30
@@ -138,7 +141,9 @@ def test_json_logs_and_metrics_of_a_running_process(tmp_path: Path) -> None:
     assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
     task_id = int(submitted.task_id)
     [submit] = [e for e in lines if e["message"] == "task submitted"]
-    assert submit["task_id"] == task_id and submit["principal"] == "alice"
+    assert submit["task_id"] == task_id
+    assert submit["principal"] == "chat-bot" and submit["user"] == "alice"
     assert submit["method"] == "/woxqaq.v1.TaskService/SubmitTask"
     [done] = [e for e in lines if e["message"] == "export succeeded"]
     assert done["task_id"] == task_id and done["run_id"] == int(detail.runs[0].id)
+    assert "bot-s3cret" not in stderr
