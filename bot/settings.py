@@ -9,9 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 SLACK_API_URL = "https://slack.com/api/"
-
-
-DEFAULT_PORT = 9465  # next to the service's usual 9464
+DEFAULT_METRICS_PORT = 9465  # next to the service's usual 9464
 
 
 class ListenError(ValueError):
@@ -19,7 +17,8 @@ class ListenError(ValueError):
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
-    """`host:port`, `:port` or `port` → (host, port); no host means loopback only."""
+    """`host:port`, `:port` or `port` → (host, port); no host means loopback only. (The
+    service has the same rule; the bot imports nothing of the service.)"""
     host, sep, port_text = listen.strip().rpartition(":")
     if not sep:
         host, port_text = "", listen.strip()
@@ -27,7 +26,7 @@ def parse_listen(listen: str) -> tuple[str, int]:
         port = int(port_text)
     except ValueError:
         raise ListenError(
-            f"{listen!r} is not host:port or a port number (e.g. 127.0.0.1:{DEFAULT_PORT})"
+            f"{listen!r} is not host:port or a port number (e.g. 127.0.0.1:{DEFAULT_METRICS_PORT})"
         ) from None
     if not 0 <= port <= 65535:
         raise ListenError(f"port {port} is out of range 0-65535")

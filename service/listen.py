@@ -1,4 +1,4 @@
-"""`host:port` addresses of the side endpoints (metrics), for the service and the bot."""
+"""`host:port` addresses of the service's side endpoints (metrics)."""
 
 from __future__ import annotations
 
