@@ -17,10 +17,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from service.api import notification_servicer
+from service.api import datasource_servicer, notification_servicer
 from service.api.interceptors import BearerTokenInterceptor, UnreadableRequestInterceptor
 from service.api.task_servicer import TaskServicer
 from service.api.upload_servicer import UploadServicer
+from service.catalog import Catalog
 from service.config import Config
 from service.datasources import DatasourceRegistry
 from service.demo import ensure_demo_database
@@ -44,6 +45,7 @@ SERVICE_NAMES = (
     task_service_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
     upload_service_pb2.DESCRIPTOR.services_by_name["UploadService"].full_name,
     notification_servicer.SERVICE_NAME,
+    datasource_servicer.SERVICE_NAME,
 )
 
 
@@ -109,6 +111,7 @@ class Service:
             UploadServicer(self.config, self.objects), server
         )
         notification_servicer.register(server, self.config, self.store, self.registry)
+        datasource_servicer.register(server, Catalog(self.config, self.registry))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
