@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -291,6 +291,14 @@ class Exports:
             with self._changed:
                 self._changed.wait(timeout=interval_s)
             time.sleep(interval_s / 2)  # throttle: a few updates a second at most
+
+    def with_live_progress(self, run: Run) -> Run:
+        """`run` with the rows and bytes written so far when this process is running it (the
+        task store records them only when the run ends)."""
+        live = self._progress.get(run.id)
+        if run.status is not RunStatus.EXECUTING or live is None:
+            return run
+        return replace(run, rows=live.rows, bytes=live.bytes)
 
     def _current_run(self, task_id: int) -> Run | None:
         with self.store.read() as tx:
