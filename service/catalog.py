@@ -96,9 +96,7 @@ class Catalog:
             done, late = futures.wait(pending, timeout=REACHABLE_WAIT_S)
             result = {pending[f]: f.result() for f in done}
             for f in late:
-                result[pending[f]] = Reachability(
-                    False, f"no answer within {REACHABLE_WAIT_S:g} s"
-                )
+                result[pending[f]] = Reachability(False, f"no answer within {REACHABLE_WAIT_S:g} s")
             return result
         finally:
             pool.shutdown(wait=False, cancel_futures=True)

@@ -416,9 +416,13 @@ def cmd_watch(args: argparse.Namespace, client: Client) -> int:
 
 
 def _link(args: argparse.Namespace, client: Client) -> pb.GetDownloadUrlResponse:
+    if args.expires_in < 0:
+        raise UsageError("--expires-in must not be negative; 0 means the default lifetime")
     return client.GetDownloadUrl(
         pb.GetDownloadUrlRequest(
-            task_id=str(_id(args.task_id)), run_id=args.run or "", expires_in=args.expires_in
+            task_id=str(_id(args.task_id)),
+            run_id=str(_id(args.run, "run id")) if args.run else "",
+            expires_in=args.expires_in,
         )
     )
 
@@ -586,10 +590,17 @@ class UsageError(Exception):
     pass
 
 
-def _id(text: str) -> int:
+def _id(text: str, what: str = "task id") -> int:
     text = text.strip()
     if not (text.isascii() and text.isdigit()):  # "²".isdigit() is True, int("²") fails
-        raise UsageError(f"{text!r} is not a task id (a number)")
+        raise UsageError(f"{text!r} is not a {what} (a number)")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    """argparse type: a whole number from 1 (argparse names the option in its error)."""
+    if not (text.strip().isascii() and text.strip().isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1")
     return int(text)
 
 
@@ -678,8 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--status", choices=sorted(STATUSES), help="only tasks in this state")
     s.add_argument("--role", choices=sorted(ROLES), help="only tasks where you have this role")
     s.add_argument("--dsn", default="", help="only tasks of this datasource")
-    s.add_argument("--page", type=int, default=1, help="page number, from 1")
-    s.add_argument("--page-size", type=int, default=20, help="tasks per page (at most 100)")
+    s.add_argument("--page", type=_positive, default=1, help="page number, from 1")
+    s.add_argument("--page-size", type=_positive, default=20, help="tasks per page (at most 100)")
     s.set_defaults(func=cmd_list)
 
     for name, func, helptext in (
@@ -771,15 +782,28 @@ def _unreachable(exc: grpc.RpcError) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; every way it can end is turned into an exit code here, in one place."""
+    """Run one command. Every way it can end becomes an exit code and at most one line on
+    stderr here, in one place; only argparse's own exits (usage, --help) pass as SystemExit."""
     try:
-        args = build_parser().parse_args(argv)
-        args.user = _resolve_user(args.user)
-        client = Client(args)
-    except UsageError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return _run(argv)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit:  # argparse printed help, a version or a usage error
+        sys.stdout.flush()  # a closed pipe shows here, where main handles it
+        raise
+    try:
+        args.user = _resolve_user(args.user)
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    client = Client(args)
     try:
         code = int(args.func(args, client))
         sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
@@ -793,11 +817,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         code = exc.code()  # type: ignore[attr-defined]
         return _fail(f"{code.name}: {exc.details()}", EXIT_REFUSED)  # type: ignore[attr-defined]
-    except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_INTERRUPTED)
     except BrokenPipeError:
-        _discard_stdout()
-        return EXIT_BROKEN_PIPE
+        raise
     except Exception as exc:  # a bug: still one line, the traceback only when asked for
         if os.environ.get("WOXQAQ_DEBUG"):
             traceback.print_exc()

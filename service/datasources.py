@@ -112,9 +112,7 @@ class DatasourceRegistry:
         None when visibility is not restricted (everyone sees everything)."""
         if not self._restrict_visibility:
             return None
-        return frozenset(
-            ds.name for ds in self.all() if user in ds.viewers or user in ds.approvers
-        )
+        return frozenset(ds.name for ds in self.all() if user in ds.viewers or user in ds.approvers)
 
     def audit_findings(self, ds: Datasource) -> tuple[str, ...]:
         """What an audit of the reader's privileges found wrong with `ds` (one line each);
