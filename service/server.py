@@ -27,10 +27,9 @@ from service.datasources import DatasourceRegistry
 from service.demo import ensure_demo_database
 from service.exports import Exports
 from service.scheduler import Scheduler, utc_now
+from service.startup import open_object_store, open_task_store, prepare_data_dir
 from service.storage.base import ObjectStore
-from service.storage.factory import build_object_store
 from service.storage.local import LocalStore
-from service.store.repository import TaskStore
 from service.tasks import TaskManager
 from woxqaq.v1 import (
     task_service_pb2,
@@ -62,14 +61,18 @@ class Service:
         self.config = config
         self.listen = listen or config.server.listen
         self.instance_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-        config.server.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(config)
         if config.embedded:
             ensure_demo_database(config.demo_database_path)
 
-        self.store = TaskStore(config.task_store_url)
-        self.store.migrate()
+        # Both stores are checked before anything else starts; a failure is a ConfigError.
+        self.store = open_task_store(config)
+        try:
+            self.objects: ObjectStore = open_object_store(config)
+        except Exception:
+            self.store.close()
+            raise
         self.registry = DatasourceRegistry(config)
-        self.objects: ObjectStore = build_object_store(config)
         self.exports = Exports(
             config,
             self.store,
