@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import re
@@ -594,7 +595,7 @@ def sql_files(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_submit_usage_errors_name_the_option_and_submit_nothing(
-    svc: Running, woxqaq: Cli, tmp_path: Path
+    svc: Running, woxqaq: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = sql_files(tmp_path)
     one_table = "--fields and --filter go with exactly one --table"
@@ -624,6 +625,10 @@ def test_submit_usage_errors_name_the_option_and_submit_nothing(
     # A byte-order mark is not part of the statement.
     task_id = submit(woxqaq, "--sql-file", str(files["bom"]))
     assert svc.detail(task_id).task.ded.ebs.statement == PRODUCTS_SQL
+    # `-` reads standard input.
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"SELECT 2 AS two\n")))
+    task_id = submit(woxqaq, "--sql-file", "-")
+    assert svc.detail(task_id).task.ded.ebs.statement == "SELECT 2 AS two\n"
 
 
 def test_every_option_has_help_and_there_is_a_version(capsys: pytest.CaptureFixture[str]) -> None:
