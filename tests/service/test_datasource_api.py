@@ -38,17 +38,24 @@ def refused(call: Callable[[], object], code: grpc.StatusCode) -> str:
     return str(info.value.details())
 
 
-@pytest.fixture
-def sales_schema(pg_url: URL) -> str:
-    """A schema of its own in the session's PostgreSQL database, with two tables."""
-    schema = f"sales_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(pg_url)
+@pytest.fixture(
+    params=[
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ]
+)
+def sales(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """A datasource URL and a database (PostgreSQL: a schema) of its own with two tables."""
+    base: URL = request.getfixturevalue("pg_url" if request.param == "postgres" else "mysql_url")
+    database = f"sales_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(base)
+    create = "SCHEMA" if request.param == "postgres" else "DATABASE"
     with engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        conn.exec_driver_sql(f"CREATE TABLE {schema}.orders (id int, amount numeric, note text)")
-        conn.exec_driver_sql(f"CREATE TABLE {schema}.refunds (order_id int, reason text)")
+        conn.exec_driver_sql(f"CREATE {create} {database}")
+        conn.exec_driver_sql(f"CREATE TABLE {database}.orders (id int, amount numeric, note text)")
+        conn.exec_driver_sql(f"CREATE TABLE {database}.refunds (order_id int, reason text)")
     engine.dispose()
-    return schema
+    return base.render_as_string(hide_password=False), database
 
 
 @pytest.mark.postgres
@@ -134,17 +141,13 @@ def test_lists_a_sqlite_datasources_tables_with_their_columns(
         assert words in details
 
 
-@pytest.mark.postgres
-def test_lists_a_postgresql_schemas_tables(
-    start_service: Start, pg_url: URL, sales_schema: str
+def test_lists_a_postgresql_schemas_and_a_mariadb_databases_tables(
+    start_service: Start, sales: tuple[str, str]
 ) -> None:
-    svc = start_service(
-        datasources={"pgsales": {"url": pg_url.render_as_string(hide_password=False)}}
-    )
-    resp = svc.datasources_as("zoe").ListTables(
-        dpb.TableQuery(dsn="pgsales", database=sales_schema)
-    )
-    assert resp.database == sales_schema
+    url, database = sales
+    svc = start_service(datasources={"sales": {"url": url}})
+    resp = svc.datasources_as("zoe").ListTables(dpb.TableQuery(dsn="sales", database=database))
+    assert resp.database == database
     assert [(t.name, list(t.columns)) for t in resp.tables] == [
         ("orders", ["id", "amount", "note"]),
         ("refunds", ["order_id", "reason"]),

@@ -169,7 +169,7 @@ def test_a_bucket_that_does_not_exist_stops_startup_and_one_that_does_is_left_cl
     assert proc.returncode == 0
 
 
-def test_a_local_store_that_cannot_be_written_stops_startup(tmp_path: Path) -> None:
+def test_a_local_store_or_data_dir_that_cannot_be_written_stops_startup(tmp_path: Path) -> None:
     a_file = tmp_path / "not-a-dir"
     a_file.write_text("")
     line = _stopped_at_start(tmp_path, f'dir = "{a_file / "files"}"\n')
@@ -177,4 +177,18 @@ def test_a_local_store_that_cannot_be_written_stops_startup(tmp_path: Path) -> N
         f"woxqaq: config key storage.local.dir: cannot write to {a_file / 'files'}: "
         "Not a directory; point storage.local.dir (or server.data_dir) at a directory the "
         "service may write"
+    )
+    config = tmp_path / "data-dir.toml"
+    config.write_text(f'[server]\ndata_dir = "{a_file / "data"}"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "service"],
+        env=_env(config),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        f"woxqaq: config key server.data_dir: cannot create {a_file / 'data'}: Not a directory; "
+        "point it at a directory the service may write\n",
     )
