@@ -282,8 +282,8 @@ class Exports:
                     run.error or f"done: {run.filename}",
                 )
                 return
-            current = live or Progress(
-                run.id, TaskStatus.EXECUTING, message="running on another replica"
+            current = live or Progress(  # counts as of the running replica's last heartbeat
+                run.id, TaskStatus.EXECUTING, run.rows, run.bytes, "running on another replica"
             )
             if current != last:
                 yield current
@@ -294,7 +294,7 @@ class Exports:
 
     def with_live_progress(self, run: Run) -> Run:
         """`run` with the rows and bytes written so far when this process is running it (the
-        task store records them only when the run ends)."""
+        task store has them as of the last heartbeat)."""
         live = self._progress.get(run.id)
         if run.status is not RunStatus.EXECUTING or live is None:
             return run
@@ -352,7 +352,9 @@ class Exports:
         while not self._stopping.wait(self.heartbeat_s):
             try:
                 with self.store.write() as tx:
-                    tx.heartbeat(list(self._progress))
+                    tx.heartbeat(
+                        {p.run_id: (p.rows, p.bytes) for p in list(self._progress.values())}
+                    )
                 self.recover()
                 if time.monotonic() - last_retention > 3600:
                     last_retention = time.monotonic()

@@ -845,6 +845,28 @@ def test_show_gives_the_live_progress_of_a_running_export(svc: Running, woxqaq: 
     )
 
 
+def test_show_on_another_replica_gives_progress_as_of_the_last_heartbeat(
+    start_service: Callable[..., Running], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    store = f"sqlite:///{tmp_path / 'tasks.db'}"
+    settings = {"store_url": store, "export": {"stale_run_s": 3}, "scheduler": {"enabled": False}}
+    runner, other = start_service(**settings), start_service(**settings)
+    on_runner, on_other = cli_for(runner, capsys), cli_for(other, capsys)
+    task_id = submit(on_runner, "--sql", LONG_SQL)
+    assert on_runner("approve", task_id, user="alice").rc == cli.EXIT_OK  # runs on `runner`
+    rows_seen = 0
+    deadline = time.monotonic() + 30
+    while not rows_seen and time.monotonic() < deadline:
+        shown = on_other("show", task_id).out
+        assert "EXECUTE_SUCCESS" not in shown, "finished before a heartbeat was seen"
+        match = LIVE.search(shown)
+        rows_seen = int(match.group(2)) if match else 0
+        time.sleep(0.1)
+    assert 0 < rows_seen < 1_500_000
+    run = runner.wait_for_status(task_id, {pb.TASK_STATUS_EXECUTE_SUCCESS}, timeout=120).runs[0]
+    assert (run.rows, run.executor) == (1_500_000, "auto")
+
+
 # -- download -----------------------------------------------------------------------------
 
 
