@@ -63,7 +63,7 @@ def open_object_store(config: Config) -> ObjectStore:
     """The configured object store, proven writable: a small object is written and deleted
     again, as every export and the retention sweep will (the bucket or directory exists, the
     service may write and delete there)."""
-    key = f"{PROBE_PREFIX}/{uuid.uuid4().hex}"
+    key = f"{PROBE_PREFIX}-{uuid.uuid4().hex}"  # top level: no folder is left behind
     objects: ObjectStore | None = None
     try:
         objects = build_object_store(config)

@@ -66,6 +66,8 @@ def test_serves_embedded_setup_and_stops_cleanly_on_sigterm(tmp_path: Path) -> N
             assert status.status == health_pb2.HealthCheckResponse.SERVING
         assert (tmp_path / "data" / "demo.db").exists()
         assert (tmp_path / "data" / "tasks.db").exists()
+        # the start-up check wrote to the file store and left nothing behind
+        assert list((tmp_path / "data" / "files" / "objects").iterdir()) == []
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
         assert proc.returncode == 0, stderr
