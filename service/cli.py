@@ -326,7 +326,11 @@ def cmd_list(args: argparse.Namespace, client: Client) -> int:
 
 def cmd_show(args: argparse.Namespace, client: Client) -> int:
     resp = client.GetTaskDetail(pb.GetTaskDetailRequest(task_id=str(_id(args.task_id))))
-    emit(args, resp, render_detail(resp))
+    text = render_detail(resp)
+    if resp.task.status == pb.TASK_STATUS_APPROVING and not args.json:
+        head, _, rest = text.partition("\n")
+        text = f"{head} ({_approval_progress(client, resp)})\n{rest}"
+    emit(args, resp, text)
     return EXIT_OK
 
 
@@ -340,17 +344,22 @@ def cmd_approve(args: argparse.Namespace, client: Client) -> int:
 
 def _approval_state(client: Client, task_id: str) -> str:
     """`Approved task 7.` once it is approved; else how many approvals it has and needs."""
-    task = client.GetTaskDetail(pb.GetTaskDetailRequest(task_id=str(_id(task_id))))
-    if task.task.status != pb.TASK_STATUS_APPROVING:
+    detail = client.GetTaskDetail(pb.GetTaskDetailRequest(task_id=str(_id(task_id))))
+    if detail.task.status != pb.TASK_STATUS_APPROVING:
         return f"Approved task {task_id}."
-    approvals = len({e.actor for e in task.events if e.action == "approve"})
+    return f"Approved task {task_id}: {_approval_progress(client, detail)}."
+
+
+def _approval_progress(client: Client, detail: pb.GetTaskDetailResponse) -> str:
+    """`approved 1 of 2 — one more approval needed`, for a task still being approved."""
+    approvals = len({e.actor for e in detail.events if e.action == "approve"})
     listed = client.ListDatasources(dpb.DatasourceQuery()).datasources
-    needed = next((d.required_approvals for d in listed if d.name == task.task.dsn), 0)
-    if needed <= approvals:  # the datasource is gone or its quorum changed since submit
-        return f"Approved task {task_id}: approved {approvals}, more approvals needed."
+    needed = next((d.required_approvals for d in listed if d.name == detail.task.dsn), 0)
+    if needed <= approvals:  # a datasource hidden from the caller, or its quorum changed
+        return f"{approvals} approval(s) so far"
     more = needed - approvals
     more_text = "one more approval" if more == 1 else f"{more} more approvals"
-    return f"Approved task {task_id}: approved {approvals} of {needed} — {more_text} needed."
+    return f"approved {approvals} of {needed} — {more_text} needed"
 
 
 def cmd_reject(args: argparse.Namespace, client: Client) -> int:

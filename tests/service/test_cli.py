@@ -789,13 +789,22 @@ def test_approve_says_how_many_approvals_are_still_needed(
     svc = start_service(shop={"required_approvals": 3})
     woxqaq = cli_for(svc, capsys)
     task_id = submit(woxqaq, "--sql", PRODUCTS_SQL, "--executor", "committer")
+    shown = woxqaq("show", task_id).out.splitlines()[0]
+    assert shown == f"Task {task_id}: APPROVING (approved 0 of 3 — 3 more approvals needed)"
     for user, said in (
-        ("alice", f"Approved task {task_id}: approved 1 of 3 — 2 more approvals needed."),
-        ("bob", f"Approved task {task_id}: approved 2 of 3 — one more approval needed."),
-        ("carol", f"Approved task {task_id}."),
+        ("alice", "approved 1 of 3 — 2 more approvals needed"),
+        ("bob", "approved 2 of 3 — one more approval needed"),
     ):
         r = woxqaq("approve", task_id, user=user)
-        assert (r.rc, r.out.strip(), r.err) == (cli.EXIT_OK, said, "")
+        assert (r.rc, r.out.strip(), r.err) == (
+            cli.EXIT_OK,
+            f"Approved task {task_id}: {said}.",
+            "",
+        )
+        shown = woxqaq("show", task_id).out.splitlines()[0]
+        assert shown == f"Task {task_id}: APPROVING ({said})"
+    r = woxqaq("approve", task_id, user="carol")
+    assert (r.rc, r.out.strip(), r.err) == (cli.EXIT_OK, f"Approved task {task_id}.", "")
     assert svc.detail(task_id).task.status == pb.TASK_STATUS_APPROVED
 
 
