@@ -353,7 +353,12 @@ def _approval_state(client: Client, task_id: str) -> str:
 def _approval_progress(client: Client, detail: pb.GetTaskDetailResponse) -> str:
     """`approved 1 of 2 — one more approval needed`, for a task still being approved."""
     approvals = len({e.actor for e in detail.events if e.action == "approve"})
-    listed = client.ListDatasources(dpb.DatasourceQuery()).datasources
+    try:
+        listed = client.ListDatasources(dpb.DatasourceQuery()).datasources
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.UNIMPLEMENTED:  # type: ignore[attr-defined]
+            raise
+        listed = []  # a service older than DatasourceService: the vote counted all the same
     needed = next((d.required_approvals for d in listed if d.name == detail.task.dsn), 0)
     if needed <= approvals:  # a datasource hidden from the caller, or its quorum changed
         return f"{approvals} approval(s) so far"
