@@ -39,14 +39,12 @@ class DatasourceServicer(dpb_grpc.DatasourceServiceServicer):
     def ListDatasources(
         self, request: dpb.DatasourceQuery, context: grpc.ServicerContext
     ) -> dpb.DatasourceList:
-        views = self.catalog.datasources(
-            acting_user(context), check_reachable=request.check_reachable
-        )
+        views = self.catalog.datasources(acting_user(), check_reachable=request.check_reachable)
         return dpb.DatasourceList(datasources=[_datasource_to_pb(v) for v in views])
 
     @maps_errors
     def ListTables(self, request: dpb.TableQuery, context: grpc.ServicerContext) -> dpb.TableList:
-        database, tables = self.catalog.tables(acting_user(context), request.dsn, request.database)
+        database, tables = self.catalog.tables(acting_user(), request.dsn, request.database)
         return dpb.TableList(
             database=database,
             tables=[dpb.TableInfo(name=t.name, columns=t.columns) for t in tables],
