@@ -694,6 +694,9 @@ def test_every_subcommand_with_bad_input_exits_with_its_code_and_no_traceback(
         (("tables", "--dsn", "nowhere"), refused),
         (("tables", "--dsn", "shop", "--database", "nope"), refused),
         (("schedules", "extra"), usage),
+        (("whoami", "extra"), usage),
+        (("--ca-file", str(tmp_path / "missing.pem"), "list"), usage),
+        (("--cert", str(files["empty"]), "list"), usage),  # without --key
     ]
     base = {k: v for k, v in os.environ.items() if not k.startswith("WOXQAQ_")}
     env = base | {"WOXQAQ_SERVICE_ADDR": svc.addr, "WOXQAQ_USER": "zoe"}
