@@ -72,7 +72,7 @@ def mysql_url() -> Iterator[URL]:
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """URL of a moto S3 server on a free loopback port, for the whole session."""
-    from moto.server import ThreadedMotoServer  # only sessions that use S3 pay for the import
+    from moto.server import ThreadedMotoServer  # only test runs that use S3 pay for the import
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
