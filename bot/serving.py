@@ -1,0 +1,166 @@
+"""How Slack reaches the bot, through Bolt's own adapters: Socket Mode (websocket-client),
+or HTTP (the WSGI adapter under waitress). Either way an HTTP server on $PORT answers
+/healthz; in HTTP mode it also takes Slack's requests at /slack/events."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import waitress
+from slack_bolt import App
+from slack_bolt.adapter.socket_mode.base_handler import BaseSocketModeHandler
+from slack_bolt.adapter.socket_mode.internals import run_bolt_app, send_response
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk.socket_mode import websocket_client
+from slack_sdk.socket_mode.client import BaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+
+from bot.health import Health
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+MAX_BODY = 1024 * 1024  # Slack's payloads are far smaller; anything larger is not Slack
+# Requests served at once; each ack is quick, the work after it runs on Bolt's own pool.
+HTTP_THREADS = 16
+
+WSGIApp = Callable[["WSGIEnvironment", "StartResponse"], Iterable[bytes]]
+
+
+def wsgi_app(health: Health, app: App | None = None) -> WSGIApp:
+    """/healthz, and with `app` Slack's requests at /slack/events (signatures checked by
+    Bolt); anything else is 404."""
+    slack = SlackRequestHandler(app, path=EVENTS_PATH) if app is not None else None
+
+    def application(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") in (
+            "GET",
+            "HEAD",
+        ):
+            problem = health.problem()
+            body = (problem or "ok").encode() + b"\n"
+            status = "503 Service Unavailable" if problem else "200 OK"
+            start_response(
+                status,
+                [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        if slack is not None:
+            return slack(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "0")])
+        return [b""]
+
+    return application
+
+
+class HTTPServer:
+    """waitress serving a WSGI app from a thread of its own, stoppable for tests."""
+
+    def __init__(self, application: WSGIApp, host: str = "0.0.0.0", port: int = 3000) -> None:
+        self._server: Any = waitress.create_server(
+            application,
+            host=host,
+            port=port,
+            threads=HTTP_THREADS,
+            max_request_body_size=MAX_BODY,
+            ident="woxqaq-bot",
+            clear_untrusted_proxy_headers=True,
+        )
+        self._thread = threading.Thread(target=self._server.run, name="slack-http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.effective_port)
+
+    def start(self) -> HTTPServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening, close open connections and the worker threads."""
+        self._server.close()
+        for channel in list(self._server._map.values()):
+            channel.handle_close()
+        self._server.task_dispatcher.shutdown()
+        # The serving thread ends at its next poll (within a second); nothing waits on it.
+
+
+class _SocketModeClient(websocket_client.SocketModeClient):
+    """slack-sdk's websocket-client Socket Mode client, its sessions run with a ping timeout.
+
+    Without one websocket-client never notices a peer that stopped answering pings, and its
+    read loop waits with no timeout, so close() could hang on it for seconds.
+    """
+
+    def _run_current_session(self) -> None:
+        session = self.current_session
+        if session is None:
+            return
+        try:
+            self.logger.info("Starting to receive messages from a new connection")
+            session.run_forever(
+                ping_interval=self.ping_interval, ping_timeout=self.ping_interval / 2
+            )
+            self.logger.info("Stopped receiving messages from a connection")
+        except Exception as exc:
+            self.logger.warning("Socket Mode session failed: %s", exc)
+            session.close()  # the monitor sees the closed session and reconnects
+
+
+class SocketModeHandler(BaseSocketModeHandler):
+    """Bolt's Socket Mode handler over the client above: each envelope is dispatched to the
+    app and acknowledged with Bolt's own helpers, as Bolt's websocket-client adapter does."""
+
+    client: _SocketModeClient
+
+    def __init__(self, app: App, app_token: str, *, ping_interval_s: float = 10.0) -> None:
+        self.app = app
+        self.app_token = app_token
+        self.client = _SocketModeClient(
+            app_token=app_token,
+            logger=app.logger,
+            web_client=app.client,
+            ping_interval=ping_interval_s,
+        )
+        self.client.socket_mode_request_listeners.append(self.handle)  # type: ignore[arg-type]
+
+    def handle(self, client: BaseSocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        started = time.time()
+        send_response(client, req, run_bolt_app(self.app, req), started)
+
+
+class SocketMode:
+    """The bot's Socket Mode connection.
+
+    Not slack-sdk's built-in client: it reads the empty result of a socket the peer closed
+    without a close frame as "no data yet" and spins a core on it until its pings fail,
+    about a minute (unchanged up to slack-sdk 3.48.0). websocket-client reports the closed
+    connection at once and the client reconnects.
+    """
+
+    def __init__(self, app: App, app_token: str, *, ping_interval_s: float = 10.0) -> None:
+        self.handler = SocketModeHandler(app, app_token, ping_interval_s=ping_interval_s)
+        self.client: _SocketModeClient = self.handler.client
+
+    def connect(self) -> None:
+        self.handler.connect()
+
+    def connected(self) -> bool:
+        return bool(self.client.is_connected())
+
+    def close(self) -> None:
+        # slack-sdk's close() disconnects before it stops the thread that runs sessions,
+        # which could meanwhile start the closed session again: stop that thread first; and
+        # wake the message thread, else it waits a second for a message that won't come.
+        self.client.current_session_runner.event.set()
+        self.client.closed = True
+        self.client.message_queue.put(None)
+        self.handler.close()
