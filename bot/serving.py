@@ -4,6 +4,7 @@ or HTTP (the WSGI adapter under waitress). Either way an HTTP server on $PORT an
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -94,25 +95,32 @@ class HTTPServer:
 
 
 class _SocketModeClient(websocket_client.SocketModeClient):
-    """slack-sdk's websocket-client Socket Mode client, its sessions run with a ping timeout.
+    """slack-sdk's websocket-client Socket Mode client, with three changes to how it keeps
+    the connection: each session runs with a ping timeout (without one websocket-client
+    never notices a peer that stopped answering, and close() could hang on its read); a
+    session runs once (a closed one is not reopened on its old URL); and a failed attempt
+    to reconnect does not end the monitor that tries again."""
 
-    Without one websocket-client never notices a peer that stopped answering pings, and its
-    read loop waits with no timeout, so close() could hang on it for seconds.
-    """
+    _session_run: Any = None
 
     def _run_current_session(self) -> None:
         session = self.current_session
-        if session is None:
+        if session is None or session is self._session_run:
             return
+        self._session_run = session
         try:
-            self.logger.info("Starting to receive messages from a new connection")
             session.run_forever(
                 ping_interval=self.ping_interval, ping_timeout=self.ping_interval / 2
             )
-            self.logger.info("Stopped receiving messages from a connection")
         except Exception as exc:
             self.logger.warning("Socket Mode session failed: %s", exc)
             session.close()  # the monitor sees the closed session and reconnects
+
+    def _monitor_current_session(self) -> None:
+        # Logged by slack-sdk (e.g. Slack refused the app-level token); the next check, a
+        # ping interval later, tries again.
+        with contextlib.suppress(Exception):
+            super()._monitor_current_session()
 
 
 class SocketModeHandler(BaseSocketModeHandler):
@@ -148,19 +156,19 @@ class SocketMode:
 
     def __init__(self, app: App, app_token: str, *, ping_interval_s: float = 10.0) -> None:
         self.handler = SocketModeHandler(app, app_token, ping_interval_s=ping_interval_s)
-        self.client: _SocketModeClient = self.handler.client
+        self._client: _SocketModeClient = self.handler.client
 
     def connect(self) -> None:
         self.handler.connect()
 
     def connected(self) -> bool:
-        return bool(self.client.is_connected())
+        return bool(self._client.is_connected())
 
     def close(self) -> None:
         # slack-sdk's close() disconnects before it stops the thread that runs sessions,
         # which could meanwhile start the closed session again: stop that thread first; and
         # wake the message thread, else it waits a second for a message that won't come.
-        self.client.current_session_runner.event.set()
-        self.client.closed = True
-        self.client.message_queue.put(None)
+        self._client.current_session_runner.event.set()
+        self._client.closed = True
+        self._client.message_queue.put(None)
         self.handler.close()
