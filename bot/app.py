@@ -108,7 +108,7 @@ def build_app(
     app = App(
         client=client,
         signing_secret=settings.signing_secret,
-        token_verification_enabled=False,  # no auth.test call at start: the app may start offline
+        token_verification_enabled=False,  # bot.startup checks the tokens, with a clearer message
         process_before_response=False,  # ack() answers Slack at once; the work goes on after
         listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="listener"),
     )

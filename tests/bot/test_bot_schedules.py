@@ -10,16 +10,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
 import requests
-from bot_support import APPROVAL_CHANNEL, MODES, Bot, wait_for
+from bot_support import APPROVAL_CHANNEL, Bot, wait_for
 from fake_clock import Clock
 from slack_standin import SlackStandIn
 
 from service.server import Service
 from woxqaq.v1 import task_service_pb2 as pb
-
-pytestmark = pytest.mark.parametrize("slack_mode", MODES)
 
 SQL = "SELECT order_no, amount FROM orders WHERE paid = 1 ORDER BY id"
 FINANCE = "CFINANCE"
