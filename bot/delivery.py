@@ -455,3 +455,5 @@ class Delivery:
                 )
             except SlackApiError as exc:  # progress is best effort; the result is not
                 log.info("progress update skipped: %s", exc.response.get("error"))
+            except OSError as exc:  # Slack out of reach: the next update or the result follows
+                log.info("progress update skipped: %s", getattr(exc, "reason", None) or exc)

@@ -53,6 +53,17 @@ def start_bot(env: dict) -> subprocess.Popen:
     )
 
 
+def started_bot(
+    slack: SlackStandIn, service: Service, **slack_vars: str
+) -> tuple[subprocess.Popen, str]:
+    """A bot process on a free port, once its /healthz says it is up; and its base URL."""
+    port = free_port()
+    proc = start_bot(bot_env(slack, service, port, **slack_vars))
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: proc.poll() is None and _up(url), what="bot up and healthy")
+    return proc, url
+
+
 def stop(proc: subprocess.Popen) -> str:
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
@@ -76,13 +87,8 @@ def submit_one(service: Service) -> None:
 
 
 def test_bot_process_serves_http_and_delivers(slack: SlackStandIn, service: Service) -> None:
-    port = free_port()
-    proc = start_bot(
-        bot_env(slack, service, port, SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET)
-    )
+    proc, url = started_bot(slack, service, SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET)
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _up(url), what="bot listening")
         body = (
             "command=%2Fexport&text=&user_id=dave&channel_id=C1&trigger_id=t1&response_url="
             + slack.url
@@ -114,13 +120,8 @@ def test_bot_process_serves_http_and_delivers(slack: SlackStandIn, service: Serv
 def test_bot_process_in_socket_mode_needs_no_signing_secret(
     slack: SlackStandIn, service: Service
 ) -> None:
-    port = free_port()
-    proc = start_bot(
-        bot_env(slack, service, port, SLACK_BOT_TOKEN=TOKEN, SLACK_APP_TOKEN=APP_TOKEN)
-    )
+    proc, url = started_bot(slack, service, SLACK_BOT_TOKEN=TOKEN, SLACK_APP_TOKEN=APP_TOKEN)
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _up(url), what="healthy: connected in Socket Mode")
         assert slack.socket_mode.connected == 1
         # /slack/events is not served in Socket Mode: Slack does not send requests there
         assert requests.post(f"{url}/slack/events", data="x", timeout=5).status_code == 404
