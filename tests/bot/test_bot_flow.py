@@ -1,4 +1,4 @@
-"""The whole flow over real HTTP, real gRPC and the Slack stand-in."""
+"""The whole flow in both modes (signed HTTP, Socket Mode), real gRPC, the Slack stand-in."""
 
 from __future__ import annotations
 
