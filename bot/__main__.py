@@ -61,7 +61,7 @@ def run(settings: Settings, client: WebClient) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     socket_mode = SocketMode(app, settings.app_token) if settings.socket_mode else None
     if socket_mode is not None:
-        health.watch_socket(socket_mode.connected)
+        health.watch_socket(socket_mode.problem)
     http = HTTPServer(wsgi_app(health, None if socket_mode else app), port=settings.port).start()
     delivery.start()
     code = 0

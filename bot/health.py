@@ -12,13 +12,14 @@ TOKEN_ERRORS = frozenset({"invalid_auth", "account_inactive", "token_revoked", "
 class Health:
     """The Socket Mode connection (when there is one) and the bot token as last used."""
 
-    def __init__(self, socket_connected: Callable[[], bool] | None = None) -> None:
-        self._socket_connected = socket_connected
+    def __init__(self) -> None:
+        self._socket_problem: Callable[[], str] | None = None
         self._lock = threading.Lock()
         self._token_error = ""
 
-    def watch_socket(self, connected: Callable[[], bool]) -> None:
-        self._socket_connected = connected
+    def watch_socket(self, problem: Callable[[], str]) -> None:
+        """`problem()` says why Socket Mode is not connected, "" when it is."""
+        self._socket_problem = problem
 
     def token_refused(self, error: str) -> None:
         with self._lock:
@@ -38,6 +39,4 @@ class Health:
         error = self.token_error
         if error:
             return f"Slack refuses SLACK_BOT_TOKEN ({error}); messages wait until it works"
-        if self._socket_connected is not None and not self._socket_connected():
-            return "not connected to Slack in Socket Mode"
-        return ""
+        return self._socket_problem() if self._socket_problem is not None else ""

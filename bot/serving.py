@@ -4,7 +4,6 @@ or HTTP (the WSGI adapter under waitress). Either way an HTTP server on $PORT an
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -16,11 +15,12 @@ from slack_bolt import App
 from slack_bolt.adapter.socket_mode.base_handler import BaseSocketModeHandler
 from slack_bolt.adapter.socket_mode.internals import run_bolt_app, send_response
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode import websocket_client
 from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 
-from bot.health import Health
+from bot.health import TOKEN_ERRORS, Health
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -95,13 +95,16 @@ class HTTPServer:
 
 
 class _SocketModeClient(websocket_client.SocketModeClient):
-    """slack-sdk's websocket-client Socket Mode client, with three changes to how it keeps
-    the connection: each session runs with a ping timeout (without one websocket-client
-    never notices a peer that stopped answering, and close() could hang on its read); a
-    session runs once (a closed one is not reopened on its old URL); and a failed attempt
-    to reconnect does not end the monitor that tries again."""
+    """slack-sdk's websocket-client Socket Mode client, with changes to how it keeps the
+    connection: each session runs with a ping timeout (without one websocket-client never
+    notices a peer that stopped answering, and close() could hang on its read); a session
+    runs once (a closed one is not reopened on its old URL); and while Slack refuses the
+    app-level token, the monitor asks again only every `token_retry_s`, not at each check."""
 
     _session_run: Any = None
+    token_error = ""  # what Slack last said refusing the app-level token
+    token_retry_s = 30.0
+    _next_try = 0.0
 
     def _run_current_session(self) -> None:
         session = self.current_session
@@ -117,10 +120,21 @@ class _SocketModeClient(websocket_client.SocketModeClient):
             session.close()  # the monitor sees the closed session and reconnects
 
     def _monitor_current_session(self) -> None:
-        # Logged by slack-sdk (e.g. Slack refused the app-level token); the next check, a
-        # ping interval later, tries again.
-        with contextlib.suppress(Exception):
-            super()._monitor_current_session()
+        if self.token_error and time.monotonic() < self._next_try:
+            return
+        super()._monitor_current_session()  # reconnects when the session is closed
+
+    def issue_new_wss_url(self) -> str:
+        try:
+            url: str = super().issue_new_wss_url()
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            if error in TOKEN_ERRORS:
+                self.token_error = error
+                self._next_try = time.monotonic() + self.token_retry_s
+            raise
+        self.token_error = ""
+        return url
 
 
 class SocketModeHandler(BaseSocketModeHandler):
@@ -154,15 +168,31 @@ class SocketMode:
     connection at once and the client reconnects.
     """
 
-    def __init__(self, app: App, app_token: str, *, ping_interval_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        app: App,
+        app_token: str,
+        *,
+        ping_interval_s: float = 10.0,
+        token_retry_s: float = 30.0,
+    ) -> None:
         self.handler = SocketModeHandler(app, app_token, ping_interval_s=ping_interval_s)
         self._client: _SocketModeClient = self.handler.client
+        self._client.token_retry_s = token_retry_s
 
     def connect(self) -> None:
         self.handler.connect()
 
     def connected(self) -> bool:
         return bool(self._client.is_connected())
+
+    def problem(self) -> str:
+        """Why it is not connected, in one line; "" when it is."""
+        if self.connected():
+            return ""
+        if self._client.token_error:
+            return f"Slack refuses SLACK_APP_TOKEN ({self._client.token_error})"
+        return "not connected to Slack in Socket Mode"
 
     def close(self) -> None:
         # slack-sdk's close() disconnects before it stops the thread that runs sessions,

@@ -140,8 +140,8 @@ class Bot:
         self.health = Health()
         self.socket: SocketMode | None = None
         if self.mode == "socket":
-            self.socket = SocketMode(self.app, APP_TOKEN, ping_interval_s=2.0)
-            self.health.watch_socket(self.socket.connected)
+            self.socket = SocketMode(self.app, APP_TOKEN, ping_interval_s=2.0, token_retry_s=0.5)
+            self.health.watch_socket(self.socket.problem)
             greeted = len(self.slack.socket_mode.hellos)
             self.socket.connect()
             assert self.slack.socket_mode.wait_connections(greeted + 1), "no Socket Mode hello"

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from bot_support import APPROVAL_CHANNEL, Bot, values_for, wait_for
-from slack_standin import SlackStandIn
+from slack_standin import APP_TOKEN, SlackStandIn
 from socket_mode_standin import ACK_DEADLINE_S
 
 from woxqaq.v1 import task_service_pb2 as pb
@@ -97,7 +97,7 @@ def test_healthz_reports_whether_the_socket_is_connected(bot: Bot, slack: SlackS
     assert bot.healthz().status_code == 200
     socket_mode = slack.socket_mode
     # Slack cannot hand out a new connection for a while: the bot is not connected meanwhile
-    slack.fail("apps.connections.open", "internal_error", times=2)
+    slack.fail("apps.connections.open", "internal_error", times=1)
     greeted = len(socket_mode.hellos)
     socket_mode.drop(reset=True)
     down = wait_for(lambda: (r := bot.healthz()).status_code == 503 and r.text, what="unhealthy")
@@ -105,6 +105,23 @@ def test_healthz_reports_whether_the_socket_is_connected(bot: Bot, slack: SlackS
     assert socket_mode.wait_connections(greeted + 1, timeout=15)
     wait_for(lambda: bot.healthz().status_code == 200, what="healthy again")
     assert bot.command("dave", "help").status_code == 200
+
+
+def test_a_refused_app_token_is_named_by_healthz_until_it_works(
+    bot: Bot, slack: SlackStandIn
+) -> None:
+    socket_mode = slack.socket_mode
+    slack.revoke(APP_TOKEN, "token_revoked")  # the app-level token was revoked meanwhile
+    greeted = len(socket_mode.hellos)
+    socket_mode.drop(reset=False)
+    down = wait_for(
+        lambda: (r := bot.healthz()).status_code == 503 and "SLACK_APP_TOKEN" in r.text and r.text,
+        what="the refused token named",
+    )
+    assert "token_revoked" in down and APP_TOKEN not in down
+    slack.restore(APP_TOKEN)  # a new token, in the real world
+    assert socket_mode.wait_connections(greeted + 1, timeout=15)
+    wait_for(lambda: bot.healthz().status_code == 200, what="healthy again")
 
 
 def test_slash_command_text_reaches_the_listener_unchanged(bot: Bot, slack: SlackStandIn) -> None:
