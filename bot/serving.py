@@ -96,10 +96,10 @@ class HTTPServer:
 
 class _SocketModeClient(websocket_client.SocketModeClient):
     """slack-sdk's websocket-client Socket Mode client, with changes to how it keeps the
-    connection: each session runs with a ping timeout (without one websocket-client never
-    notices a peer that stopped answering, and close() could hang on its read); a session
-    runs once (a closed one is not reopened on its old URL); and while Slack refuses the
-    app-level token, the monitor asks again only every `token_retry_s`, not at each check."""
+    connection: each session runs once, in a thread of its own (a closed one is not reopened
+    on its old URL), with a ping timeout (without one websocket-client never notices a peer
+    that stopped answering, and its reader could wait on a closed socket); and while Slack
+    refuses the app-level token, the monitor asks again only every `token_retry_s`."""
 
     _session_run: Any = None
     token_error = ""  # what Slack last said refusing the app-level token
@@ -107,10 +107,18 @@ class _SocketModeClient(websocket_client.SocketModeClient):
     _next_try = 0.0
 
     def _run_current_session(self) -> None:
+        # Each session reads in a thread of its own: a new one starts at once, instead of
+        # after the replaced one's reader notices its socket was closed under it, which can
+        # take a ping timeout (on a `disconnect` refresh: 5 s without a connection).
         session = self.current_session
         if session is None or session is self._session_run:
             return
         self._session_run = session
+        threading.Thread(
+            target=self._run_session, args=(session,), name="socket-mode-session", daemon=True
+        ).start()
+
+    def _run_session(self, session: Any) -> None:
         try:
             session.run_forever(
                 ping_interval=self.ping_interval, ping_timeout=self.ping_interval / 2
