@@ -33,7 +33,7 @@ def main() -> int:
         client = with_rate_limit_retries(
             WebClient(token=settings.bot_token, base_url=settings.api_url, timeout=10)
         )
-        check_tokens(settings, client)
+        check_tokens(settings)
     except SettingsError as exc:
         print(f"bot: {exc}", file=sys.stderr)
         return 2
@@ -47,6 +47,14 @@ def run(settings: Settings, client: WebClient) -> int:
     service = ServiceClient(settings.service_addr, settings.service_token)
     app = build_app(settings, client, service)
     health = Health()
+    try:  # /healthz in both modes; Slack's requests too in HTTP mode
+        http = HTTPServer(
+            wsgi_app(health, None if settings.socket_mode else app), port=settings.port
+        )
+    except OSError as exc:
+        print(f"bot: cannot listen on PORT {settings.port}: {exc.strerror or exc}", file=sys.stderr)
+        service.close()
+        return 2
     delivery = Delivery(
         client,
         service,
@@ -62,7 +70,7 @@ def run(settings: Settings, client: WebClient) -> int:
     socket_mode = SocketMode(app, settings.app_token) if settings.socket_mode else None
     if socket_mode is not None:
         health.watch_socket(socket_mode.problem)
-    http = HTTPServer(wsgi_app(health, None if socket_mode else app), port=settings.port).start()
+    http.start()
     delivery.start()
     code = 0
     try:

@@ -3,6 +3,7 @@ traceback, never the token itself."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from slack_sdk import WebClient
@@ -34,16 +35,19 @@ class StartupError(Exception):
         self.exit_code = exit_code
 
 
-def check_tokens(settings: Settings, client: WebClient) -> None:
+def check_tokens(settings: Settings, timeout_s: int = 10) -> None:
     """auth.test with the bot token; in Socket Mode also apps.connections.open with the
     app-level token, the call Socket Mode makes to connect."""
-    _ask(settings, "SLACK_BOT_TOKEN", lambda: client.auth_test())
+    # The SDK's own log lines about a failed call would repeat the one line said here.
+    quiet = logging.getLogger("bot.startup.slack")
+    quiet.setLevel(logging.CRITICAL)
+    client = WebClient(base_url=settings.api_url, timeout=timeout_s, logger=quiet)
+    _ask(settings, "SLACK_BOT_TOKEN", lambda: client.auth_test(token=settings.bot_token))
     if settings.socket_mode:
-        app_client = WebClient(base_url=settings.api_url, timeout=client.timeout)
         _ask(
             settings,
             "SLACK_APP_TOKEN",
-            lambda: app_client.apps_connections_open(app_token=settings.app_token),
+            lambda: client.apps_connections_open(app_token=settings.app_token),
         )
 
 

@@ -213,3 +213,18 @@ def test_run_keeps_the_service_when_the_bot_cannot_start(
     assert err.count("SLACK_BOT_TOKEN was refused by Slack (invalid_auth)") == 1, err
     assert err.count("run: the Slack bot stopped (exit 2") == 1, err
     assert "Traceback" not in err and "xoxb-revoked" not in err
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(slack: SlackStandIn) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = start_bot(
+            bot_env(slack, None, port, SLACK_BOT_TOKEN=TOKEN, SLACK_APP_TOKEN=APP_TOKEN)
+        )
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2, out
+    lines = [line for line in out.splitlines() if line.startswith("bot: ")]
+    assert lines == [f"bot: cannot listen on PORT {port}: Address already in use"], out
+    assert "Traceback" not in out

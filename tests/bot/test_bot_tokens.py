@@ -77,7 +77,6 @@ def test_a_bot_with_a_working_token_delivers_what_a_refused_one_left(
 def test_check_tokens_names_the_variable_and_what_slack_said(
     slack: SlackStandIn, refused: tuple[str, str], variable: str
 ) -> None:
-    from slack_sdk import WebClient
     from slack_standin import APP_TOKEN
 
     bot_token = refused[0] or TOKEN
@@ -85,7 +84,7 @@ def test_check_tokens_names_the_variable_and_what_slack_said(
         bot_token=bot_token, app_token=refused[1] or APP_TOKEN, api_url=slack.api_url
     )
     with pytest.raises(StartupError) as caught:
-        check_tokens(settings, WebClient(token=bot_token, base_url=slack.api_url))
+        check_tokens(settings)
     message = str(caught.value)
     assert message.startswith(f"{variable} was refused by Slack (invalid_auth)")
     assert "\n" not in message and "xoxb-other" not in message and "xapp-other" not in message
@@ -95,19 +94,15 @@ def test_check_tokens_names_the_variable_and_what_slack_said(
 def test_a_bot_token_where_the_app_token_goes_is_told_as_the_wrong_kind(
     slack: SlackStandIn,
 ) -> None:
-    from slack_sdk import WebClient
-
     settings = Settings(bot_token=TOKEN, app_token=TOKEN, api_url=slack.api_url)
     with pytest.raises(StartupError, match=r"SLACK_APP_TOKEN .*not_allowed_token_type.*xapp-"):
-        check_tokens(settings, WebClient(token=TOKEN, base_url=slack.api_url))
+        check_tokens(settings)
 
 
 def test_slack_out_of_reach_at_start_is_one_line_and_exit_1() -> None:
-    from slack_sdk import WebClient
-
     settings = Settings(bot_token=TOKEN, api_url="http://127.0.0.1:9/api/")
     with pytest.raises(StartupError, match="could not reach Slack") as caught:
-        check_tokens(settings, WebClient(token=TOKEN, base_url=settings.api_url, timeout=2))
+        check_tokens(settings, timeout_s=2)
     assert caught.value.exit_code == 1
 
 
