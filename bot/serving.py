@@ -192,7 +192,10 @@ class SocketMode:
         self.handler.connect()
 
     def connected(self) -> bool:
-        return bool(self._client.is_connected())
+        """The WebSocket handshake is done (slack-sdk's is_connected() is true from the
+        moment a session starts connecting)."""
+        session = self._client.current_session
+        return bool(session is not None and session.sock is not None and session.sock.connected)
 
     def problem(self) -> str:
         """Why it is not connected, in one line; "" when it is."""

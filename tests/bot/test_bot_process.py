@@ -122,7 +122,7 @@ def test_bot_process_in_socket_mode_needs_no_signing_secret(
 ) -> None:
     proc, url = started_bot(slack, service, SLACK_BOT_TOKEN=TOKEN, SLACK_APP_TOKEN=APP_TOKEN)
     try:
-        assert slack.socket_mode.connected == 1
+        assert slack.socket_mode.wait_connections(1) and slack.socket_mode.connected == 1
         # /slack/events is not served in Socket Mode: Slack does not send requests there
         assert requests.post(f"{url}/slack/events", data="x", timeout=5).status_code == 404
         submit_one(service)
