@@ -107,9 +107,9 @@ class _SocketModeClient(websocket_client.SocketModeClient):
     _next_try = 0.0
 
     def _run_current_session(self) -> None:
-        # Each session reads in a thread of its own: a new one starts at once, instead of
-        # after the replaced one's reader notices its socket was closed under it, which can
-        # take a ping timeout (on a `disconnect` refresh: 5 s without a connection).
+        # Each session reads in a thread of its own: a new one starts at the session
+        # runner's next tick, instead of after the replaced one's reader notices its socket
+        # was closed under it, which can take a ping timeout (5 s on a `disconnect` refresh).
         session = self.current_session
         if session is None or session is self._session_run:
             return

@@ -78,7 +78,10 @@ class SlackStandIn:
         self._revoked: dict[str, str] = {}  # token → the error Slack answers it with
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll: stopping the stand-in then takes 50 ms, not half a second per test.
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
