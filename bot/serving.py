@@ -206,9 +206,9 @@ class SocketMode:
         return "not connected to Slack in Socket Mode"
 
     def close(self) -> None:
-        # slack-sdk's close() disconnects before it stops the thread that runs sessions,
-        # which could meanwhile start the closed session again: stop that thread first; and
-        # wake the message thread, else it waits a second for a message that won't come.
+        # slack-sdk's close() disconnects before it stops the thread that starts sessions,
+        # which could meanwhile start one more: stop that thread first; and wake the message
+        # thread, else close() waits a second for a message that won't come.
         self._client.current_session_runner.event.set()
         self._client.closed = True
         self._client.message_queue.put(None)

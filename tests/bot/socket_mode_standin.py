@@ -69,7 +69,7 @@ class SocketModeStandIn:
         self.envelopes: list[Envelope] = []
         self.stray_acks: list[str] = []  # envelope ids acked that were never sent
         self._tickets = itertools.count(1)
-        self._server: Server = serve(self._serve, "127.0.0.1", 0, compression=None, close_timeout=2)
+        self._server: Server = serve(self._serve, "127.0.0.1", 0, compression=None)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     # -- lifecycle -----------------------------------------------------------------------
