@@ -19,10 +19,12 @@ from service.server import Service
 
 @pytest.fixture
 def slack() -> Iterator[SlackStandIn]:
-    """The stand-in for Slack; at the end every payload the bot sent must fit Slack's limits."""
+    """The stand-in for Slack; at the end every payload the bot sent must fit Slack's limits
+    and every Socket Mode ack must have named an envelope that was sent."""
     standin = SlackStandIn().start()
     yield standin
     standin.stop()
+    assert not standin.socket_mode.stray_acks, "acks naming no envelope sent"
     problems = [
         f"{kind} {i}: {p}"
         for i, (kind, payload) in enumerate(standin.sent_payloads())
