@@ -44,7 +44,7 @@ def main() -> int:
 
 
 def run(settings: Settings, client: WebClient) -> int:
-    service = ServiceClient(settings.service_addr, settings.service_token)
+    service = ServiceClient.from_settings(settings)
     app = build_app(settings, client, service)
     health = Health()
     try:  # /healthz in both modes; Slack's requests too in HTTP mode

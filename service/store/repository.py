@@ -7,7 +7,7 @@ moment serialise and the second one sees the first one's outcome.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -213,8 +213,15 @@ class Tx:
             or 0
         )
 
-    def add_event(self, task_id: int, actor: str, action: str, comment: str = "") -> None:
-        self.s.add(EventRow(task_id=task_id, actor=actor, action=action, comment=comment))
+    def add_event(
+        self, task_id: int, actor: str, action: str, comment: str = "", *, principal: str = ""
+    ) -> None:
+        """Record a happening; `principal` when an authenticated client acted for `actor`."""
+        self.s.add(
+            EventRow(
+                task_id=task_id, actor=actor, action=action, comment=comment, principal=principal
+            )
+        )
 
     def notify(
         self, task_id: int, kind: str, *, actor: str = "", run_id: int | None = None
@@ -225,7 +232,7 @@ class Tx:
         rows = self.s.scalars(
             sa.select(EventRow).where(EventRow.task_id == task_id).order_by(EventRow.id)
         )
-        return [Event(r.actor, r.action, r.comment, r.created_at) for r in rows]
+        return [Event(r.actor, r.action, r.comment, r.created_at, r.principal) for r in rows]
 
     # -- runs ----------------------------------------------------------------------------
 
@@ -316,10 +323,15 @@ class Tx:
         row, fired, approved = found
         return _dealt_with(row, fired, approved)
 
-    def heartbeat(self, run_ids: Sequence[int]) -> None:
-        if run_ids:
+    def heartbeat(self, progress: Mapping[int, tuple[int, int]]) -> None:
+        """Runs this process still runs are alive, with their (rows, bytes) so far, so that
+        every replica can show how far they are; finishing a run writes its final counts."""
+        now = utcnow()
+        for run_id, (rows, size) in progress.items():
             self.s.execute(
-                sa.update(RunRow).where(RunRow.id.in_(run_ids)).values(heartbeat_at=utcnow())
+                sa.update(RunRow)
+                .where(RunRow.id == run_id, RunRow.status == int(RunStatus.EXECUTING))
+                .values(heartbeat_at=now, rows=rows, bytes=size)
             )
 
     def stale_runs(self, *, owner: str | None, older_than: datetime) -> list[Run]:

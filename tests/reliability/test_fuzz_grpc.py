@@ -1,4 +1,4 @@
-"""Random and boundary requests for every method of the three services, over a real socket.
+"""Random and boundary requests for every method of the services, over a real socket.
 
 Every answer is OK or a status a client can act on, with a message; never INTERNAL or
 UNKNOWN, never a hang, never a traceback in the service log, and the server keeps serving.
@@ -25,6 +25,7 @@ from service_support import Running, shop_config
 
 from service.config import parse_config
 from service.server import Service
+from woxqaq.v1 import datasource_service_pb2 as dpb
 from woxqaq.v1 import notification_service_pb2 as npb
 from woxqaq.v1 import task_service_pb2 as pb
 from woxqaq.v1 import upload_service_pb2 as upb
@@ -48,6 +49,7 @@ METHODS: list[MethodDescriptor] = [
         (pb, "TaskService"),
         (upb, "UploadService"),
         (npb, "NotificationService"),
+        (dpb, "DatasourceService"),
     )
     for method in module.DESCRIPTOR.services_by_name[name].methods
 ]
@@ -117,6 +119,10 @@ SCALARS: dict[int, st.SearchStrategy[Any]] = {
     FieldDescriptor.TYPE_INT64: INT64,
     FieldDescriptor.TYPE_INT32: INT32,
     FieldDescriptor.TYPE_UINT32: st.integers(0, 2**32 - 1),
+    FieldDescriptor.TYPE_DOUBLE: st.one_of(
+        st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.5, 1e308, float("inf"), float("nan")]),
+        st.floats(allow_nan=True, allow_infinity=True),
+    ),
 }
 
 
@@ -124,6 +130,10 @@ def enum_values(field: FieldDescriptor) -> st.SearchStrategy[int]:
     """Known values mostly, and any int32: proto3 enums are open on the wire."""
     known = [v.number for v in field.enum_type.values]
     return st.one_of(st.sampled_from(known), INT32)
+
+
+def is_map(field: FieldDescriptor) -> bool:
+    return field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry
 
 
 def value_for(field: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
@@ -140,6 +150,12 @@ def message_for(desc: Descriptor, depth: int = 0) -> st.SearchStrategy[Message]:
         return st.just(cls())
     fields = {}
     for f in desc.fields:
+        if is_map(f):
+            entry = f.message_type.fields_by_name
+            fields[f.name] = st.dictionaries(
+                value_for(entry["key"], depth), value_for(entry["value"], depth), max_size=3
+            )
+            continue
         one = value_for(f, depth)
         if f.is_repeated:
             fields[f.name] = st.lists(one, max_size=3)
@@ -154,7 +170,9 @@ def message_for(desc: Descriptor, depth: int = 0) -> st.SearchStrategy[Message]:
             f = desc.fields_by_name[name]
             if value is None:
                 continue
-            if f.is_repeated:
+            if is_map(f):
+                getattr(msg, name).update(value)
+            elif f.is_repeated:
                 target = getattr(msg, name)
                 for v in value:
                     if f.type == FieldDescriptor.TYPE_MESSAGE:
