@@ -147,7 +147,7 @@ class _SocketModeClient(websocket_client.SocketModeClient):
 
 class SocketModeHandler(BaseSocketModeHandler):
     """Bolt's Socket Mode handler over the client above: each envelope is dispatched to the
-    app and acknowledged with Bolt's own helpers, as Bolt's websocket-client adapter does."""
+    app and acknowledged with Bolt's own functions, as Bolt's websocket-client adapter does."""
 
     client: _SocketModeClient
 
