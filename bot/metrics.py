@@ -41,7 +41,7 @@ class BotMetrics:
         self.deliveries = Counter(
             "woxqaq_bot_deliveries",
             "Notifications handled, by kind and outcome: delivered, retry (Slack or the "
-            "service failed; acked for a later attempt) or lease_lost.",
+            "service failed; acked for a later attempt), token_refused or lease_lost.",
             ("kind", "outcome"),
             registry=self.registry,
         )
