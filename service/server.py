@@ -28,6 +28,7 @@ from service.datasources import DatasourceRegistry
 from service.demo import ensure_demo_database
 from service.domain.model import TaskKind
 from service.exports import Exports
+from service.load.privileges import log_audit
 from service.scheduler import Scheduler, utc_now
 from service.storage.base import ObjectStore
 from service.storage.factory import build_object_store
@@ -131,6 +132,9 @@ class Service:
         if isinstance(self.objects, LocalStore):
             self.objects.serve()  # the signed-link download endpoint
         self.exports.start()
+        # Users that may do more than they need are told of at start; a slow or
+        # unreachable datasource must not hold the service up.
+        threading.Thread(target=self._audit, name="privilege-audit", daemon=True).start()
         self._server = self._build_server()
         self.port = self._server.add_insecure_port(self.listen)
         if self.port == 0:
@@ -142,6 +146,12 @@ class Service:
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("woxqaq service listening on %s (port %d)", self.listen, self.port)
         return self.port
+
+    def _audit(self) -> None:
+        try:
+            log_audit(self.registry)
+        except Exception:
+            log.exception("the datasource users' privileges could not be checked")
 
     def stop(self, grace_s: float | None = None) -> None:
         """Stop taking calls; let in-flight calls and exports finish within the grace time."""
