@@ -25,7 +25,7 @@ from service.app.kinds import KindHandler, RunControl
 from service.config import Config
 from service.datasources import DatasourceRegistry, describe_db_error
 from service.domain import placeholders
-from service.domain.errors import Unavailable, WoxqaqError
+from service.domain.errors import Unavailable, WoxqaqError, WrongState
 from service.domain.model import Run, RunStatus, Task, TaskKind, TaskStatus
 from service.export.engine import ExportFailed, ExportOptions, export
 from service.storage.base import ObjectStore, SignedUrl
@@ -340,6 +340,8 @@ class Exports:
     def download_link(self, run: Run, expires_in: int) -> SignedUrl:
         storage = self.config.storage
         ttl = min(expires_in or storage.link_ttl_s, storage.link_ttl_max_s)
+        if not run.object_key:  # an import that replaced no rows saved nothing
+            raise WrongState(f"run {run.id} has no file to download")
         if not self.objects.exists(run.object_key):
             raise Unavailable(
                 f"the file of run {run.id} is no longer stored (files are kept "
