@@ -34,6 +34,7 @@ from service.store.repository import TaskStore
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 10.0
+CANCEL_POLL_S = 1.0
 STOPPED_MESSAGE = "the service stopped during the export (restarted or killed); execute it again"
 STOPPED_SCHEDULED = (
     "the service stopped during the export (restarted or killed); the next firing runs as usual"
@@ -169,7 +170,7 @@ class Exports:
                 basename=export_basename(task, started),
                 options=options,
                 progress=on_progress,
-                cancelled=self._abandon.is_set,
+                cancelled=self._cancel_hook(task.id),
                 params=placeholders.logical_values(
                     task.spec.statement, task.schedule, logical_time or started
                 ),
@@ -206,7 +207,7 @@ class Exports:
             self._set_progress(Progress(run_id, TaskStatus.EXECUTING, rows, 0, "writing"))
 
         try:
-            out = handler.run(task, run_id, RunControl(self._abandon.is_set, on_progress))
+            out = handler.run(task, run_id, RunControl(self._cancel_hook(task.id), on_progress))
         except WoxqaqError as exc:
             self._record(task, run_id, RunStatus.FAILED, error=str(exc))
         except Exception as exc:
@@ -227,6 +228,27 @@ class Exports:
                 object_key=out.backup_object_key,
                 size=out.backup_bytes,
             )
+
+    def _cancel_hook(self, task_id: int) -> Callable[[], bool]:
+        """True once the service stops or the task is canceled (by any replica); the store
+        is asked at most once every CANCEL_POLL_S."""
+        state = {"at": 0.0, "canceled": False}
+
+        def cancelled() -> bool:
+            if self._abandon.is_set() or state["canceled"]:
+                return True
+            now = time.monotonic()
+            if now - state["at"] >= CANCEL_POLL_S:
+                state["at"] = now
+                try:
+                    with self.store.read() as tx:
+                        canceled = tx.get_task(task_id).status is TaskStatus.CANCELED
+                    state["canceled"] = canceled
+                except Exception:  # the store is down: the run goes on
+                    log.warning("could not check whether task %s was canceled", task_id)
+            return bool(state["canceled"])
+
+        return cancelled
 
     def _record(self, task: Task, run_id: int, status: RunStatus, **outcome: object) -> None:
         """Record a run's outcome, waiting out a task store that is down: an outcome lost
