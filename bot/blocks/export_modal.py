@@ -227,18 +227,7 @@ def export_modal(
             "Why do you need this data?",
             _text("Approvers read this", multiline=True),
         ),
-        _input(
-            "executor",
-            "Run it",
-            _select(
-                [
-                    ("Automatically after approval", "auto"),
-                    ("By me, when I click Execute", "committer"),
-                    ("By an approver", "approver"),
-                ],
-                "auto",
-            ),
-        ),
+        _executor_input(),
         _input(
             "schedule",
             "Schedule",
@@ -275,6 +264,21 @@ def _modal(meta: Metadata, blocks: list[Block], title: str) -> dict[str, Any]:
     }
 
 
+def _executor_input() -> Block:
+    return _input(
+        "executor",
+        "Run it",
+        _select(
+            [
+                ("Automatically after approval", "auto"),
+                ("By me, when I click Execute", "committer"),
+                ("By an approver", "approver"),
+            ],
+            "auto",
+        ),
+    )
+
+
 def _import_fields() -> list[Block]:
     """An uploaded CSV or XLSX file into one table; the bot fetches the file on submit."""
     return [
@@ -304,18 +308,7 @@ def _import_fields() -> list[Block]:
             "Why are these rows needed?",
             _text("Approvers read this", multiline=True),
         ),
-        _input(
-            "executor",
-            "Run it",
-            _select(
-                [
-                    ("Automatically after approval", "auto"),
-                    ("By me, when I click Execute", "committer"),
-                    ("By an approver", "approver"),
-                ],
-                "auto",
-            ),
-        ),
+        _executor_input(),
     ]
 
 
