@@ -32,11 +32,12 @@ from service.domain.imports import (
     converter,
     is_writable,
     map_columns,
+    text_passer,
 )
 from service.domain.model import Encoding, ExportType, ImportSpec, Preview, Task
 from service.export.writers import text_of
 from service.exports import safe_name
-from service.load import LoadError, LoadTarget, conflict_key, load_rows
+from service.load import PG_READS_TEXT, LoadError, LoadTarget, conflict_key, load_rows
 from service.load.files import FileProblem, HashingReader, open_rows, sha256_of
 from service.storage.base import ObjectStore
 from service.store.repository import TaskStore
@@ -181,7 +182,9 @@ class ImportHandler:
             reader = HashingReader(raw, self.limits.max_bytes)
             scan = _Scan(self, spec, columns, writer, schema, reader)
             try:
-                rows = scan.rows(Problems(), strict=True)
+                # CSV text straight to PostgreSQL where it reads the text as the pre-check did.
+                as_text = ds.backend == "postgresql" and spec.format is ExportType.CSV
+                rows = scan.rows(Problems(), strict=True, as_text=as_text)
                 first = next(rows, None)  # reads the header: the mapping is known
                 assert scan.mapping is not None
 
@@ -309,7 +312,9 @@ class _Scan:
         self.reader = reader
         self.mapping: Mapping | None = None
 
-    def rows(self, problems: Problems, *, strict: bool) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    def rows(
+        self, problems: Problems, *, strict: bool, as_text: bool = False
+    ) -> Iterator[tuple[int, tuple[Any, ...]]]:
         """Converted rows with their row numbers; a bad row is counted in `problems` and left
         out, or (strict, when running) fails the run at once."""
         limits = self.handler.limits
@@ -342,7 +347,10 @@ class _Scan:
                 return
             self.mapping = mapping
             names = [c.name for c in mapping.columns]
-            converters = [converter(c) for c in mapping.columns]
+            converters = [
+                text_passer(c) if as_text and c.kind in PG_READS_TEXT else converter(c)
+                for c in mapping.columns
+            ]
             positions = mapping.positions
             width = max(positions) + 1
             # The run reads the very file the pre-check passed: its keys were checked then.
