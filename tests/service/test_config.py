@@ -95,8 +95,10 @@ def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
         "WOXQAQ_DB_PASSWORD",
         "SHOP_DB_PASSWORD",
         "BILLING_DB_PASSWORD",
+        "SHOP_IMPORTER_PASSWORD",
     ):
         monkeypatch.setenv(var, "x")
     cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "woxqaq.toml")
     assert set(cfg.datasources) == {"shop", "billing"}
     assert cfg.datasources["billing"].required_approvals == 2
+    assert cfg.datasources["shop"].writable_tables == ("promo_codes", "staging.*")
