@@ -862,15 +862,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--database", default="", help="database / schema (default: the datasource's)")
     s.add_argument("--table", required=True, help="the table the rows go into")
     s.add_argument("--file", required=True, help="the .csv or .xlsx file")
-    s.add_argument("--mode", choices=sorted(MODES), default="insert")
-    s.add_argument("--format", choices=sorted(FORMATS), help="default: from the file's extension")
+    s.add_argument(
+        "--mode",
+        choices=sorted(MODES),
+        default="insert",
+        help="rows whose key exists: fail the import (insert), skip them, or update them "
+        "(upsert; the replaced rows are saved first)",
+    )
+    s.add_argument(
+        "--format", choices=sorted(FORMATS), help="the file's format (default: from its extension)"
+    )
     s.add_argument("--encoding", choices=sorted(ENCODINGS), default="utf8", help="CSV only")
     s.add_argument("--sheet", default="", help="XLSX: the sheet to read (default: the first)")
     s.add_argument("--columns", default="", help="the table column of each file column, a,b,c")
     s.add_argument("--no-header", action="store_true", help="the file has no header row")
-    s.add_argument("--executor", choices=sorted(EXECUTORS), default="auto")
+    s.add_argument(
+        "--executor",
+        choices=sorted(EXECUTORS),
+        default="auto",
+        help="who starts the import once approved: nobody (auto), you, or an approver",
+    )
     s.add_argument("--reason", default="", help="why the rows are needed (shown to approvers)")
-    s.add_argument("--name", default="")
+    s.add_argument("--name", default="", help="a short name for the task")
     s.set_defaults(func=cmd_import)
 
     s = command("list", help="list tasks, newest first")
