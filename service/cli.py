@@ -39,6 +39,8 @@ from woxqaq.v1 import identity_service_pb2 as ipb
 from woxqaq.v1 import identity_service_pb2_grpc as ipb_grpc
 from woxqaq.v1 import task_service_pb2 as pb
 from woxqaq.v1 import task_service_pb2_grpc as pb_grpc
+from woxqaq.v1 import upload_service_pb2 as upload_pb
+from woxqaq.v1 import upload_service_pb2_grpc as upload_grpc
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # as a shell reports SIGINT and SIGPIPE
@@ -51,6 +53,11 @@ CONTENTS = {
     "data": pb.EXPORT_CONTENT_DATA,
     "struct": pb.EXPORT_CONTENT_STRUCT,
     "all": pb.EXPORT_CONTENT_ALL,
+}
+MODES = {
+    "insert": pb.IMPORT_MODE_INSERT,
+    "skip-existing": pb.IMPORT_MODE_SKIP_EXISTING,
+    "upsert": pb.IMPORT_MODE_UPSERT,
 }
 EXECUTORS = {"auto": pb.EXEC_AUTO, "committer": pb.EXEC_COMMITTER, "approver": pb.EXEC_APPROVER}
 ROLES: dict[str, Any] = {
@@ -85,6 +92,33 @@ class Client:
         self.metadata: list[tuple[str, str]] = [("x-woxqaq-user", args.user)] if args.user else []
         if args.token:
             self.metadata.append(("authorization", f"Bearer {args.token}"))
+        # The file store's links are HTTPS beyond loopback: trust the same CA as the service.
+        self.https: dict[str, Any] = (
+            {"context": ssl.create_default_context(cafile=args.ca_file)} if args.ca_file else {}
+        )
+
+    def upload(self, path: Path) -> str:
+        """PreSign, then PUT the file; returns its object key for the import's dimd."""
+        content_type = "text/csv" if path.suffix.lower() == ".csv" else "application/octet-stream"
+        uploads = upload_grpc.UploadServiceStub(self.channel)
+        link = uploads.PreSign(
+            upload_pb.PreSignRequest(filename=path.name, content_type=content_type),
+            metadata=self.metadata,
+            timeout=30,
+        )
+        with path.open("rb") as body:
+            put = urllib.request.Request(
+                link.url,
+                data=body,
+                method="PUT",
+                headers={
+                    "Content-Type": content_type,
+                    "Content-Length": str(path.stat().st_size),
+                },
+            )
+            with urllib.request.urlopen(put, timeout=600, **self.https):
+                pass
+        return link.object_key
 
     def __getattr__(self, method: str) -> Any:
         stubs = (self.stub, self.identity, self.datasources)
@@ -164,6 +198,34 @@ def describe_spec(ded: pb.DataExportDetail) -> str:
     return ", ".join(o.table for o in ded.eatt.option)
 
 
+def _enum(enum: Any, value: int, prefix: str) -> str:
+    return enum.Name(value).removeprefix(prefix) if value in enum.values() else str(value)
+
+
+def describe_import(resp: pb.GetTaskDetailResponse) -> list[str]:
+    """What an approver approves: table, mode, file, rows, column mapping, first rows."""
+    d, preview = resp.task.dimd, resp.preview
+    fmt = _enum(pb.ExportType, d.format, "EXPORT_TYPE_")
+    lines = [
+        f"  import      into {d.table}, mode {_enum(pb.ImportMode, d.mode, 'IMPORT_MODE_')}, "
+        f"{fmt} file {d.object_key.rsplit('/', 1)[-1]}"
+        + (f" (sheet {d.sheet})" if d.sheet else ""),
+        f"  executor    {_enum(pb.Exec, d.exector, 'EXEC_')}",
+        f"  reason      {d.import_reason}",
+    ]
+    if preview.sha256:
+        lines.append(f"  file        {preview.total_rows:,} rows, SHA-256 {preview.sha256[:16]}…")
+        lines.append(f"  columns     {', '.join(preview.columns)}")
+        rows = [[c.text if not c.null else "NULL" for c in r.cells] for r in preview.rows]
+        if rows:
+            shown = [[v if len(v) <= 24 else v[:23] + "…" for v in r] for r in rows]
+            lines += [
+                "  first rows",
+                *("    " + x for x in table(shown, preview.columns).split("\n")),
+            ]
+    return lines
+
+
 def render_detail(resp: pb.GetTaskDetailResponse) -> str:
     t = resp.task
     fmt = pb.ExportType.Name(t.ded.type).removeprefix("EXPORT_TYPE_")
@@ -171,10 +233,15 @@ def render_detail(resp: pb.GetTaskDetailResponse) -> str:
         f"Task {t.id}: {status_name(t.status)}",
         f"  datasource  {t.dsn}  database {t.database or '(default)'}",
         f"  submitter   {t.submitter}   created {_when(t.create_time)} UTC",
-        f"  export      {fmt}, {pb.Encoding.Name(t.ded.encoding).removeprefix('ENCODING_')}, "
-        f"executor {pb.Exec.Name(t.ded.exector).removeprefix('EXEC_')}",
-        f"  reason      {t.ded.export_reason}",
     ]
+    if t.HasField("dimd"):
+        lines += describe_import(resp)
+    else:
+        lines += [
+            f"  export      {fmt}, {pb.Encoding.Name(t.ded.encoding).removeprefix('ENCODING_')}, "
+            f"executor {pb.Exec.Name(t.ded.exector).removeprefix('EXEC_')}",
+            f"  reason      {t.ded.export_reason}",
+        ]
     if t.ded.ebs.statement:
         lines += ["  sql", *("    " + line for line in t.ded.ebs.statement.splitlines())]
     for o in t.ded.eatt.option:
@@ -196,8 +263,9 @@ def render_detail(resp: pb.GetTaskDetailResponse) -> str:
         ]
     if resp.runs:
         lines.append("  runs")
+        imported = t.HasField("dimd")
         lines += [
-            f"    #{r.id} {status_name(r.status):<16} by {r.executor}: {_outcome(r)}"
+            f"    #{r.id} {status_name(r.status):<16} by {r.executor}: {_outcome(r, imported)}"
             for r in resp.runs
         ]
     return "\n".join(lines)
@@ -209,11 +277,14 @@ def _delivery(t: pb.TaskListData) -> str:
     return f"no channel: each run is kept for `woxqaq download {t.id} --run RUN`"
 
 
-def _outcome(r: pb.TaskRun) -> str:
+def _outcome(r: pb.TaskRun, imported: bool = False) -> str:
     if r.error:  # whole, however long: it says what to fix
         return r.error
     if r.status == pb.TASK_STATUS_EXECUTING:
         return f"{r.rows} rows, {r.bytes} bytes so far"
+    if imported:
+        saved = f"; replaced rows saved in {r.backup_filename}" if r.backup_filename else ""
+        return f"{r.rows} rows written, {r.rows_skipped} skipped, {r.rows_updated} updated{saved}"
     return f"{r.rows} rows, {r.bytes} bytes, {r.filename}"
 
 
@@ -253,7 +324,38 @@ def cmd_submit(args: argparse.Namespace, client: Client) -> int:
     schedule = _schedule(args)
     if schedule is not None:
         request.schedule.CopyFrom(schedule)
-    resp = client.SubmitTask(request)
+    return _submitted(args, client, client.SubmitTask(request))
+
+
+def cmd_import(args: argparse.Namespace, client: Client) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"cannot read {args.file}: no such file")
+    fmt = args.format or ("excel" if path.suffix.lower() in (".xlsx", ".xlsm") else "csv")
+    columns = [c.strip() for c in args.columns.split(",")] if args.columns else []
+    if args.no_header and not columns:
+        raise UsageError("--no-header needs --columns: the table column of each file column")
+    key = client.upload(path)
+    dimd = pb.DataImportDetail(
+        database=args.database,
+        table=args.table,
+        object_key=key,
+        format=FORMATS[fmt],
+        encoding=ENCODINGS[args.encoding],
+        mode=MODES[args.mode],
+        columns=columns,
+        no_header=args.no_header,
+        sheet=args.sheet,
+        import_reason=args.reason,
+        exector=EXECUTORS[args.executor],
+    )
+    request = pb.SubmitTaskRequest(
+        name=args.name, kind=pb.TASK_KIND_DATA_IMPORT, dsn=args.dsn, dimd=dimd
+    )
+    return _submitted(args, client, client.SubmitTask(request))
+
+
+def _submitted(args: argparse.Namespace, client: Client, resp: pb.SubmitTaskResponse) -> int:
     detail = client.GetTaskDetail(pb.GetTaskDetailRequest(task_id=resp.task_id))
     if resp.ok:
         status = status_name(detail.task.status)
@@ -344,7 +446,7 @@ def cmd_list(args: argparse.Namespace, client: Client) -> int:
             t.dsn,
             t.submitter,
             _when(t.create_time),
-            describe_spec(t.ded),
+            f"import into {t.dimd.table}" if t.HasField("dimd") else describe_spec(t.ded),
         )
         for t in resp.data
     ]
@@ -754,6 +856,35 @@ def build_parser() -> argparse.ArgumentParser:
         "for download)",
     )
     s.set_defaults(func=cmd_submit)
+
+    s = command("import", help="upload a CSV or XLSX file and submit its import into a table")
+    s.add_argument("--dsn", required=True, help="datasource name")
+    s.add_argument("--database", default="", help="database / schema (default: the datasource's)")
+    s.add_argument("--table", required=True, help="the table the rows go into")
+    s.add_argument("--file", required=True, help="the .csv or .xlsx file")
+    s.add_argument(
+        "--mode",
+        choices=sorted(MODES),
+        default="insert",
+        help="rows whose key exists: fail the import (insert), skip them, or update them "
+        "(upsert; the replaced rows are saved first)",
+    )
+    s.add_argument(
+        "--format", choices=sorted(FORMATS), help="the file's format (default: from its extension)"
+    )
+    s.add_argument("--encoding", choices=sorted(ENCODINGS), default="utf8", help="CSV only")
+    s.add_argument("--sheet", default="", help="XLSX: the sheet to read (default: the first)")
+    s.add_argument("--columns", default="", help="the table column of each file column, a,b,c")
+    s.add_argument("--no-header", action="store_true", help="the file has no header row")
+    s.add_argument(
+        "--executor",
+        choices=sorted(EXECUTORS),
+        default="auto",
+        help="who starts the import once approved: nobody (auto), you, or an approver",
+    )
+    s.add_argument("--reason", default="", help="why the rows are needed (shown to approvers)")
+    s.add_argument("--name", default="", help="a short name for the task")
+    s.set_defaults(func=cmd_import)
 
     s = command("list", help="list tasks, newest first")
     s.add_argument("--status", choices=sorted(STATUSES), help="only tasks in this state")

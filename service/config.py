@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -154,10 +155,20 @@ class DatasourceConfig(_Section):
     # Who may see this datasource's tasks when server.restrict_visibility is on.
     viewers: tuple[str, ...] = ()
     description: str = ""
+    # Imports and generations write with these credentials only, never with `url`'s; empty:
+    # this datasource takes no writes.
+    write_url: str = ""
+    write_password: str = ""
+    # Globs of the tables writes may go to: "promo_codes", "staging.*" (schema.table).
+    writable_tables: tuple[str, ...] = ()
+    # Test-data generation writes made-up rows: for test databases only.
+    allow_generate: bool = False
 
-    @field_validator("url")
+    @field_validator("url", "write_url")
     @classmethod
-    def _url_parses(cls, v: str) -> str:
+    def _url_parses(cls, v: str, info: ValidationInfo) -> str:
+        if not v and info.field_name == "write_url":
+            return v
         try:
             make_url(v)
         except Exception as exc:  # the URL may hold a password: never echo it
@@ -166,6 +177,14 @@ class DatasourceConfig(_Section):
                 "special characters or put the password in the datasource's `password` key"
             ) from exc
         return v
+
+
+class ImportConfig(_Section):
+    # The largest file an import reads, and the most rows it writes.
+    max_bytes: Annotated[int, Field(ge=1)] = 1024**3
+    max_rows: Annotated[int, Field(ge=1)] = 10_000_000
+    # An XLSX file is a zip: what its sheet may unpack to (a zip bomb stops here).
+    max_unpacked_bytes: Annotated[int, Field(ge=1)] = 4 * 1024**3
 
 
 class PrincipalConfig(_Section):
@@ -230,6 +249,8 @@ class DemoConfig(_Section):
 
 
 class Config(_Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
+
     server: ServerConfig = ServerConfig()
     auth: AuthConfig = AuthConfig()
     task_store: TaskStoreConfig = TaskStoreConfig()
@@ -238,6 +259,10 @@ class Config(_Section):
     scheduler: SchedulerConfig = SchedulerConfig()
     metrics: MetricsConfig = MetricsConfig()
     log: LogConfig = LogConfig()
+    # `import` is a Python keyword: the TOML key reads and dumps under that name.
+    imports: ImportConfig = Field(
+        default=ImportConfig(), validation_alias="import", serialization_alias="import"
+    )
     demo: DemoConfig = DemoConfig()
     datasources: dict[str, DatasourceConfig] = {}
 

@@ -13,7 +13,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -21,11 +21,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from service.app.kinds import KindHandler, RunControl
 from service.config import Config
 from service.datasources import DatasourceRegistry, describe_db_error
 from service.domain import placeholders
-from service.domain.errors import Unavailable, WoxqaqError
-from service.domain.model import Run, RunStatus, Task, TaskStatus
+from service.domain.errors import Unavailable, WoxqaqError, WrongState
+from service.domain.model import Run, RunStatus, Task, TaskKind, TaskStatus
 from service.export.engine import ExportFailed, ExportOptions, export
 from service.logs import log_context
 from service.metrics import Metrics
@@ -85,6 +86,7 @@ class Exports:
         instance_id: str,
         stale_after_s: float = 6 * HEARTBEAT_S,
         heartbeat_s: float = HEARTBEAT_S,
+        kinds: Mapping[TaskKind, KindHandler] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.config = config
@@ -111,6 +113,8 @@ class Exports:
         in_progress = self.metrics.runs_in_progress
         in_progress.labels("queued").set_function(lambda: len(self._queued))
         in_progress.labels("running").set_function(lambda: len(self._started))
+        # Runs of kinds other than export (imports, generations) go to their handler.
+        self.kinds: Mapping[TaskKind, KindHandler] = kinds or {}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -160,10 +164,14 @@ class Exports:
     def _carry_out(
         self, task: Task, run_id: int, logical_time: datetime | None, queued_at: float
     ) -> None:
-        log.info("export started", extra={"task_id": task.id, "run_id": run_id})
         self._started[run_id] = now = time.monotonic()
         self._queued.discard(run_id)
         self.metrics.queue_wait.labels(_kind(task)).observe(now - queued_at)
+        handler = self.kinds.get(task.kind)
+        if handler is not None:
+            self._run_kind(handler, task, run_id)
+            return
+        log.info("export started", extra={"task_id": task.id, "run_id": run_id})
         started = datetime.now(UTC)
         result = None
         try:
@@ -185,7 +193,7 @@ class Exports:
                 basename=export_basename(task, started),
                 options=options,
                 progress=on_progress,
-                cancelled=self._abandon.is_set,
+                cancelled=self._cancel_hook(task.id),
                 params=placeholders.logical_values(
                     task.spec.statement, task.schedule, logical_time or started
                 ),
@@ -213,6 +221,53 @@ class Exports:
         finally:
             if result is not None:
                 result.path.unlink(missing_ok=True)
+
+    def _run_kind(self, handler: KindHandler, task: Task, run_id: int) -> None:
+        extra = {"task_id": task.id, "run_id": run_id}
+        log.info("%s run started", task.kind.name.lower(), extra=extra)
+
+        def on_progress(rows: int) -> None:
+            self._set_progress(Progress(run_id, TaskStatus.EXECUTING, rows, 0, "writing"))
+
+        try:
+            out = handler.run(task, run_id, RunControl(self._cancel_hook(task.id), on_progress))
+        except WoxqaqError as exc:
+            self._record(task, run_id, RunStatus.FAILED, error=str(exc))
+        except Exception as exc:
+            log.exception("run crashed", extra=extra)
+            self._record(task, run_id, RunStatus.FAILED, error=f"failed: {describe_db_error(exc)}")
+        else:
+            self._record(
+                task,
+                run_id,
+                RunStatus.SUCCESS,
+                rows=out.rows,
+                rows_skipped=out.rows_skipped,
+                rows_updated=out.rows_updated,
+                backup_filename=out.backup_filename,
+                backup_object_key=out.backup_object_key,
+                # The backup is what such a run offers for download.
+                filename=out.backup_filename,
+                object_key=out.backup_object_key,
+                size=out.backup_bytes,
+            )
+
+    def _cancel_hook(self, task_id: int) -> Callable[[], bool]:
+        """True once the service stops or the task is canceled (by any replica). Asked a
+        few times a second (and once more before a write commits): one indexed read."""
+        state = {"canceled": False}
+
+        def cancelled() -> bool:
+            if self._abandon.is_set() or state["canceled"]:
+                return True
+            try:
+                with self.store.read() as tx:
+                    state["canceled"] = tx.task_status(task_id) is TaskStatus.CANCELED
+            except Exception:  # the store is down: the run goes on
+                log.warning("could not check whether task %s was canceled", task_id)
+            return state["canceled"]
+
+        return cancelled
 
     def _record(self, task: Task, run_id: int, status: RunStatus, **outcome: object) -> None:
         """Record a run's outcome, waiting out a task store that is down: an outcome lost
@@ -251,14 +306,20 @@ class Exports:
                 TaskStatus.EXECUTE_SUCCESS if ok else TaskStatus.EXECUTE_FAILED,
                 expected={TaskStatus.EXECUTING},
             ):
-                # The task left EXECUTING while its run worked (canceled): the run's own
-                # outcome is still recorded, but the task keeps the state it was given.
-                log.warning(
-                    "run ended after its task had moved on; task state left as it is",
-                    extra={"task_id": task.id, "run_id": run_id},
-                )
+                if ok and tx.set_status(
+                    task.id, TaskStatus.EXECUTE_SUCCESS, expected={TaskStatus.CANCELED}
+                ):
+                    # The cancel came after the write had committed: what happened wins.
+                    tx.add_event(task.id, "export", "cancel_too_late", f"run {run_id} had finished")
+                else:
+                    # The task left EXECUTING while its run worked (canceled): the run's own
+                    # outcome is still recorded, but the task keeps the state it was given.
+                    log.warning(
+                        "run ended after its task had moved on; task state left as it is",
+                        extra={"task_id": task.id, "run_id": run_id},
+                    )
             detail = (
-                f"run {run_id}: {outcome.get('rows', 0)} rows"
+                f"run {run_id}: {_rows_text(outcome)}"
                 if ok
                 else f"run {run_id}: {outcome.get('error', '')}"
             )
@@ -354,6 +415,8 @@ class Exports:
     def download_link(self, run: Run, expires_in: int) -> SignedUrl:
         storage = self.config.storage
         ttl = min(expires_in or storage.link_ttl_s, storage.link_ttl_max_s)
+        if not run.object_key:  # an import that replaced no rows saved nothing
+            raise WrongState(f"run {run.id} has no file to download")
         if not self.objects.exists(run.object_key):
             raise Unavailable(
                 f"the file of run {run.id} is no longer stored (files are kept "
@@ -413,6 +476,16 @@ class Exports:
 
 def _kind(task: Task) -> str:
     return task.kind.name.lower()
+
+
+def _rows_text(outcome: dict[str, object]) -> str:
+    text = f"{outcome.get('rows', 0)} rows"
+    if "rows_skipped" in outcome:  # a write: what happened to the rows that existed
+        text += (
+            f" written, {outcome.get('rows_skipped', 0)} skipped, "
+            f"{outcome.get('rows_updated', 0)} updated"
+        )
+    return text
 
 
 def _sweep_work_dir(work_dir: Path, older_than: timedelta) -> None:

@@ -28,12 +28,16 @@ from service.api.interceptors import (
 )
 from service.api.task_servicer import TaskServicer
 from service.api.upload_servicer import UploadServicer
+from service.app.imports import ImportHandler
+from service.app.kinds import KindHandler
 from service.auth import Authenticator
 from service.catalog import Catalog
 from service.config import Config, ConfigError, TlsConfig, is_loopback
 from service.datasources import DatasourceRegistry
 from service.demo import ensure_demo_database
+from service.domain.model import TaskKind
 from service.exports import Exports
+from service.load.privileges import log_audit
 from service.metrics import Metrics
 from service.scheduler import Scheduler, utc_now
 from service.startup import open_object_store, open_task_store, prepare_data_dir
@@ -111,6 +115,9 @@ class Service:
             raise
         self.metrics.watch_backlog(self.store)
         self.registry = DatasourceRegistry(config)
+        kinds: dict[TaskKind, KindHandler] = {
+            TaskKind.DATA_IMPORT: ImportHandler(config, self.store, self.registry, self.objects),
+        }
         self.exports = Exports(
             config,
             self.store,
@@ -119,6 +126,7 @@ class Service:
             instance_id=self.instance_id,
             stale_after_s=config.export.stale_run_s,
             heartbeat_s=config.export.stale_run_s / 6,  # several beats fit in the stale limit
+            kinds=kinds,
             metrics=self.metrics,
         )
         self.tasks = TaskManager(
@@ -127,6 +135,7 @@ class Service:
             self.registry,
             instance_id=self.instance_id,
             launcher=self.exports,
+            kinds=kinds,
             metrics=self.metrics,
         )
         self.scheduler = Scheduler(config, self.store, self.tasks, clock=clock)
@@ -174,6 +183,9 @@ class Service:
         if isinstance(self.objects, LocalStore):
             self.objects.serve()  # the signed-link download endpoint
         self.exports.start()
+        # Users that may do more than they need are told of at start; a slow or
+        # unreachable datasource must not hold the service up.
+        threading.Thread(target=self._audit, name="privilege-audit", daemon=True).start()
         self._server = self._build_server()
         tls = self.config.server.tls
         self.port = (
@@ -192,6 +204,12 @@ class Service:
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("woxqaq service listening on %s (port %d)", self.listen, self.port)
         return self.port
+
+    def _audit(self) -> None:
+        try:
+            log_audit(self.registry)
+        except Exception:
+            log.exception("the datasource users' privileges could not be checked")
 
     def stop(self, grace_s: float | None = None) -> None:
         """Stop taking calls; let in-flight calls and exports finish within the grace time."""

@@ -16,6 +16,9 @@ from service.domain.model import (
     Executor,
     ExportSpec,
     ExportType,
+    ImportMode,
+    ImportSpec,
+    Preview,
     Role,
     Run,
     Schedule,
@@ -115,18 +118,65 @@ def schedule_from_pb(s: pb.Schedule) -> Schedule:
     )
 
 
+# Each kind takes its own detail field of SubmitTaskRequest.
+DETAIL_FIELD = {
+    TaskKind.DATA_EXPORT: "ded",
+    TaskKind.DATA_IMPORT: "dimd",
+    TaskKind.DATA_GENERATE: "dgd",
+}
+_MISSING_DETAIL = {
+    TaskKind.DATA_EXPORT: "say what to export (ded.ebs or ded.eatt)",
+    TaskKind.DATA_IMPORT: "say which uploaded file goes into which table",
+    TaskKind.DATA_GENERATE: "say which table gets how many rows",
+}
+
+
 def new_task_from_pb(req: pb.SubmitTaskRequest) -> NewTask:
     kind = enum_or_default(req.kind, TaskKind, "kind", None)
     if kind is None:
-        raise InvalidRequest("kind is unspecified; set it to TASK_KIND_DATA_EXPORT")
-    if not req.HasField("ded"):
-        raise InvalidRequest("ded is missing: say what to export (ded.ebs or ded.eatt)")
-    return NewTask(
-        name=req.name.strip(),
-        kind=kind,
-        dsn=req.dsn,
-        spec=spec_from_pb(req.ded),
-        schedule=schedule_from_pb(req.schedule),
+        raise InvalidRequest(
+            "kind is unspecified; set it to TASK_KIND_DATA_EXPORT, TASK_KIND_DATA_IMPORT "
+            "or TASK_KIND_DATA_GENERATE"
+        )
+    field = DETAIL_FIELD[kind]
+    if not req.HasField(field):  # type: ignore[arg-type]
+        raise InvalidRequest(f"{field} is missing: {_MISSING_DETAIL[kind]}")
+    for other in DETAIL_FIELD.values():
+        if other != field and req.HasField(other):  # type: ignore[arg-type]
+            raise InvalidRequest(f"a {kind.name} task takes {field}, not {other}: drop {other}")
+    name, schedule = req.name.strip(), schedule_from_pb(req.schedule)
+    if kind is TaskKind.DATA_IMPORT:
+        d = req.dimd
+        spec = _common_spec(d.database, d.import_reason, d.exector, "dimd")
+        return NewTask(name, kind, req.dsn, spec, schedule, import_from_pb(d))
+    if kind is TaskKind.DATA_GENERATE:
+        g = req.dgd
+        spec = _common_spec(g.database, g.generate_reason, g.exector, "dgd")
+        return NewTask(name, kind, req.dsn, spec, schedule)
+    return NewTask(name, kind, req.dsn, spec_from_pb(req.ded), schedule)
+
+
+def _common_spec(database: str, reason: str, exector: int, field: str) -> ExportSpec:
+    """What every kind's detail has: database, reason and who runs it."""
+    return ExportSpec(
+        database=database.strip(),
+        reason=reason.strip(),
+        executor=enum_or_default(exector, Executor, f"{field}.exector", Executor.AUTO),
+    )
+
+
+def import_from_pb(d: pb.DataImportDetail) -> ImportSpec:
+    # A file that starts with a BOM reads as UTF-8 either way.
+    encoding = Encoding.UTF8 if d.encoding == pb.ENCODING_UTF8_BOM else d.encoding
+    return ImportSpec(
+        table=d.table.strip(),
+        object_key=d.object_key.strip(),
+        format=enum_or_default(d.format, ExportType, "dimd.format", ExportType.CSV),
+        encoding=enum_or_default(encoding, Encoding, "dimd.encoding", Encoding.UTF8),
+        mode=enum_or_default(d.mode, ImportMode, "dimd.mode", ImportMode.INSERT),
+        columns=tuple(c.strip() for c in d.columns),
+        no_header=d.no_header,
+        sheet=d.sheet.strip(),
     )
 
 
@@ -185,7 +235,46 @@ def schedule_to_pb(s: Schedule, *, may_fire: bool = False) -> pb.Schedule:
     )
 
 
+def import_to_pb(spec: ImportSpec, task: Task) -> pb.DataImportDetail:
+    return pb.DataImportDetail(
+        database=task.spec.database,
+        table=spec.table,
+        object_key=spec.object_key,
+        format=wire(spec.format),
+        encoding=wire(spec.encoding),
+        mode=wire(spec.mode),
+        columns=spec.columns,
+        no_header=spec.no_header,
+        sheet=spec.sheet,
+        import_reason=task.spec.reason,
+        exector=wire(task.spec.executor),
+    )
+
+
+def preview_to_pb(preview: Preview | None) -> pb.TaskPreview | None:
+    if preview is None:
+        return None
+    return pb.TaskPreview(
+        columns=preview.columns,
+        rows=[
+            pb.PreviewRow(cells=[pb.PreviewCell(text=c or "", null=c is None) for c in row])
+            for row in preview.rows
+        ],
+        total_rows=preview.total_rows,
+        sha256=preview.sha256,
+        estimated_rows=preview.estimated_rows,
+    )
+
+
 def task_to_pb(task: Task) -> pb.TaskListData:
+    data = _task_to_pb(task)
+    if task.import_spec is not None:
+        data.dimd.CopyFrom(import_to_pb(task.import_spec, task))
+        data.ClearField("ded")
+    return data
+
+
+def _task_to_pb(task: Task) -> pb.TaskListData:
     return pb.TaskListData(
         id=str(task.id),
         dsn=task.datasource,
@@ -211,6 +300,9 @@ def run_to_pb(run: Run) -> pb.TaskRun:
         bytes=run.bytes,
         filename=run.filename,
         error=run.error,
+        rows_skipped=run.rows_skipped,
+        rows_updated=run.rows_updated,
+        backup_filename=run.backup_filename,
     )
 
 
