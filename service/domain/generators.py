@@ -429,6 +429,11 @@ def _build(
     rng = random.Random(stream_seed(seed, gen.column, "values"))
     p = gen.params
     kind = gen.kind
+    if col.enum_values and kind not in ("choice", "constant", "ref"):
+        raise Unfit(
+            f"{col.type_name} takes only its own values: use choice or constant with some of "
+            f"{', '.join(col.enum_values[:10])}"
+        )
     if kind == "sequence":
         return _sequence(p, col, rows)
     if kind == "int":

@@ -1,0 +1,165 @@
+"""A table's live columns as the generators' domain describes them, and the values a `ref`
+column may pick from. Read with SQLAlchemy's inspector, the same way on every dialect."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Engine
+
+from service.datasources import describe_db_error
+from service.domain.errors import NotFound, Unavailable
+from service.domain.generators import ColumnInfo, ColumnType
+
+# The most values a `ref` column picks from: the referenced column's smallest ones, so the
+# same rows come out for the same seed as long as that table does not change.
+MAX_REF_VALUES = 200_000
+
+_SIGNED_BITS = {
+    mysql.TINYINT: 8,
+    sa.SmallInteger: 16,
+    mysql.MEDIUMINT: 24,
+    sa.BigInteger: 64,
+}
+
+
+def table_columns(engine: Engine, schema: str, table: str) -> list[ColumnInfo]:
+    """The columns of `schema.table` in table order; NotFound names what is missing."""
+    try:
+        inspector = sa.inspect(engine)
+        if not inspector.has_table(table, schema=schema or None):
+            raise NotFound(
+                f"table {table!r} does not exist in {schema or 'the default database'}: "
+                "check its name (and the database)"
+            )
+        where = schema or None
+        raw = inspector.get_columns(table, schema=where)
+        unique = _unique_columns(inspector, table, where)
+        refs = _single_column_refs(inspector, table, where)
+        columns = [
+            _describe(c, c["name"] in unique, refs.get(c["name"]), engine.dialect) for c in raw
+        ]
+        return [_with_max(engine, schema, table, c) for c in columns]
+    except sa.exc.SQLAlchemyError as exc:
+        raise Unavailable(f"table {table!r} could not be read: {describe_db_error(exc)}") from None
+
+
+def ref_values(
+    engine: Engine, schema: str, targets: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], list[Any]]:
+    """For each (table, column) — the table may be `schema.table` — its distinct non-NULL
+    values, smallest first, at most MAX_REF_VALUES. A missing table or column is left out."""
+    out: dict[tuple[str, str], list[Any]] = {}
+    for target in sorted(targets):
+        ref_schema, _, ref_table = target[0].rpartition(".")
+        ref_schema = ref_schema or schema
+        try:
+            names = {c.name for c in table_columns(engine, ref_schema, ref_table)}
+        except NotFound:
+            continue
+        if target[1] not in names:
+            continue
+        column: sa.ColumnClause[Any] = sa.column(target[1])
+        query = (
+            sa.select(column)
+            .select_from(sa.table(ref_table, schema=ref_schema or None))
+            .where(column.is_not(None))
+            .distinct()
+            .order_by(column)
+            .limit(MAX_REF_VALUES)
+        )
+        try:
+            with engine.connect() as conn:
+                out[target] = list(conn.execute(query).scalars())
+        except sa.exc.SQLAlchemyError as exc:
+            raise Unavailable(
+                f"{target[0]}.{target[1]} could not be read: {describe_db_error(exc)}"
+            ) from None
+    return out
+
+
+def _unique_columns(inspector: Any, table: str, schema: str | None) -> set[str]:
+    keys = [inspector.get_pk_constraint(table, schema=schema).get("constrained_columns") or []]
+    keys += [u["column_names"] for u in inspector.get_unique_constraints(table, schema=schema)]
+    keys += [
+        i["column_names"]
+        for i in inspector.get_indexes(table, schema=schema)
+        if i.get("unique") and not i.get("expressions")
+    ]
+    return {k[0] for k in keys if len(k) == 1 and k[0] is not None}
+
+
+def _single_column_refs(
+    inspector: Any, table: str, schema: str | None
+) -> dict[str, tuple[str, str]]:
+    refs = {}
+    for fk in inspector.get_foreign_keys(table, schema=schema):
+        if len(fk["constrained_columns"]) == 1 and len(fk["referred_columns"]) == 1:
+            target = fk["referred_table"]
+            if fk.get("referred_schema") and fk["referred_schema"] != schema:
+                target = f"{fk['referred_schema']}.{target}"
+            refs[fk["constrained_columns"][0]] = (target, fk["referred_columns"][0])
+    return refs
+
+
+def _describe(c: Any, unique: bool, ref: tuple[str, str] | None, dialect: sa.Dialect) -> ColumnInfo:
+    t = c["type"]
+    autoincrement = c.get("autoincrement") is True or bool(c.get("identity"))
+    info: dict[str, Any] = {
+        "name": c["name"],
+        "type_name": _type_name(t, dialect),
+        "nullable": bool(c.get("nullable", True)),
+        "unique": unique,
+        "autoincrement": autoincrement,
+        "has_default": c.get("default") is not None or autoincrement,
+        "computed": bool(c.get("computed")),
+        "ref": ref,
+    }
+    if isinstance(t, mysql.TINYINT) and t.display_width == 1:  # MySQL's BOOLEAN
+        return ColumnInfo(type=ColumnType.BOOLEAN, **info)
+    if isinstance(t, sa.Boolean):
+        return ColumnInfo(type=ColumnType.BOOLEAN, **info)
+    if isinstance(t, sa.Integer):
+        bits = next((b for cls, b in _SIGNED_BITS.items() if isinstance(t, cls)), 32)
+        if getattr(t, "unsigned", False):
+            return ColumnInfo(type=ColumnType.INTEGER, int_min=0, int_max=2**bits - 1, **info)
+        lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        return ColumnInfo(type=ColumnType.INTEGER, int_min=lo, int_max=hi, **info)
+    if isinstance(t, sa.Float):
+        return ColumnInfo(type=ColumnType.FLOAT, **info)
+    if isinstance(t, sa.Numeric):
+        return ColumnInfo(type=ColumnType.DECIMAL, precision=t.precision, scale=t.scale, **info)
+    if isinstance(t, sa.Enum):
+        return ColumnInfo(type=ColumnType.TEXT, enum_values=tuple(t.enums), **info)
+    if isinstance(t, sa.String):  # VARCHAR, CHAR, TEXT; a length of None means unbounded
+        return ColumnInfo(type=ColumnType.TEXT, length=t.length, **info)
+    if isinstance(t, sa.DateTime):
+        return ColumnInfo(type=ColumnType.TIMESTAMP, timezone=bool(t.timezone), **info)
+    if isinstance(t, sa.Date):
+        return ColumnInfo(type=ColumnType.DATE, **info)
+    if isinstance(t, sa.Uuid):
+        return ColumnInfo(type=ColumnType.UUID, **info)
+    return ColumnInfo(type=ColumnType.OTHER, **info)
+
+
+def _type_name(t: Any, dialect: sa.Dialect) -> str:
+    try:
+        return str(t.compile(dialect=dialect)).lower()
+    except Exception:  # a dialect type the generic compiler cannot spell
+        return type(t).__name__.lower()
+
+
+def _with_max(engine: Engine, schema: str, table: str, col: ColumnInfo) -> ColumnInfo:
+    """A unique integer column the rows fill: its largest value, so a sequence can start
+    past the rows already there."""
+    if not (col.unique and col.type is ColumnType.INTEGER and not col.has_default):
+        return col
+    column: sa.ColumnClause[Any] = sa.column(col.name)
+    query = sa.select(sa.func.max(column)).select_from(sa.table(table, schema=schema or None))
+    with engine.connect() as conn:
+        largest = conn.execute(query).scalar()
+    return replace(col, max_existing=largest)
