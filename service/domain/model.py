@@ -70,6 +70,14 @@ class Role(enum.IntEnum):
     EXECUTED = 5
 
 
+class ImportMode(enum.IntEnum):
+    """What a write does with a row whose key already exists (the wire's `ImportMode`)."""
+
+    INSERT = 1  # fails the whole task
+    SKIP_EXISTING = 2  # leaves the existing row alone, counted as skipped
+    UPSERT = 3  # updates it, after saving the row it replaces
+
+
 class RunStatus(enum.IntEnum):
     """A run's status uses the task status numbers of the execution phase."""
 

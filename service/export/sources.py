@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine
@@ -468,7 +468,7 @@ def open_readonly(
             conn.exec_driver_sql("SET SESSION time_zone = '+00:00'")
             conn.exec_driver_sql("START TRANSACTION READ ONLY")
         session = ReadOnlySession(conn, backend, timeout_s)
-        with _Watchdog(session, engine, cancelled):
+        with StatementWatchdog(session, engine, cancelled):
             yield session
     except BaseException:
         broken = True
@@ -503,11 +503,18 @@ def _close(conn: Connection, backend: str, broken: bool) -> None:
             conn.close()
 
 
-class _Watchdog:
-    """Cancels the running statement when the export is canceled."""
+class Interruptible(Protocol):
+    """A connection whose running statement can be stopped: `raw` is the driver's own."""
+
+    backend: str
+    raw: Any
+
+
+class StatementWatchdog:
+    """Cancels the running statement when the export (or a write) is canceled."""
 
     def __init__(
-        self, session: ReadOnlySession, engine: Engine, cancelled: Callable[[], bool] | None
+        self, session: Interruptible, engine: Engine, cancelled: Callable[[], bool] | None
     ) -> None:
         self.session = session
         self.engine = engine
@@ -516,7 +523,7 @@ class _Watchdog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> _Watchdog:
+    def __enter__(self) -> StatementWatchdog:
         if self.cancelled is not None:
             self._thread = threading.Thread(target=self._run, name="export-watchdog", daemon=True)
             self._thread.start()

@@ -1,0 +1,471 @@
+"""The write path per dialect; see the package docstring for the interface."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import IO, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from service.datasources import describe_db_error
+from service.domain.model import ImportMode
+from service.export.sources import StatementWatchdog
+from service.export.writers import CsvWriter
+
+log = logging.getLogger(__name__)
+
+# How often the row loop looks at `cancelled` and reports progress.
+CHECK_EVERY = 10_000
+# MySQL/MariaDB: rows per INSERT batch, and the most bytes one statement may carry
+# (under the server's default max_allowed_packet of 16 MiB, with room to spare).
+MYSQL_BATCH_ROWS = 5_000
+MYSQL_MAX_STATEMENT_BYTES = 4 * 1024 * 1024
+MYSQL_DUPLICATE_KEY = 1062
+_STAGING = "woxqaq_load_rows"
+
+BackupOpener = Callable[[], AbstractContextManager[IO[bytes]]]
+
+
+class LoadError(Exception):
+    """The write failed and nothing was written; the message says why, without secrets."""
+
+
+class LoadCanceled(LoadError):
+    """The write was canceled; nothing was written."""
+
+
+@dataclass(frozen=True)
+class LoadTarget:
+    table: str
+    columns: tuple[str, ...]
+    schema: str = ""  # empty: the connection's default schema (database on MySQL)
+    # The unique key that says "this row exists already"; empty: found by `conflict_key`.
+    key_columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    written: int  # new rows
+    skipped: int  # rows whose key existed, left alone (SKIP_EXISTING)
+    updated: int  # rows whose key existed, updated (UPSERT); also the rows in the backup
+
+    @property
+    def total(self) -> int:
+        return self.written + self.skipped + self.updated
+
+
+def conflict_key(
+    conn_or_engine: Engine | Connection, schema: str, table: str, columns: Sequence[str]
+) -> tuple[str, ...]:
+    """The table's primary key, else its first unique key, whose columns are all among
+    `columns`; () when there is none (then only INSERT mode can work)."""
+    inspector = sa.inspect(conn_or_engine)
+    where = schema or None
+    candidates: list[Sequence[str | None] | None] = [
+        inspector.get_pk_constraint(table, schema=where).get("constrained_columns")
+    ]
+    candidates += [u.get("column_names") for u in inspector.get_unique_constraints(table, where)]
+    candidates += [
+        i.get("column_names")
+        for i in inspector.get_indexes(table, schema=where)
+        if i.get("unique") and not i.get("expressions")
+    ]
+    loaded = set(columns)
+    for key in candidates:
+        if key and all(c is not None and c in loaded for c in key):
+            return tuple(str(c) for c in key)
+    return ()
+
+
+def load_rows(
+    engine: Engine,
+    target: LoadTarget,
+    rows: Iterable[Sequence[Any]],
+    *,
+    mode: ImportMode = ImportMode.INSERT,
+    statement_timeout_s: int = 300,
+    cancelled: Callable[[], bool] | None = None,
+    backup: BackupOpener | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> LoadResult:
+    """Write `rows` into `target` in one transaction; see the package docstring."""
+    if not target.columns:
+        raise LoadError("no columns to write")
+    if len(set(target.columns)) != len(target.columns):
+        raise LoadError("a column is named twice in the columns to write")
+    backend = engine.dialect.name
+    if backend == "mariadb":
+        backend = "mysql"
+    if backend not in ("postgresql", "mysql"):
+        raise LoadError(f"writing into {backend} datasources is not supported")
+    is_canceled = cancelled or (lambda: False)
+    session = _WriteSession(engine, backend, statement_timeout_s)
+    watchdog = session.watchdog = StatementWatchdog(session, engine, cancelled)
+    try:
+        with session, watchdog:
+            plan = _plan(session.conn, target, mode)
+            out_cm: AbstractContextManager[IO[bytes] | None] = (
+                backup()
+                if backup is not None and mode is ImportMode.UPSERT and plan.updatable
+                # Nothing to replace without columns to update: no backup either.
+                else contextlib.nullcontext(None)
+            )
+            tick = _Ticker(is_canceled, progress)
+            # The backup closes (so is published) first, then the transaction commits.
+            with out_cm as out:
+                if backend == "postgresql":
+                    result = _load_pg(session, plan, rows, tick, out)
+                else:
+                    result = _load_mysql(session, plan, rows, tick, out)
+            tick.check()
+    except LoadError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, sa.exc.SQLAlchemyError) or session.interrupted or _is_driver(exc):
+            raise _db_failure(exc, session.interrupted, statement_timeout_s) from None
+        raise
+    if watchdog.fired:  # canceled as the last statement finished: it was rolled back
+        raise LoadCanceled("canceled; nothing was written")
+    return result
+
+
+# -- the transaction ---------------------------------------------------------------------
+
+
+class _WriteSession:
+    """One connection in one read-write transaction with a statement timeout; committed
+    when the block ends cleanly, rolled back otherwise."""
+
+    def __init__(self, engine: Engine, backend: str, timeout_s: int) -> None:
+        self.engine = engine
+        self.backend = backend
+        self.timeout_s = int(timeout_s)
+        self.conn: Connection
+        self.raw: Any = None
+        self.watchdog: StatementWatchdog | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.watchdog is not None and self.watchdog.fired
+
+    def __enter__(self) -> _WriteSession:
+        self.conn = self.engine.connect()
+        self.raw = self.conn.connection.driver_connection
+        try:
+            if self.backend == "postgresql":
+                self.conn.exec_driver_sql(f"SET LOCAL statement_timeout = {self.timeout_s * 1000}")
+                self.conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")
+            else:
+                self.conn.exec_driver_sql("ROLLBACK")  # end whatever the pool's ping began
+                if getattr(self.conn.dialect, "is_mariadb", False):
+                    self.conn.exec_driver_sql(f"SET SESSION max_statement_time = {self.timeout_s}")
+                self.conn.exec_driver_sql("SET SESSION time_zone = '+00:00'")
+                self.conn.exec_driver_sql("START TRANSACTION")
+        except BaseException:
+            self._close(broken=True)
+            raise
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        broken = exc_type is not None
+        try:
+            if not broken:
+                self.conn.commit()
+        except BaseException:
+            broken = True
+            raise
+        finally:
+            self._close(broken)
+
+    def _close(self, broken: bool) -> None:
+        conn = self.conn
+        try:
+            if broken:
+                conn.rollback()
+            if self.backend == "mysql" and not conn.invalidated:
+                conn.exec_driver_sql("SET SESSION time_zone = DEFAULT")
+                with contextlib.suppress(Exception):
+                    conn.exec_driver_sql("SET SESSION max_statement_time = DEFAULT")
+                conn.commit()
+        except Exception:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+class _Ticker:
+    """Counts rows; every CHECK_EVERY of them looks at the cancel hook and reports progress."""
+
+    def __init__(
+        self, cancelled: Callable[[], bool], progress: Callable[[int], None] | None
+    ) -> None:
+        self.cancelled = cancelled
+        self.progress = progress
+        self.rows = 0
+
+    def add(self, n: int) -> None:
+        before = self.rows
+        self.rows += n
+        if self.rows // CHECK_EVERY != before // CHECK_EVERY:
+            self.check()
+            if self.progress is not None:
+                self.progress(self.rows)
+
+    def check(self) -> None:
+        if self.cancelled():
+            raise LoadCanceled("canceled; nothing was written")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    table: str  # quoted and qualified
+    columns: tuple[str, ...]  # quoted
+    keys: tuple[str, ...]  # quoted; empty in INSERT mode when the table has none
+    mode: ImportMode
+
+    @property
+    def updatable(self) -> tuple[str, ...]:
+        """The columns an UPSERT changes: those written that are not the key."""
+        return tuple(c for c in self.columns if c not in self.keys)
+
+
+def _plan(conn: Connection, target: LoadTarget, mode: ImportMode) -> _Plan:
+    quote = conn.dialect.identifier_preparer.quote
+    keys = target.key_columns
+    if not keys and mode is not ImportMode.INSERT:
+        keys = conflict_key(conn, target.schema, target.table, target.columns)
+        if not keys:
+            raise LoadError(
+                f"table {target.table} has no primary key or unique key among the columns "
+                f"written ({', '.join(target.columns)}); {mode.name} finds existing rows by "
+                "one: write the key columns too, or use INSERT"
+            )
+    missing = [k for k in keys if k not in target.columns]
+    if missing:
+        raise LoadError(f"key column(s) {', '.join(missing)} are not among the columns written")
+    table = quote(target.table)
+    if target.schema:
+        table = f"{quote(target.schema)}.{table}"
+    return _Plan(
+        table=table,
+        columns=tuple(quote(c) for c in target.columns),
+        keys=tuple(quote(k) for k in keys),
+        mode=mode,
+    )
+
+
+# -- PostgreSQL --------------------------------------------------------------------------
+
+
+def _load_pg(
+    session: _WriteSession,
+    plan: _Plan,
+    rows: Iterable[Sequence[Any]],
+    tick: _Ticker,
+    backup: IO[bytes] | None,
+) -> LoadResult:
+    cols = ", ".join(plan.columns)
+    with session.raw.cursor() as cur:
+        # Only the written columns, with their types and none of the constraints: the
+        # target's own constraints judge the rows once, in the INSERT.
+        cur.execute(
+            f"CREATE TEMP TABLE {_STAGING} ON COMMIT DROP AS "
+            f"SELECT {cols} FROM {plan.table} WITH NO DATA"
+        )
+        with cur.copy(f"COPY {_STAGING} ({cols}) FROM STDIN") as copy:
+            write_row = copy.write_row
+            for batch in _batches(rows, CHECK_EVERY):
+                for row in batch:
+                    write_row(row)
+                tick.add(len(batch))
+        total = tick.rows
+        if plan.mode is ImportMode.INSERT:
+            cur.execute(f"INSERT INTO {plan.table} ({cols}) SELECT {cols} FROM {_STAGING}")
+            return LoadResult(written=cur.rowcount, skipped=0, updated=0)
+        cur.execute(f"ANALYZE {_STAGING}")  # the join below plans on real figures
+        replaced = 0
+        if plan.mode is ImportMode.UPSERT and plan.updatable:
+            replaced = _pg_backup(cur, plan, backup)
+        keys = ", ".join(plan.keys)
+        if plan.mode is ImportMode.SKIP_EXISTING or not plan.updatable:
+            conflict = f"ON CONFLICT ({keys}) DO NOTHING"
+        else:
+            changes = ", ".join(f"{c} = EXCLUDED.{c}" for c in plan.updatable)
+            conflict = f"ON CONFLICT ({keys}) DO UPDATE SET {changes}"
+        cur.execute(f"INSERT INTO {plan.table} ({cols}) SELECT {cols} FROM {_STAGING} {conflict}")
+        affected = cur.rowcount
+    if replaced:
+        return LoadResult(written=affected - replaced, skipped=0, updated=replaced)
+    return LoadResult(written=affected, skipped=total - affected, updated=0)
+
+
+def _pg_backup(cur: Any, plan: _Plan, out: IO[bytes] | None) -> int:
+    """Save (and lock) the rows the UPSERT will replace; returns how many."""
+    match = " AND ".join(f"t.{k} = s.{k}" for k in plan.keys)
+    query = (
+        f"SELECT t.* FROM {plan.table} AS t WHERE EXISTS "
+        f"(SELECT 1 FROM {_STAGING} AS s WHERE {match}) FOR UPDATE OF t"
+    )
+    if out is None:
+        cur.execute(query)
+        return int(cur.rowcount)
+    with cur.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
+        for chunk in copy:
+            out.write(chunk)
+    return int(cur.rowcount)
+
+
+# -- MySQL / MariaDB ---------------------------------------------------------------------
+
+
+def _load_mysql(
+    session: _WriteSession,
+    plan: _Plan,
+    rows: Iterable[Sequence[Any]],
+    tick: _Ticker,
+    backup: IO[bytes] | None,
+) -> LoadResult:
+    cols = ", ".join(plan.columns)
+    verb = "INSERT IGNORE" if plan.mode is ImportMode.SKIP_EXISTING else "INSERT"
+    prefix = f"{verb} INTO {plan.table} ({cols}) VALUES "
+    suffix = ""
+    if plan.mode is ImportMode.UPSERT:
+        changes = plan.updatable or plan.keys[:1]  # key only: a no-op update, nothing replaced
+        suffix = " ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in changes)
+    placeholders = "(" + ", ".join(["%s"] * len(plan.columns)) + ")"
+    saver = _MysqlBackup(plan, backup) if plan.mode is ImportMode.UPSERT else None
+    written = skipped = updated = 0
+    with session.raw.cursor() as cur:
+        for batch in _batches(rows, MYSQL_BATCH_ROWS):
+            existing = saver.save(cur, batch) if saver is not None else 0
+            inserted = 0
+            for statement, count in _statements(cur, prefix, placeholders, suffix, batch):
+                affected = cur.execute(statement)
+                if plan.mode is ImportMode.SKIP_EXISTING:
+                    _require_only_duplicates(cur, count - affected)
+                    inserted += affected
+            if plan.mode is ImportMode.SKIP_EXISTING:
+                written += inserted
+                skipped += len(batch) - inserted
+            elif plan.mode is ImportMode.UPSERT and plan.updatable:
+                written += len(batch) - existing
+                updated += existing
+            elif plan.mode is ImportMode.UPSERT:  # nothing to change in a row that exists
+                written += len(batch) - existing
+                skipped += existing
+            else:
+                written += len(batch)
+            tick.add(len(batch))
+        if saver is not None:
+            saver.finish(cur)
+    return LoadResult(written=written, skipped=skipped, updated=updated)
+
+
+def _statements(
+    cur: Any, prefix: str, placeholders: str, suffix: str, batch: Sequence[Sequence[Any]]
+) -> Iterator[tuple[str, int]]:
+    """Multi-row INSERTs of at most MYSQL_MAX_STATEMENT_BYTES each, with their row counts."""
+    parts: list[str] = []
+    size = 0
+    for row in batch:
+        values = cur.mogrify(placeholders, tuple(row))
+        if parts and size + len(values) > MYSQL_MAX_STATEMENT_BYTES:
+            yield prefix + ",".join(parts) + suffix, len(parts)
+            parts, size = [], 0
+        parts.append(values)
+        size += len(values) + 1
+    if parts:
+        yield prefix + ",".join(parts) + suffix, len(parts)
+
+
+def _require_only_duplicates(cur: Any, ignored: int) -> None:
+    """INSERT IGNORE turns every error into a warning: only duplicate keys may be ignored."""
+    if cur.warning_count <= ignored:
+        return
+    cur.execute("SHOW WARNINGS")
+    for _level, code, message in cur.fetchall():
+        if int(code) != MYSQL_DUPLICATE_KEY:
+            raise LoadError(f"the database refused a row: {message}; nothing was written")
+
+
+class _MysqlBackup:
+    """UPSERT on MySQL: per batch, lock and save the existing rows the batch will replace."""
+
+    def __init__(self, plan: _Plan, out: IO[bytes] | None) -> None:
+        self.plan = plan
+        self.key_positions = [plan.columns.index(k) for k in plan.keys]
+        self.writer = CsvWriter(out) if out is not None else None
+        self.header_written = False
+
+    def save(self, cur: Any, batch: Sequence[Sequence[Any]]) -> int:
+        keys = list(dict.fromkeys(tuple(row[i] for i in self.key_positions) for row in batch))
+        one = "(" + ", ".join(["%s"] * len(self.plan.keys)) + ")"
+        match = ", ".join(cur.mogrify(one, k) for k in keys)
+        cur.execute(
+            f"SELECT * FROM {self.plan.table} WHERE ({', '.join(self.plan.keys)}) "
+            f"IN ({match}) FOR UPDATE"
+        )
+        self._header(cur)
+        count = 0
+        while chunk := cur.fetchmany(1000):
+            count += len(chunk)
+            if self.writer is not None:
+                self.writer.write_rows(chunk)
+        return count
+
+    def finish(self, cur: Any) -> None:
+        if not self.header_written and self.writer is not None:  # no rows at all
+            cur.execute(f"SELECT * FROM {self.plan.table} WHERE 1 = 0")
+            self._header(cur)
+
+    def _header(self, cur: Any) -> None:
+        if not self.header_written and self.writer is not None:
+            self.writer.header([d[0] for d in cur.description])
+            self.header_written = True
+
+
+# -- shared ------------------------------------------------------------------------------
+
+
+def _batches(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence[Any]]]:
+    it = iter(rows)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
+
+
+def _is_driver(exc: BaseException) -> bool:
+    module = type(exc).__module__
+    return module.startswith(("psycopg", "pymysql"))
+
+
+def _db_failure(exc: BaseException, watchdog_fired: bool, timeout: int) -> LoadError:
+    if watchdog_fired:
+        return LoadCanceled("canceled; nothing was written")
+    text = describe_db_error(exc)
+    lowered = text.lower()
+    if "statement timeout" in lowered or "max_statement_time" in lowered:
+        return LoadError(
+            f"the write took longer than the statement timeout ({timeout} s); nothing was "
+            "written: split the file or ask for a longer datasource statement_timeout_s"
+        )
+    orig = getattr(exc, "orig", None) or exc
+    detail = getattr(getattr(orig, "diag", None), "message_detail", None)
+    if detail:  # PostgreSQL names the offending key here
+        text = f"{text} ({detail.strip()[:300]})"
+    hint = ""
+    if getattr(orig, "sqlstate", None) == "23505" or _mysql_code(orig) == MYSQL_DUPLICATE_KEY:
+        hint = "; rows whose key exists can be skipped (SKIP_EXISTING) or updated (UPSERT)"
+    return LoadError(f"the database refused the write: {text}; nothing was written{hint}")
+
+
+def _mysql_code(exc: BaseException) -> int | None:
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None

@@ -1,0 +1,256 @@
+"""The write path on a real PostgreSQL and MariaDB, as a writer user that may only SELECT,
+INSERT and UPDATE its table: each mode's counts, all-or-nothing on a duplicate key and on a
+cancel, the UPSERT backup, odd values, one column and three hundred."""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from db_users import db_user
+from sqlalchemy.engine import URL
+
+from service.domain.model import ImportMode
+from service.load import LoadCanceled, LoadError, LoadTarget, conflict_key, load_rows
+
+DDL = {
+    "postgresql": (
+        "CREATE TABLE {t} (code varchar(20) PRIMARY KEY, discount numeric(5,2) NOT NULL, "
+        "valid_until date, note text, created_at timestamp)"
+    ),
+    "mysql": (
+        "CREATE TABLE {t} (code varchar(20) PRIMARY KEY, discount decimal(5,2) NOT NULL, "
+        "valid_until date, note text, created_at datetime(6))"
+    ),
+}
+COLUMNS = ("code", "discount", "valid_until", "note", "created_at")
+ODD = 'comma, "quote"\r\nnew line 中文 😀'
+
+
+@dataclass
+class Db:
+    backend: str
+    admin: sa.Engine
+    admin_url: URL
+
+    @contextmanager
+    def table(self, ddl: str = "", *, privileges: tuple[str, ...] = ("SELECT", "INSERT", "UPDATE")):
+        """A new table and a writer that may touch only it; (name, writer engine)."""
+        name = f"t_{secrets.token_hex(4)}"
+        with self.admin.begin() as conn:
+            conn.exec_driver_sql((ddl or DDL[self.backend]).format(t=name))
+        try:
+            with db_user(self.admin_url, tables=[name], privileges=privileges) as user:
+                engine = user.engine()
+                try:
+                    yield name, engine
+                finally:
+                    engine.dispose()
+        finally:
+            with self.admin.begin() as conn:
+                conn.exec_driver_sql(f"DROP TABLE {name}")
+
+    def rows(self, table: str, order: str = "code") -> list[tuple]:
+        with self.admin.connect() as conn:
+            return [
+                tuple(r) for r in conn.exec_driver_sql(f"SELECT * FROM {table} ORDER BY {order}")
+            ]
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ],
+)
+def db(request: pytest.FixtureRequest) -> Iterator[Db]:
+    url: URL = request.getfixturevalue("pg_url" if request.param == "postgresql" else "mysql_url")
+    admin = sa.create_engine(url)
+    yield Db(request.param, admin, url)
+    admin.dispose()
+
+
+def seed(db: Db, table: str, rows: list[tuple]) -> None:
+    with db.admin.begin() as conn:
+        conn.execute(
+            sa.text(f"INSERT INTO {table} VALUES (:a, :b, :c, :d, :e)"),
+            [dict(zip("abcde", r, strict=True)) for r in rows],
+        )
+
+
+EXISTING = [
+    ("A1", Decimal("10.00"), date(2030, 1, 1), "old a1", datetime(2024, 1, 1, 8, 0)),
+    ("A2", Decimal("20.00"), None, None, None),
+]
+INCOMING = [
+    ("A2", Decimal("25.50"), date(2031, 6, 30), ODD, datetime(2025, 2, 3, 4, 5, 6, 789000)),
+    ("B1", Decimal("5.00"), None, "", None),
+    ("B2", Decimal("0.01"), date(1999, 12, 31), None, datetime(2000, 1, 1)),
+]
+
+
+def test_insert_writes_every_row_with_its_values(db: Db) -> None:
+    with db.table() as (table, writer):
+        result = load_rows(writer, LoadTarget(table, COLUMNS), iter(INCOMING))
+        assert (result.written, result.skipped, result.updated) == (3, 0, 0)
+        assert db.rows(table) == INCOMING
+
+
+def test_insert_with_an_existing_key_fails_and_leaves_the_table_unchanged(db: Db) -> None:
+    with db.table() as (table, writer):
+        seed(db, table, EXISTING)
+        with pytest.raises(LoadError, match="nothing was written") as err:
+            load_rows(writer, LoadTarget(table, COLUMNS), iter(INCOMING))
+        assert "A2" in str(err.value) or "Duplicate" in str(err.value)
+        assert db.rows(table) == EXISTING
+
+
+def test_skip_existing_leaves_existing_rows_alone_and_counts_them(db: Db) -> None:
+    with db.table() as (table, writer):
+        seed(db, table, EXISTING)
+        result = load_rows(
+            writer, LoadTarget(table, COLUMNS), INCOMING, mode=ImportMode.SKIP_EXISTING
+        )
+        assert (result.written, result.skipped, result.updated) == (2, 1, 0)
+        assert db.rows(table) == [EXISTING[0], EXISTING[1], INCOMING[1], INCOMING[2]]
+
+
+def test_upsert_updates_existing_rows_after_saving_them(db: Db) -> None:
+    saved = io.BytesIO()
+    published: list[bytes] = []
+
+    @contextmanager
+    def backup():
+        yield saved
+        published.append(saved.getvalue())
+
+    with db.table() as (table, writer):
+        seed(db, table, EXISTING)
+        result = load_rows(
+            writer, LoadTarget(table, COLUMNS), INCOMING, mode=ImportMode.UPSERT, backup=backup
+        )
+        assert (result.written, result.skipped, result.updated) == (2, 0, 1)
+        assert db.rows(table) == [EXISTING[0], INCOMING[0], INCOMING[1], INCOMING[2]]
+    lines = list(csv.reader(io.StringIO(published[0].decode(), newline="")))
+    assert lines[0] == list(COLUMNS)
+    assert [line[:2] for line in lines[1:]] == [["A2", "20.00"]]
+
+
+def test_upsert_with_nothing_to_replace_publishes_a_backup_of_only_the_header(db: Db) -> None:
+    published: list[bytes] = []
+
+    @contextmanager
+    def backup():
+        out = io.BytesIO()
+        yield out
+        published.append(out.getvalue())
+
+    with db.table() as (table, writer):
+        result = load_rows(
+            writer, LoadTarget(table, COLUMNS), INCOMING, mode=ImportMode.UPSERT, backup=backup
+        )
+        assert (result.written, result.updated) == (3, 0)
+    assert published[0].decode().strip().split(",") == list(COLUMNS)
+
+
+def test_a_failing_upsert_does_not_publish_its_backup(db: Db) -> None:
+    published: list[bytes] = []
+
+    @contextmanager
+    def backup():
+        out = io.BytesIO()
+        yield out
+        published.append(out.getvalue())
+
+    bad = [*INCOMING, ("C1", None, None, None, None)]  # NOT NULL discount
+    with db.table() as (table, writer):
+        seed(db, table, EXISTING)
+        with pytest.raises(LoadError):
+            load_rows(
+                writer, LoadTarget(table, COLUMNS), bad, mode=ImportMode.UPSERT, backup=backup
+            )
+        assert db.rows(table) == EXISTING
+    assert published == []
+
+
+def test_cancel_mid_load_leaves_the_table_unchanged(db: Db) -> None:
+    produced = 0
+
+    def rows() -> Iterator[tuple]:
+        nonlocal produced
+        for i in range(50_000):
+            produced += 1
+            yield (f"K{i}", Decimal("1.00"), None, None, None)
+
+    with db.table() as (table, writer):
+        seed(db, table, EXISTING)
+        with pytest.raises(LoadCanceled):
+            load_rows(
+                writer, LoadTarget(table, COLUMNS), rows(), cancelled=lambda: produced > 15_000
+            )
+        assert db.rows(table) == EXISTING
+    assert produced < 50_000
+
+
+def test_progress_is_reported_while_rows_stream(db: Db) -> None:
+    seen: list[int] = []
+    rows = ((f"K{i:05}", Decimal("1.00"), None, None, None) for i in range(25_000))
+    with db.table() as (table, writer):
+        result = load_rows(writer, LoadTarget(table, COLUMNS), rows, progress=seen.append)
+    assert result.written == 25_000
+    assert seen[:2] == [10_000, 20_000]
+
+
+def test_a_writer_without_update_privilege_cannot_upsert_and_writes_nothing(db: Db) -> None:
+    with db.table(privileges=("SELECT", "INSERT")) as (table, writer):
+        seed(db, table, EXISTING)
+        with pytest.raises(LoadError, match="refused"):
+            load_rows(writer, LoadTarget(table, COLUMNS), INCOMING, mode=ImportMode.UPSERT)
+        assert db.rows(table) == EXISTING
+
+
+def test_skip_and_upsert_need_a_key_among_the_columns_written(db: Db) -> None:
+    with db.table() as (table, writer):
+        with pytest.raises(LoadError, match="no primary key or unique key"):
+            load_rows(
+                writer,
+                LoadTarget(table, ("discount", "note")),
+                [(Decimal(1), "x")],
+                mode=ImportMode.UPSERT,
+            )
+        assert conflict_key(writer, "", table, COLUMNS) == ("code",)
+
+
+def test_one_column_table(db: Db) -> None:
+    with db.table("CREATE TABLE {t} (code varchar(10) PRIMARY KEY)") as (table, writer):
+        result = load_rows(
+            writer,
+            LoadTarget(table, ("code",)),
+            [("x",), ("",), ("\\.",)],
+            mode=ImportMode.SKIP_EXISTING,
+        )
+        assert result.written == 3
+        assert sorted(db.rows(table)) == [("",), ("\\.",), ("x",)]
+
+
+def test_three_hundred_columns(db: Db) -> None:
+    cols = [f"c{i:03}" for i in range(300)]
+    ddl = "CREATE TABLE {t} (id int PRIMARY KEY, " + ", ".join(f"{c} int" for c in cols) + ")"
+    rows = [(r, *(r * 1000 + i for i in range(300))) for r in range(200)]
+    with db.table(ddl) as (table, writer):
+        result = load_rows(writer, LoadTarget(table, ("id", *cols)), rows, mode=ImportMode.UPSERT)
+        assert result.written == 200
+        again = load_rows(
+            writer, LoadTarget(table, ("id", *cols)), rows[:50], mode=ImportMode.UPSERT
+        )
+        assert (again.written, again.updated) == (0, 50)
+        assert db.rows(table, "id") == rows
