@@ -14,7 +14,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from sqlalchemy.engine import make_url
 
 DEMO_DATASOURCE = "demo"
@@ -111,10 +118,20 @@ class DatasourceConfig(_Section):
     # Who may see this datasource's tasks when server.restrict_visibility is on.
     viewers: tuple[str, ...] = ()
     description: str = ""
+    # Imports and generations write with these credentials only, never with `url`'s; empty:
+    # this datasource takes no writes.
+    write_url: str = ""
+    write_password: str = ""
+    # Globs of the tables writes may go to: "promo_codes", "staging.*" (schema.table).
+    writable_tables: tuple[str, ...] = ()
+    # Test-data generation writes made-up rows: for test databases only.
+    allow_generate: bool = False
 
-    @field_validator("url")
+    @field_validator("url", "write_url")
     @classmethod
-    def _url_parses(cls, v: str) -> str:
+    def _url_parses(cls, v: str, info: ValidationInfo) -> str:
+        if not v and info.field_name == "write_url":
+            return v
         try:
             make_url(v)
         except Exception as exc:  # the URL may hold a password: never echo it
@@ -125,17 +142,31 @@ class DatasourceConfig(_Section):
         return v
 
 
+class ImportConfig(_Section):
+    # The largest file an import reads, and the most rows it writes.
+    max_bytes: Annotated[int, Field(ge=1)] = 1024**3
+    max_rows: Annotated[int, Field(ge=1)] = 10_000_000
+    # An XLSX file is a zip: what its sheet may unpack to (a zip bomb stops here).
+    max_unpacked_bytes: Annotated[int, Field(ge=1)] = 4 * 1024**3
+
+
 class DemoConfig(_Section):
     approvers: tuple[str, ...] = ("approver",)
     approval_channel: str = ""
 
 
 class Config(_Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
+
     server: ServerConfig = ServerConfig()
     task_store: TaskStoreConfig = TaskStoreConfig()
     export: ExportConfig = ExportConfig()
     storage: StorageConfig = StorageConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
+    # `import` is a Python keyword: the TOML key reads and dumps under that name.
+    imports: ImportConfig = Field(
+        default=ImportConfig(), validation_alias="import", serialization_alias="import"
+    )
     demo: DemoConfig = DemoConfig()
     datasources: dict[str, DatasourceConfig] = {}
 

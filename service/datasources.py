@@ -33,6 +33,10 @@ class Datasource:
     required_approvals: int = 1
     statement_timeout_s: int = 300
     viewers: frozenset[str] = frozenset()
+    # The writer credentials of imports and generations; None: no writes here.
+    write_url: URL | None = None
+    writable_tables: tuple[str, ...] = ()
+    allow_generate: bool = False
 
     @property
     def backend(self) -> str:
@@ -55,6 +59,10 @@ class Datasource:
         if self.backend == "mysql":
             return self.url.database or ""
         return "main"
+
+    def qualified(self, database: str, table: str) -> str:
+        """`schema.table` as `writable_tables` globs match it."""
+        return f"{database or self.default_database()}.{table}"
 
     def __repr__(self) -> str:  # dataclass repr would print the password
         return f"Datasource(name={self.name!r}, url={self.safe_url!r})"
@@ -80,6 +88,11 @@ class DatasourceRegistry:
             if ds.password:
                 url = url.set(password=ds.password)
             _check_backend(url, f"datasource {name}")
+            write_url = make_url(ds.write_url) if ds.write_url else None
+            if write_url is not None:
+                if ds.write_password:
+                    write_url = write_url.set(password=ds.write_password)
+                _check_backend(write_url, f"datasource {name} write_url")
             self._by_name[name] = Datasource(
                 name=name,
                 url=url,
@@ -88,6 +101,9 @@ class DatasourceRegistry:
                 required_approvals=ds.required_approvals,
                 statement_timeout_s=ds.statement_timeout_s or self._default_timeout,
                 viewers=frozenset(ds.viewers),
+                write_url=write_url,
+                writable_tables=ds.writable_tables,
+                allow_generate=ds.allow_generate,
             )
         if config.embedded:
             self._by_name[DEMO_DATASOURCE] = Datasource(
@@ -138,12 +154,23 @@ class DatasourceRegistry:
         )
 
     def engine(self, ds: Datasource) -> Engine:
-        """One pooled engine per datasource URL, created on first use."""
-        key = ds.url.render_as_string(hide_password=False)
+        """One pooled engine per datasource URL, created on first use: the reader."""
+        return self._engine_for(ds.url)
+
+    def writer_engine(self, ds: Datasource) -> Engine:
+        """The engine of the datasource's writer credentials (imports and generations only)."""
+        if ds.write_url is None:
+            raise InvalidRequest(
+                f"datasource {ds.name!r} takes no writes: its write_url is not configured"
+            )
+        return self._engine_for(ds.write_url)
+
+    def _engine_for(self, url: URL) -> Engine:
+        key = url.render_as_string(hide_password=False)
         with self._lock:
             engine = self._engines.get(key)
             if engine is None:
-                engine = sa.create_engine(ds.url, pool_pre_ping=True, hide_parameters=True)
+                engine = sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
                 self._engines[key] = engine
             return engine
 

@@ -13,7 +13,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,11 +21,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from service.app.kinds import KindHandler, RunControl
 from service.config import Config
 from service.datasources import DatasourceRegistry, describe_db_error
 from service.domain import placeholders
 from service.domain.errors import Unavailable, WoxqaqError
-from service.domain.model import Run, RunStatus, Task, TaskStatus
+from service.domain.model import Run, RunStatus, Task, TaskKind, TaskStatus
 from service.export.engine import ExportFailed, ExportOptions, export
 from service.storage.base import ObjectStore, SignedUrl
 from service.store.repository import TaskStore
@@ -83,6 +84,7 @@ class Exports:
         instance_id: str,
         stale_after_s: float = 6 * HEARTBEAT_S,
         heartbeat_s: float = HEARTBEAT_S,
+        kinds: Mapping[TaskKind, KindHandler] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -102,6 +104,8 @@ class Exports:
             target=self._maintain, name="export-maintenance", daemon=True
         )
         self._finished_hooks: list[Callable[[Task, int], None]] = []
+        # Runs of kinds other than export (imports, generations) go to their handler.
+        self.kinds: Mapping[TaskKind, KindHandler] = kinds or {}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -139,6 +143,10 @@ class Exports:
         self._pool.submit(self._run, task, run_id, logical_time)
 
     def _run(self, task: Task, run_id: int, logical_time: datetime | None) -> None:
+        handler = self.kinds.get(task.kind)
+        if handler is not None:
+            self._run_kind(handler, task, run_id)
+            return
         log.info("export started", extra={"task_id": task.id, "run_id": run_id})
         started = datetime.now(UTC)
         result = None
@@ -190,6 +198,36 @@ class Exports:
             if result is not None:
                 result.path.unlink(missing_ok=True)
 
+    def _run_kind(self, handler: KindHandler, task: Task, run_id: int) -> None:
+        extra = {"task_id": task.id, "run_id": run_id}
+        log.info("%s run started", task.kind.name.lower(), extra=extra)
+
+        def on_progress(rows: int) -> None:
+            self._set_progress(Progress(run_id, TaskStatus.EXECUTING, rows, 0, "writing"))
+
+        try:
+            out = handler.run(task, run_id, RunControl(self._abandon.is_set, on_progress))
+        except WoxqaqError as exc:
+            self._record(task, run_id, RunStatus.FAILED, error=str(exc))
+        except Exception as exc:
+            log.exception("run crashed", extra=extra)
+            self._record(task, run_id, RunStatus.FAILED, error=f"failed: {describe_db_error(exc)}")
+        else:
+            self._record(
+                task,
+                run_id,
+                RunStatus.SUCCESS,
+                rows=out.rows,
+                rows_skipped=out.rows_skipped,
+                rows_updated=out.rows_updated,
+                backup_filename=out.backup_filename,
+                backup_object_key=out.backup_object_key,
+                # The backup is what such a run offers for download.
+                filename=out.backup_filename,
+                object_key=out.backup_object_key,
+                size=out.backup_bytes,
+            )
+
     def _record(self, task: Task, run_id: int, status: RunStatus, **outcome: object) -> None:
         """Record a run's outcome, waiting out a task store that is down: an outcome lost
         here would leave the run EXECUTING for ever, kept alive by this process's heartbeat."""
@@ -229,7 +267,7 @@ class Exports:
                     expected={TaskStatus.EXECUTING},
                 )
             detail = (
-                f"run {run_id}: {outcome.get('rows', 0)} rows"
+                f"run {run_id}: {_rows_text(outcome)}"
                 if ok
                 else f"run {run_id}: {outcome.get('error', '')}"
             )
@@ -355,6 +393,16 @@ class Exports:
                     _sweep_work_dir(self.work_dir, self.stale_after)
             except Exception:
                 log.exception("export maintenance failed; retrying")
+
+
+def _rows_text(outcome: dict[str, object]) -> str:
+    text = f"{outcome.get('rows', 0)} rows"
+    if "rows_skipped" in outcome:  # a write: what happened to the rows that existed
+        text += (
+            f" written, {outcome.get('rows_skipped', 0)} skipped, "
+            f"{outcome.get('rows_updated', 0)} updated"
+        )
+    return text
 
 
 def _sweep_work_dir(work_dir: Path, older_than: timedelta) -> None:

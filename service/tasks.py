@@ -8,10 +8,12 @@ recorded together or not at all.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from service.app.kinds import KindHandler, Precheck
 from service.config import Config
 from service.datasources import Datasource, DatasourceRegistry
 from service.domain import workflow
@@ -19,6 +21,7 @@ from service.domain.errors import InvalidRequest, NotFound, Unavailable, WrongSt
 from service.domain.model import (
     Executor,
     ExportSpec,
+    ImportSpec,
     Page,
     Run,
     RunStatus,
@@ -64,8 +67,9 @@ class NewTask:
     name: str
     kind: TaskKind
     dsn: str
-    spec: ExportSpec
+    spec: ExportSpec  # for other kinds: their database, reason and executor
     schedule: Schedule
+    import_spec: ImportSpec | None = None
 
 
 class TaskManager:
@@ -77,21 +81,33 @@ class TaskManager:
         *,
         instance_id: str,
         launcher: RunLauncher | None = None,
+        kinds: Mapping[TaskKind, KindHandler] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.registry = registry
         self.instance_id = instance_id
         self.launcher = launcher
+        # How kinds other than export are checked and run (imports, generations).
+        self.kinds: Mapping[TaskKind, KindHandler] = kinds or {}
 
     # -- submit and pre-check ------------------------------------------------------------
 
     def submit(self, new: NewTask, submitter: str) -> Task:
         """Record the task, pre-check it, and return it as APPROVING or PRE_CHECK_FAILED."""
         _require_actor(submitter, "x-woxqaq-user metadata (the submitter)")
-        _validate_sizes(new)
-        if new.kind is not TaskKind.DATA_EXPORT:
-            raise InvalidRequest(f"kind {new.kind.name} is not supported yet; use DATA_EXPORT")
+        handler = self.kinds.get(new.kind)
+        if new.kind is TaskKind.DATA_EXPORT:
+            _validate_sizes(new)
+        elif handler is None:
+            raise InvalidRequest(f"kind {new.kind.name} is not supported by this service")
+        else:
+            if new.schedule.is_cron:
+                raise InvalidRequest(
+                    f"a {new.kind.name} task runs once: a CRON schedule is for exports only"
+                )
+            _check_len(new.name, MAX_NAME, "name")
+            handler.validate(new)
         ds = self.registry.resolve(new.dsn)
         with self.store.write() as tx:
             task_id = tx.add_task(
@@ -103,13 +119,19 @@ class TaskManager:
                 schedule=new.schedule,
                 required_approvals=ds.required_approvals,
                 status=S.PRE_CHECK,
+                import_spec=new.import_spec,
             )
             tx.add_event(task_id, submitter, "submit", new.spec.reason)
 
         # The pre-check reads the live schema: outside the write transaction, so a slow
         # datasource never holds the task store's lock.
-        problems = self._precheck(new, ds)
+        checked = self._precheck(new, ds) if handler is None else _precheck_kind(handler, new, ds)
+        problems = checked.problems
         with self.store.write() as tx:
+            if checked.preview is not None:
+                tx.set_preview(task_id, checked.preview)
+            for note in checked.notes:
+                tx.add_event(task_id, "pre-check", "precheck_note", note)
             if problems:
                 tx.set_status(
                     task_id, S.PRE_CHECK_FAILED, expected={S.PRE_CHECK}, precheck_messages=problems
@@ -130,22 +152,20 @@ class TaskManager:
         log.info("task submitted", extra={"task_id": task_id, "status": task.status.name})
         return task
 
-    def _precheck(self, new: NewTask, ds: Datasource) -> list[str]:
+    def _precheck(self, new: NewTask, ds: Datasource) -> Precheck:
         problems = schedule_problems(new.schedule)
         schema = None
         if not new.spec.is_sql:
             try:
                 schema = self.registry.schema(ds, new.spec.database)
             except (NotFound, Unavailable) as exc:
-                return [*problems, str(exc)]
+                return Precheck([*problems, str(exc)])
         try:
             problems += check_export(new.spec, ds.sqlglot_dialect, schema)
         except Exception:  # a pre-check bug must fail the task, not the request
             log.exception("pre-check crashed")
-            problems.append(
-                "the pre-check could not analyse this request; simplify it or report it"
-            )
-        return problems
+            problems.append(PRECHECK_CRASHED)
+        return Precheck(problems)
 
     # -- decisions -----------------------------------------------------------------------
 
@@ -292,7 +312,10 @@ class TaskManager:
             task = tx.get_task(task_id)
             self._check_visible(task, user)
             return TaskDetail(
-                task=task, runs=tuple(tx.runs(task_id)), events=tuple(tx.events(task_id))
+                task=task,
+                runs=tuple(tx.runs(task_id)),
+                events=tuple(tx.events(task_id)),
+                preview=tx.preview(task_id),
             )
 
     def list(self, query: TaskQuery) -> Page:
@@ -339,6 +362,19 @@ class TaskManager:
         visible = self._visible_datasources(user)
         if visible is not None and task.submitter != user and task.datasource not in visible:
             raise NotFound(f"task {task.id} does not exist")
+
+
+PRECHECK_CRASHED = "the pre-check could not analyse this request; simplify it or report it"
+
+
+def _precheck_kind(handler: KindHandler, new: NewTask, ds: Datasource) -> Precheck:
+    try:
+        return handler.precheck(new, ds)
+    except (NotFound, Unavailable, InvalidRequest) as exc:
+        return Precheck([str(exc)])
+    except Exception:  # a pre-check bug must fail the task, not the request
+        log.exception("pre-check crashed")
+        return Precheck([PRECHECK_CRASHED])
 
 
 def _record_unrun(

@@ -114,6 +114,35 @@ class ExportSpec:
 
 
 @dataclass(frozen=True)
+class ImportSpec:
+    """What an import writes: an uploaded file into one table. The task's `spec` carries
+    its database, reason and executor, the fields every kind has."""
+
+    table: str
+    object_key: str
+    format: ExportType = ExportType.CSV
+    encoding: Encoding = Encoding.UTF8
+    mode: ImportMode = ImportMode.INSERT
+    columns: tuple[str, ...] = ()  # the table column of each file column; empty: the header's
+    no_header: bool = False
+    sheet: str = ""  # EXCEL: the sheet to read; empty: the first
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What approvers see before they vote (the wire's TaskPreview). Cells are text, None
+    for NULL."""
+
+    columns: tuple[str, ...] = ()
+    rows: tuple[tuple[str | None, ...], ...] = ()
+    total_rows: int = 0
+    sha256: str = ""
+    estimated_rows: int = 0
+    # import: each file column and the table column it goes to
+    mapping: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Schedule:
     trigger: Trigger = Trigger.CURRENT
     cron: str = ""
@@ -147,6 +176,12 @@ class Run:
     object_key: str = ""
     error: str = ""
     scheduled_for: datetime | None = None
+    # Imports and generations: `rows` counts rows written; these the rows left alone and
+    # updated, and the UPSERT's backup of what it replaced.
+    rows_skipped: int = 0
+    rows_updated: int = 0
+    backup_filename: str = ""
+    backup_object_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -165,6 +200,7 @@ class Task:
     precheck_messages: tuple[str, ...] = ()
     approvals: tuple[str, ...] = ()  # who has approved so far
     executors: tuple[str, ...] = ()  # who has started a run of it
+    import_spec: ImportSpec | None = None  # DATA_IMPORT only
 
 
 @dataclass(frozen=True)
@@ -172,6 +208,7 @@ class TaskDetail:
     task: Task
     runs: tuple[Run, ...] = ()  # newest first
     events: tuple[Event, ...] = ()  # oldest first
+    preview: Preview | None = None
 
 
 @dataclass(frozen=True)

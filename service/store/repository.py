@@ -24,7 +24,10 @@ from service.domain.model import (
     Executor,
     ExportSpec,
     ExportType,
+    ImportMode,
+    ImportSpec,
     Page,
+    Preview,
     Role,
     Run,
     RunStatus,
@@ -70,6 +73,46 @@ def spec_from_json(data: dict[str, Any]) -> ExportSpec:
     )
 
 
+def import_to_json(spec: ImportSpec) -> dict[str, Any]:
+    data = asdict(spec)
+    data["columns"] = list(spec.columns)
+    for key in ("format", "encoding", "mode"):
+        data[key] = int(data[key])
+    return data
+
+
+def import_from_json(data: dict[str, Any]) -> ImportSpec:
+    return ImportSpec(
+        table=data["table"],
+        object_key=data["object_key"],
+        format=ExportType(data.get("format", ExportType.CSV)),
+        encoding=Encoding(data.get("encoding", Encoding.UTF8)),
+        mode=ImportMode(data.get("mode", ImportMode.INSERT)),
+        columns=tuple(data.get("columns", ())),
+        no_header=bool(data.get("no_header", False)),
+        sheet=data.get("sheet", ""),
+    )
+
+
+def preview_to_json(preview: Preview) -> dict[str, Any]:
+    data = asdict(preview)
+    data["columns"] = list(preview.columns)
+    data["rows"] = [list(r) for r in preview.rows]
+    data["mapping"] = [list(m) for m in preview.mapping]
+    return data
+
+
+def preview_from_json(data: dict[str, Any]) -> Preview:
+    return Preview(
+        columns=tuple(data.get("columns", ())),
+        rows=tuple(tuple(r) for r in data.get("rows", ())),
+        total_rows=int(data.get("total_rows", 0)),
+        sha256=data.get("sha256", ""),
+        estimated_rows=int(data.get("estimated_rows", 0)),
+        mapping=tuple((str(a), str(b)) for a, b in data.get("mapping", ())),
+    )
+
+
 def _task(row: TaskRow, approvals: Sequence[str] = (), executors: Sequence[str] = ()) -> Task:
     return Task(
         id=row.id,
@@ -88,6 +131,7 @@ def _task(row: TaskRow, approvals: Sequence[str] = (), executors: Sequence[str] 
         precheck_messages=tuple(row.precheck_messages or ()),
         approvals=tuple(approvals),
         executors=tuple(executors),
+        import_spec=import_from_json(row.spec["import"]) if "import" in row.spec else None,
     )
 
 
@@ -105,6 +149,10 @@ def _run(row: RunRow) -> Run:
         object_key=row.object_key,
         error=row.error,
         scheduled_for=row.scheduled_for,
+        rows_skipped=row.rows_skipped or 0,
+        rows_updated=row.rows_updated or 0,
+        backup_filename=row.backup_filename or "",
+        backup_object_key=row.backup_object_key or "",
     )
 
 
@@ -127,8 +175,12 @@ class Tx:
         schedule: Schedule,
         required_approvals: int,
         status: TaskStatus,
+        import_spec: ImportSpec | None = None,
     ) -> int:
         now = utcnow()
+        spec_json = spec_to_json(spec)
+        if import_spec is not None:
+            spec_json["import"] = import_to_json(import_spec)
         row = TaskRow(
             name=name,
             kind=int(kind),
@@ -137,7 +189,7 @@ class Tx:
             submitter=submitter,
             status=int(status),
             executor_mode=int(spec.executor),
-            spec=spec_to_json(spec),
+            spec=spec_json,
             trigger=int(schedule.trigger),
             cron=schedule.cron,
             timezone=schedule.timezone,
@@ -191,6 +243,17 @@ class Tx:
             .values(**values)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def set_preview(self, task_id: int, preview: Preview) -> None:
+        self.s.execute(
+            sa.update(TaskRow)
+            .where(TaskRow.id == task_id)
+            .values(preview=preview_to_json(preview), updated_at=utcnow())
+        )
+
+    def preview(self, task_id: int) -> Preview | None:
+        data = self.s.scalar(sa.select(TaskRow.preview).where(TaskRow.id == task_id))
+        return preview_from_json(data) if data else None
 
     # -- votes, events, notifications ----------------------------------------------------
 
@@ -256,6 +319,10 @@ class Tx:
         filename: str = "",
         object_key: str = "",
         error: str = "",
+        rows_skipped: int = 0,
+        rows_updated: int = 0,
+        backup_filename: str = "",
+        backup_object_key: str = "",
     ) -> bool:
         """End a run that is still executing; False when it had already ended."""
         result = self.s.execute(
@@ -269,6 +336,10 @@ class Tx:
                 filename=filename,
                 object_key=object_key,
                 error=error,
+                rows_skipped=rows_skipped,
+                rows_updated=rows_updated,
+                backup_filename=backup_filename,
+                backup_object_key=backup_object_key,
             )
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
