@@ -150,6 +150,11 @@ class ImportConfig(_Section):
     max_unpacked_bytes: Annotated[int, Field(ge=1)] = 4 * 1024**3
 
 
+class GenerateConfig(_Section):
+    # The most rows one generation task may write.
+    max_rows: Annotated[int, Field(ge=1)] = 1_000_000
+
+
 class DemoConfig(_Section):
     approvers: tuple[str, ...] = ("approver",)
     approval_channel: str = ""
@@ -167,6 +172,7 @@ class Config(_Section):
     imports: ImportConfig = Field(
         default=ImportConfig(), validation_alias="import", serialization_alias="import"
     )
+    generate: GenerateConfig = GenerateConfig()
     demo: DemoConfig = DemoConfig()
     datasources: dict[str, DatasourceConfig] = {}
 

@@ -21,9 +21,12 @@ from service.api import notification_servicer
 from service.api.interceptors import BearerTokenInterceptor, UnreadableRequestInterceptor
 from service.api.task_servicer import TaskServicer
 from service.api.upload_servicer import UploadServicer
+from service.app.generation import GenerateHandler
+from service.app.kinds import KindHandler
 from service.config import Config
 from service.datasources import DatasourceRegistry
 from service.demo import ensure_demo_database
+from service.domain.model import TaskKind
 from service.exports import Exports
 from service.scheduler import Scheduler, utc_now
 from service.storage.base import ObjectStore
@@ -68,6 +71,10 @@ class Service:
         self.store.migrate()
         self.registry = DatasourceRegistry(config)
         self.objects: ObjectStore = build_object_store(config)
+        # Kinds beyond export: their submit checks, pre-check and run (service/app/).
+        kinds: dict[TaskKind, KindHandler] = {
+            TaskKind.DATA_GENERATE: GenerateHandler(config, self.registry, self.store),
+        }
         self.exports = Exports(
             config,
             self.store,
@@ -76,9 +83,15 @@ class Service:
             instance_id=self.instance_id,
             stale_after_s=config.export.stale_run_s,
             heartbeat_s=config.export.stale_run_s / 6,  # several beats fit in the stale limit
+            kinds=kinds,
         )
         self.tasks = TaskManager(
-            config, self.store, self.registry, instance_id=self.instance_id, launcher=self.exports
+            config,
+            self.store,
+            self.registry,
+            instance_id=self.instance_id,
+            launcher=self.exports,
+            kinds=kinds,
         )
         self.scheduler = Scheduler(config, self.store, self.tasks, clock=clock)
         self.health = health.HealthServicer()

@@ -21,6 +21,7 @@ from service.domain.errors import InvalidRequest, NotFound, Unavailable, WrongSt
 from service.domain.model import (
     Executor,
     ExportSpec,
+    GenerateSpec,
     ImportSpec,
     Page,
     Run,
@@ -70,6 +71,7 @@ class NewTask:
     spec: ExportSpec  # for other kinds: their database, reason and executor
     schedule: Schedule
     import_spec: ImportSpec | None = None
+    generate_spec: GenerateSpec | None = None
 
 
 class TaskManager:
@@ -120,6 +122,7 @@ class TaskManager:
                 required_approvals=ds.required_approvals,
                 status=S.PRE_CHECK,
                 import_spec=new.import_spec,
+                generate_spec=new.generate_spec,
             )
             tx.add_event(task_id, submitter, "submit", new.spec.reason)
 
@@ -130,6 +133,8 @@ class TaskManager:
         with self.store.write() as tx:
             if checked.preview is not None:
                 tx.set_preview(task_id, checked.preview)
+            if checked.generate_spec is not None:
+                tx.set_generate_spec(task_id, checked.generate_spec)
             for note in checked.notes:
                 tx.add_event(task_id, "pre-check", "precheck_note", note)
             if problems:

@@ -10,12 +10,16 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from service.domain.errors import InvalidRequest, NotFound
 from service.domain.model import (
+    ColumnGenerator,
     Content,
     Encoding,
     Event,
     Executor,
     ExportSpec,
     ExportType,
+    GenerateSpec,
+    ImportMode,
+    Preview,
     Role,
     Run,
     Schedule,
@@ -114,10 +118,47 @@ def schedule_from_pb(s: pb.Schedule) -> Schedule:
     )
 
 
+def generate_from_pb(dgd: pb.DataGenerateDetail) -> GenerateSpec:
+    return GenerateSpec(
+        table=dgd.table.strip(),
+        rows=dgd.rows,
+        seed=dgd.seed,
+        columns=tuple(
+            ColumnGenerator(g.column.strip(), g.kind.strip().lower(), dict(g.params), g.null_ratio)
+            for g in dgd.columns
+        ),
+        mode=enum_or_default(dgd.mode, ImportMode, "dgd.mode", ImportMode.INSERT),
+    )
+
+
+def _generate_task_from_pb(req: pb.SubmitTaskRequest) -> NewTask:
+    if not req.HasField("dgd") or req.HasField("ded") or req.HasField("dimd"):
+        raise InvalidRequest(
+            "TASK_KIND_DATA_GENERATE takes dgd (DataGenerateDetail) and no other detail"
+        )
+    dgd = req.dgd
+    return NewTask(
+        name=req.name.strip(),
+        kind=TaskKind.DATA_GENERATE,
+        dsn=req.dsn,
+        spec=ExportSpec(
+            database=dgd.database.strip(),
+            reason=dgd.generate_reason.strip(),
+            executor=enum_or_default(dgd.exector, Executor, "dgd.exector", Executor.AUTO),
+        ),
+        schedule=schedule_from_pb(req.schedule),
+        generate_spec=generate_from_pb(dgd),
+    )
+
+
 def new_task_from_pb(req: pb.SubmitTaskRequest) -> NewTask:
     kind = enum_or_default(req.kind, TaskKind, "kind", None)
     if kind is None:
         raise InvalidRequest("kind is unspecified; set it to TASK_KIND_DATA_EXPORT")
+    if kind is TaskKind.DATA_GENERATE:
+        return _generate_task_from_pb(req)
+    if kind is TaskKind.DATA_EXPORT and req.HasField("dgd"):
+        raise InvalidRequest("TASK_KIND_DATA_EXPORT takes ded; dgd is for TASK_KIND_DATA_GENERATE")
     if not req.HasField("ded"):
         raise InvalidRequest("ded is missing: say what to export (ded.ebs or ded.eatt)")
     return NewTask(
@@ -165,7 +206,49 @@ def schedule_to_pb(s: Schedule) -> pb.Schedule:
     return pb.Schedule(trigger=wire(s.trigger), cron=s.cron, timezone=s.timezone, channel=s.channel)
 
 
+def generate_to_pb(spec: GenerateSpec, common: ExportSpec) -> pb.DataGenerateDetail:
+    return pb.DataGenerateDetail(
+        database=common.database,
+        table=spec.table,
+        rows=spec.rows,
+        seed=spec.seed,
+        columns=[
+            pb.ColumnGenerator(
+                column=g.column, kind=g.kind, params=dict(g.params), null_ratio=g.null_ratio
+            )
+            for g in spec.columns
+        ],
+        mode=wire(spec.mode),
+        generate_reason=common.reason,
+        exector=wire(common.executor),
+    )
+
+
+def preview_to_pb(preview: Preview) -> pb.TaskPreview:
+    return pb.TaskPreview(
+        columns=preview.columns,
+        rows=[
+            pb.PreviewRow(
+                cells=[
+                    pb.PreviewCell(null=True) if c is None else pb.PreviewCell(text=c) for c in r
+                ]
+            )
+            for r in preview.rows
+        ],
+        total_rows=preview.total_rows,
+        sha256=preview.sha256,
+        estimated_rows=preview.estimated_rows,
+    )
+
+
 def task_to_pb(task: Task) -> pb.TaskListData:
+    data = _task_to_pb(task)
+    if task.generate_spec is not None:
+        data.dgd.CopyFrom(generate_to_pb(task.generate_spec, task.spec))
+    return data
+
+
+def _task_to_pb(task: Task) -> pb.TaskListData:
     return pb.TaskListData(
         id=str(task.id),
         dsn=task.datasource,
@@ -191,6 +274,9 @@ def run_to_pb(run: Run) -> pb.TaskRun:
         bytes=run.bytes,
         filename=run.filename,
         error=run.error,
+        rows_skipped=run.rows_skipped,
+        rows_updated=run.rows_updated,
+        backup_filename=run.backup_filename,
     )
 
 

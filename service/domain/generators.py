@@ -20,12 +20,14 @@ import random
 import string
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from faker import Faker
+
+from service.domain.model import ColumnGenerator
 
 PARAMS: dict[str, tuple[str, ...]] = {
     "sequence": ("start", "step"),
@@ -70,22 +72,6 @@ class ColumnType(enum.Enum):
     BOOLEAN = "boolean"
     UUID = "uuid"
     OTHER = "other"  # JSON, binary, arrays…: only text the database itself converts
-
-
-@dataclass(frozen=True)
-class ColumnGenerator:
-    """One column's rule as the request gives it (the wire's ColumnGenerator)."""
-
-    column: str
-    kind: str
-    params: Mapping[str, str] = field(default_factory=dict)
-    null_ratio: float = 0.0
-
-    def describe(self) -> str:
-        """`email: faker provider=email locale=zh_CN null 0.1`, for people."""
-        params = " ".join(f"{k}={v}" for k, v in self.params.items())
-        text = f"{self.column}: {self.kind}" + (f" {params}" if params else "")
-        return text + (f" null {self.null_ratio:g}" if self.null_ratio else "")
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.domain.errors import NotFound
 from service.domain.model import (
+    ColumnGenerator,
     Content,
     Encoding,
     Event,
     Executor,
     ExportSpec,
     ExportType,
+    GenerateSpec,
     ImportMode,
     ImportSpec,
     Page,
@@ -94,6 +96,39 @@ def import_from_json(data: dict[str, Any]) -> ImportSpec:
     )
 
 
+def generate_to_json(spec: GenerateSpec) -> dict[str, Any]:
+    return {
+        "table": spec.table,
+        "rows": spec.rows,
+        "seed": spec.seed,
+        "mode": int(spec.mode),
+        "columns": [
+            {
+                "column": g.column,
+                "kind": g.kind,
+                "params": dict(g.params),
+                "null_ratio": g.null_ratio,
+            }
+            for g in spec.columns
+        ],
+    }
+
+
+def generate_from_json(data: dict[str, Any]) -> GenerateSpec:
+    return GenerateSpec(
+        table=data["table"],
+        rows=int(data["rows"]),
+        seed=int(data.get("seed", 0)),
+        mode=ImportMode(data.get("mode", ImportMode.INSERT)),
+        columns=tuple(
+            ColumnGenerator(
+                g["column"], g["kind"], dict(g.get("params", {})), float(g.get("null_ratio", 0))
+            )
+            for g in data.get("columns", ())
+        ),
+    )
+
+
 def preview_to_json(preview: Preview) -> dict[str, Any]:
     data = asdict(preview)
     data["columns"] = list(preview.columns)
@@ -132,6 +167,9 @@ def _task(row: TaskRow, approvals: Sequence[str] = (), executors: Sequence[str] 
         approvals=tuple(approvals),
         executors=tuple(executors),
         import_spec=import_from_json(row.spec["import"]) if "import" in row.spec else None,
+        generate_spec=(
+            generate_from_json(row.spec["generate"]) if "generate" in row.spec else None
+        ),
     )
 
 
@@ -176,11 +214,14 @@ class Tx:
         required_approvals: int,
         status: TaskStatus,
         import_spec: ImportSpec | None = None,
+        generate_spec: GenerateSpec | None = None,
     ) -> int:
         now = utcnow()
         spec_json = spec_to_json(spec)
         if import_spec is not None:
             spec_json["import"] = import_to_json(import_spec)
+        if generate_spec is not None:
+            spec_json["generate"] = generate_to_json(generate_spec)
         row = TaskRow(
             name=name,
             kind=int(kind),
@@ -243,6 +284,12 @@ class Tx:
             .values(**values)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def set_generate_spec(self, task_id: int, generate: GenerateSpec) -> None:
+        """Record what a generation's pre-check settled: its seed and every generator."""
+        row = self._row(task_id)
+        row.spec = {**row.spec, "generate": generate_to_json(generate)}
+        row.updated_at = utcnow()
 
     def set_preview(self, task_id: int, preview: Preview) -> None:
         self.s.execute(
