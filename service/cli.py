@@ -21,7 +21,9 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from service.domain.model import Schedule, Trigger
+from service.domain.errors import InvalidRequest
+from service.domain.generator_rules import format_rule, parse_rules
+from service.domain.model import ColumnGenerator, Schedule, Trigger
 from service.domain.schedule import describe_next_firings
 from woxqaq.v1 import task_service_pb2 as pb
 from woxqaq.v1 import task_service_pb2_grpc as pb_grpc
@@ -35,6 +37,12 @@ CONTENTS = {
     "struct": pb.EXPORT_CONTENT_STRUCT,
     "all": pb.EXPORT_CONTENT_ALL,
 }
+MODES = {
+    "insert": pb.IMPORT_MODE_INSERT,
+    "skip-existing": pb.IMPORT_MODE_SKIP_EXISTING,
+    "upsert": pb.IMPORT_MODE_UPSERT,
+}
+RULE_FORMS = "rules read 'email=faker:email', 'age=int:18:80' or 'status: choice a,b weights 9,1'"
 EXECUTORS = {"auto": pb.EXEC_AUTO, "committer": pb.EXEC_COMMITTER, "approver": pb.EXEC_APPROVER}
 ROLES: dict[str, Any] = {
     "committer": pb.TASK_ROLE_COMMITTER,
@@ -122,15 +130,20 @@ def describe_spec(ded: pb.DataExportDetail) -> str:
 
 def render_detail(resp: pb.GetTaskDetailResponse) -> str:
     t = resp.task
-    fmt = pb.ExportType.Name(t.ded.type).removeprefix("EXPORT_TYPE_")
     lines = [
         f"Task {t.id}: {status_name(t.status)}",
         f"  datasource  {t.dsn}  database {t.database or '(default)'}",
         f"  submitter   {t.submitter}   created {_when(t.create_time)} UTC",
-        f"  export      {fmt}, {pb.Encoding.Name(t.ded.encoding).removeprefix('ENCODING_')}, "
-        f"executor {pb.Exec.Name(t.ded.exector).removeprefix('EXEC_')}",
-        f"  reason      {t.ded.export_reason}",
     ]
+    if t.kind == pb.TASK_KIND_DATA_GENERATE:
+        lines += _generate_lines(t.dgd, resp.preview)
+    else:
+        fmt = pb.ExportType.Name(t.ded.type).removeprefix("EXPORT_TYPE_")
+        lines += [
+            f"  export      {fmt}, {pb.Encoding.Name(t.ded.encoding).removeprefix('ENCODING_')}, "
+            f"executor {pb.Exec.Name(t.ded.exector).removeprefix('EXEC_')}",
+            f"  reason      {t.ded.export_reason}",
+        ]
     if t.ded.ebs.statement:
         lines += ["  sql", *("    " + line for line in t.ded.ebs.statement.splitlines())]
     for o in t.ded.eatt.option:
@@ -158,6 +171,27 @@ def render_detail(resp: pb.GetTaskDetailResponse) -> str:
             outcome = r.error or f"{r.rows} rows, {r.bytes} bytes, {r.filename}"
             lines.append(f"    #{r.id} {status_name(r.status):<16} by {r.executor}: {outcome}")
     return "\n".join(lines)
+
+
+def _generate_lines(dgd: pb.DataGenerateDetail, preview: pb.TaskPreview) -> list[str]:
+    mode = pb.ImportMode.Name(dgd.mode or pb.IMPORT_MODE_INSERT).removeprefix("IMPORT_MODE_")
+    executor = pb.Exec.Name(dgd.exector).removeprefix("EXEC_")
+    lines = [
+        f"  generate    {dgd.rows:,} rows into {dgd.table}, {mode}, "
+        f"seed {dgd.seed or '(not yet)'}, executor {executor}",
+        f"  reason      {dgd.generate_reason}",
+        "  generators",
+    ]
+    lines += [
+        "    " + format_rule(ColumnGenerator(g.column, g.kind, dict(g.params), g.null_ratio))
+        for g in dgd.columns
+    ]
+    if preview.columns:
+        cells = [["NULL" if c.null else c.text for c in r.cells] for r in preview.rows]
+        shown = [[c if len(c) <= 30 else c[:29] + "…" for c in row] for row in cells]
+        lines.append(f"  preview (first {len(cells)} of {preview.total_rows:,} rows)")
+        lines += ["    " + line for line in table(shown, list(preview.columns)).splitlines()]
+    return lines
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -194,17 +228,55 @@ def cmd_submit(args: argparse.Namespace, client: Client) -> int:
                 trigger=pb.TRIGGER_KIND_CRON, cron=args.cron, timezone=args.tz, channel=args.channel
             )
         )
+    return _submit(args, client, request)
+
+
+def _submit(
+    args: argparse.Namespace, client: Client, request: pb.SubmitTaskRequest, *, show: bool = False
+) -> int:
+    """Submit, then print the outcome of the pre-check (with the task when `show`)."""
     resp = client.SubmitTask(request)
     detail = client.GetTaskDetail(pb.GetTaskDetailRequest(task_id=resp.task_id))
     if resp.ok:
         status = status_name(detail.task.status)
         text = f"Task {resp.task_id} submitted: {status} (waiting for approval)"
+        if show:
+            text += "\n" + render_detail(detail)
     else:
         text = f"Task {resp.task_id} failed its pre-check:\n" + "\n".join(
             f"  - {m}" for m in detail.precheck_messages
         )
     emit(args, detail, text)
     return EXIT_OK if resp.ok else EXIT_FAILED
+
+
+def cmd_generate(args: argparse.Namespace, client: Client) -> int:
+    lines = list(args.rule)
+    if args.rules_file:
+        lines += Path(args.rules_file).read_text(encoding="utf-8").splitlines()
+    try:
+        rules = parse_rules(lines)
+    except InvalidRequest as exc:
+        raise UsageError(f"{exc} ({RULE_FORMS})") from None
+    dgd = pb.DataGenerateDetail(
+        database=args.database,
+        table=args.table,
+        rows=args.rows,
+        seed=args.seed,
+        mode=MODES[args.mode],
+        generate_reason=args.reason,
+        exector=EXECUTORS[args.executor],
+        columns=[
+            pb.ColumnGenerator(
+                column=g.column, kind=g.kind, params=dict(g.params), null_ratio=g.null_ratio
+            )
+            for g in rules
+        ],
+    )
+    request = pb.SubmitTaskRequest(
+        name=args.name, kind=pb.TASK_KIND_DATA_GENERATE, dsn=args.dsn, dgd=dgd
+    )
+    return _submit(args, client, request, show=True)
 
 
 def cmd_list(args: argparse.Namespace, client: Client) -> int:
@@ -413,6 +485,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tz", default="UTC", help="IANA timezone of --cron")
     s.add_argument("--channel", default="", help="Slack channel id each scheduled run goes to")
     s.set_defaults(func=cmd_submit)
+
+    s = command("generate", help="submit a test-data generation into one table")
+    s.add_argument("--dsn", required=True, help="datasource name")
+    s.add_argument("--database", default="", help="database / schema (default: the datasource's)")
+    s.add_argument("--table", required=True, help="the table to fill")
+    s.add_argument("--rows", type=int, required=True, help="how many rows to write")
+    s.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        help="a column's generator, repeatable: 'email=faker:email' or 'age: int 18 80' "
+        "(columns without a rule get one proposed from their type and name)",
+    )
+    s.add_argument("--rules-file", help="file with one rule per line ('# comments' allowed)")
+    s.add_argument("--seed", type=int, default=0, help="the same seed makes the same rows")
+    s.add_argument("--mode", choices=sorted(MODES), default="insert")
+    s.add_argument("--executor", choices=sorted(EXECUTORS), default="auto")
+    s.add_argument("--reason", default="", help="what the data is for (shown to approvers)")
+    s.add_argument("--name", default="")
+    s.set_defaults(func=cmd_generate)
 
     s = command("list", help="list tasks, newest first")
     s.add_argument("--status", choices=sorted(STATUSES))

@@ -9,6 +9,7 @@ from typing import Any, TypeVar, overload
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from service.domain.errors import InvalidRequest, NotFound
+from service.domain.generator_rules import ordered_params
 from service.domain.model import (
     ColumnGenerator,
     Content,
@@ -124,7 +125,12 @@ def generate_from_pb(dgd: pb.DataGenerateDetail) -> GenerateSpec:
         rows=dgd.rows,
         seed=dgd.seed,
         columns=tuple(
-            ColumnGenerator(g.column.strip(), g.kind.strip().lower(), dict(g.params), g.null_ratio)
+            ColumnGenerator(
+                g.column.strip(),
+                g.kind.strip().lower(),
+                ordered_params(g.kind.strip().lower(), g.params),
+                g.null_ratio,
+            )
             for g in dgd.columns
         ),
         mode=enum_or_default(dgd.mode, ImportMode, "dgd.mode", ImportMode.INSERT),

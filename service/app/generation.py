@@ -175,7 +175,10 @@ class GenerateHandler:
             rows=tuple(prepared.preview_rows()),
             total_rows=spec.rows,
         )
-        notes = [f"seed {seed}; {spec.rows:,} rows, {spec.mode.name}", prepared.plan.describe()]
+        notes = [
+            f"seed {seed}; {spec.rows:,} rows, {spec.mode.name}",
+            "; ".join(prepared.plan.describe().splitlines()),
+        ]
         return Precheck([], preview, notes, generate_spec=settled)
 
     def _guard_problems(self, ds: Datasource, database: str, spec: GenerateSpec) -> list[str]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from service.domain.errors import InvalidRequest
 from service.domain.generators import KINDS, PARAMS, ColumnGenerator
@@ -106,8 +106,7 @@ def _build(column: str, words: list[str], body: str) -> ColumnGenerator:
         else:
             positional.append(arg)
     _place_positional(kind, positional, params, body)
-    ordered = {name: params[name] for name in PARAMS[kind] if name in params}
-    return ColumnGenerator(column, kind, ordered, null_ratio)
+    return ColumnGenerator(column, kind, ordered_params(kind, params), null_ratio)
 
 
 def _place_positional(kind: str, args: list[str], params: dict[str, str], body: str) -> None:
@@ -186,10 +185,17 @@ def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def ordered_params(kind: str, params: Mapping[str, str]) -> dict[str, str]:
+    """Parameters in the order of CONTRACT §12 (a wire map has none), unknown ones last."""
+    known = PARAMS.get(kind, ())
+    order = {name: i for i, name in enumerate(known)}
+    return dict(sorted(params.items(), key=lambda kv: (order.get(kv[0], len(known)), kv[0])))
+
+
 def format_rule(gen: ColumnGenerator) -> str:
     """The line form of a generator, which parse_rule reads back to the same generator."""
     words = [gen.kind] if gen.kind else []
-    for name, value in gen.params.items():
+    for name, value in ordered_params(gen.kind, gen.params).items():
         words.append(shlex.quote(f"{name}={value}"))
     if gen.null_ratio or not gen.kind:
         words.append(f"null {gen.null_ratio:g}")

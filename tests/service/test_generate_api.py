@@ -4,6 +4,7 @@ credentials, counted; refused where the datasource or the generators do not allo
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from db_users import DbUser, db_user
 from service_support import APPROVERS, Running
 from sqlalchemy.engine import URL
 
+from service import cli
 from service.app.generation import GenerateHandler
 from service.app.kinds import RunControl, RunFailed
 from service.domain.generators import render
@@ -319,3 +321,36 @@ def test_a_canceled_run_leaves_the_table_as_it_was(setup: Callable[..., Setup]) 
         handler.run(task, 0, control)
     assert seen and seen[-1] < 40_000
     assert s.db.rows(f"SELECT id, email FROM {s.users}") == [(1000000, "kept@x.org")]
+
+
+def test_the_cli_submits_rules_and_shows_the_generators_and_the_preview(
+    setup: Callable[..., Setup], capsys: pytest.CaptureFixture[str]
+) -> None:
+    s = setup()
+
+    def woxqaq(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        rc = cli.main(["--addr", s.svc.addr, "--user", "sam", "generate", "--dsn", "tdb", *args])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    rc, out, err = woxqaq(
+        "--table", s.users, "--rows", "50", "--seed", "99",
+        "--rule", "id=sequence:1", "--rule", "age: int 18 30",
+        "--rule", "status=choice:paid,refunded:weights:9,1", "--rule", "note=null:0.5",
+    )  # fmt: skip
+    assert rc == cli.EXIT_OK, err
+    assert re.match(r"Task \d+ submitted: APPROVING \(waiting for approval\)", out)
+    assert f"50 rows into {s.users}, INSERT, seed 99" in out
+    assert "    age: int min=18 max=30\n" in out
+    assert "    status: choice values=paid,refunded weights=9,1\n" in out
+    assert "    email: faker provider=email\n" in out  # proposed, shown to approvers
+    assert "preview (first 10 of 50 rows)" in out
+
+    rc, out, err = woxqaq("--table", s.users, "--rows", "5", "--rule", "age int 18")
+    assert rc == cli.EXIT_USAGE and out == ""
+    assert err.startswith("woxqaq: rule 1: `age int 18` is not a rule")
+
+    rc, out, err = woxqaq("--table", s.users, "--rows", "5", "--rule", "age=int:1:100000")
+    assert rc == cli.EXIT_FAILED
+    assert "column `age`: max 100000: above the largest smallint" in out
