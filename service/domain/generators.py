@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from faker import Faker
 
@@ -44,6 +44,7 @@ PARAMS: dict[str, tuple[str, ...]] = {
 }
 
 KINDS = tuple(PARAMS)
+T = TypeVar("T")
 
 # Faker makes some tens of thousands of values a second: too slow for 100,000 rows a second.
 # The first FAKER_POOL rows take Faker's values one by one; later rows pick among those.
@@ -964,49 +965,39 @@ def _check_order(lo: Any, hi: Any, lo_name: str, hi_name: str) -> None:
         raise Unfit(f"{lo_name} {render(lo)} is after {hi_name} {render(hi)}: swap them")
 
 
-def _int(p: Mapping[str, str], name: str, default: int) -> int:
+def _param(p: Mapping[str, str], name: str, default: T, parse: Callable[[str], T], what: str) -> T:
+    """Parameter `name` parsed, or `default` when it is absent; Unfit says what it should be."""
     text = p.get(name, "").strip()
     if not text:
         return default
     try:
-        return int(text)
-    except ValueError:
-        raise Unfit(f"{name}={text!r} is not a whole number") from None
+        return parse(text)
+    except (ValueError, InvalidOperation):
+        raise Unfit(f"{name}={text!r} is not {what}") from None
 
 
-def _decimal_param(p: Mapping[str, str], name: str, default: Decimal) -> Decimal:
-    text = p.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise Unfit(f"{name}={text!r} is not a number") from None
+def _finite_decimal(text: str) -> Decimal:
+    value = Decimal(text)
     if not value.is_finite():
-        raise Unfit(f"{name}={text!r} is not a finite number")
+        raise ValueError(text)
     return value
 
 
+def _int(p: Mapping[str, str], name: str, default: int) -> int:
+    return _param(p, name, default, int, "a whole number")
+
+
+def _decimal_param(p: Mapping[str, str], name: str, default: Decimal) -> Decimal:
+    return _param(p, name, default, _finite_decimal, "a finite number")
+
+
 def _date_param(p: Mapping[str, str], name: str, default: date) -> date:
-    text = p.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise Unfit(f"{name}={text!r} is not an ISO 8601 date such as 2025-03-31") from None
+    return _param(p, name, default, date.fromisoformat, "an ISO 8601 date such as 2025-03-31")
 
 
 def _timestamp_param(p: Mapping[str, str], name: str, default: datetime) -> datetime:
-    text = p.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        return _naive_utc(datetime.fromisoformat(text))
-    except ValueError:
-        raise Unfit(
-            f"{name}={text!r} is not an ISO 8601 time such as 2025-03-31T09:30:00"
-        ) from None
+    parse = lambda text: _naive_utc(datetime.fromisoformat(text))  # noqa: E731
+    return _param(p, name, default, parse, "an ISO 8601 time such as 2025-03-31T09:30:00")
 
 
 def _naive_utc(t: datetime) -> datetime:

@@ -59,14 +59,14 @@ CREATE TABLE gen_orders (
 """
 
 
-@pytest.fixture(scope="module", params=["postgres", "mysql"])
-def engine(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
-    url: URL = request.getfixturevalue("pg_url" if request.param == "postgres" else "mysql_url")
+@pytest.fixture(scope="module")
+def engine(writable_db_url: URL) -> Iterator[sa.Engine]:
+    url = writable_db_url
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE IF EXISTS gen_orders")
         conn.exec_driver_sql("DROP TABLE IF EXISTS gen_users")
-        for statement in (PG_SQL if request.param == "postgres" else MYSQL_SQL).split(";"):
+        for statement in (PG_SQL if engine.dialect.name == "postgresql" else MYSQL_SQL).split(";"):
             if statement.strip():
                 conn.exec_driver_sql(statement)
     yield engine

@@ -21,14 +21,9 @@ ROWS = 1_000_000
 KEPT = (2_000_000, "kept")
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("mysql", marks=pytest.mark.mysql),
-    ]
-)
-def target(request: pytest.FixtureRequest) -> Iterator[tuple[URL, str]]:
-    url: URL = request.getfixturevalue("pg_url" if request.param == "postgres" else "mysql_url")
+@pytest.fixture
+def target(writable_db_url: URL) -> Iterator[tuple[URL, str]]:
+    url = writable_db_url
     table = f"gen_fault_{uuid.uuid4().hex[:8]}"
     engine = sa.create_engine(url)
     with engine.begin() as conn:

@@ -53,17 +53,11 @@ class Db:
             conn.exec_driver_sql(sql)
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("mysql", marks=pytest.mark.mysql),
-    ],
-)
-def db(request: pytest.FixtureRequest) -> Iterator[Db]:
-    url: URL = request.getfixturevalue("pg_url" if request.param == "postgres" else "mysql_url")
+@pytest.fixture(scope="module")
+def db(writable_db_url: URL) -> Iterator[Db]:
+    url = writable_db_url
     engine = sa.create_engine(url)
-    yield Db(url, engine, "public" if request.param == "postgres" else url.database or "")
+    yield Db(url, engine, "public" if engine.dialect.name == "postgresql" else url.database or "")
     engine.dispose()
 
 
