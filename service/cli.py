@@ -27,6 +27,8 @@ from service.domain.model import ColumnGenerator, Schedule, Trigger
 from service.domain.schedule import describe_next_firings
 from woxqaq.v1 import task_service_pb2 as pb
 from woxqaq.v1 import task_service_pb2_grpc as pb_grpc
+from woxqaq.v1 import upload_service_pb2 as upload_pb
+from woxqaq.v1 import upload_service_pb2_grpc as upload_grpc
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 
@@ -73,6 +75,29 @@ class Client:
         self.metadata: list[tuple[str, str]] = [("x-woxqaq-user", args.user)]
         if args.token:
             self.metadata.append(("authorization", f"Bearer {args.token}"))
+
+    def upload(self, path: Path) -> str:
+        """PreSign, then PUT the file; returns its object key for the import's dimd."""
+        content_type = "text/csv" if path.suffix.lower() == ".csv" else "application/octet-stream"
+        uploads = upload_grpc.UploadServiceStub(self.channel)
+        link = uploads.PreSign(
+            upload_pb.PreSignRequest(filename=path.name, content_type=content_type),
+            metadata=self.metadata,
+            timeout=30,
+        )
+        with path.open("rb") as body:
+            put = urllib.request.Request(
+                link.url,
+                data=body,
+                method="PUT",
+                headers={
+                    "Content-Type": content_type,
+                    "Content-Length": str(path.stat().st_size),
+                },
+            )
+            with urllib.request.urlopen(put, timeout=600):
+                pass
+        return link.object_key
 
     def __getattr__(self, method: str) -> Any:
         rpc = getattr(self.stub, method)
@@ -128,6 +153,34 @@ def describe_spec(ded: pb.DataExportDetail) -> str:
     return ", ".join(o.table for o in ded.eatt.option)
 
 
+def _enum(enum: Any, value: int, prefix: str) -> str:
+    return enum.Name(value).removeprefix(prefix) if value in enum.values() else str(value)
+
+
+def describe_import(resp: pb.GetTaskDetailResponse) -> list[str]:
+    """What an approver approves: table, mode, file, rows, column mapping, first rows."""
+    d, preview = resp.task.dimd, resp.preview
+    fmt = _enum(pb.ExportType, d.format, "EXPORT_TYPE_")
+    lines = [
+        f"  import      into {d.table}, mode {_enum(pb.ImportMode, d.mode, 'IMPORT_MODE_')}, "
+        f"{fmt} file {d.object_key.rsplit('/', 1)[-1]}"
+        + (f" (sheet {d.sheet})" if d.sheet else ""),
+        f"  executor    {_enum(pb.Exec, d.exector, 'EXEC_')}",
+        f"  reason      {d.import_reason}",
+    ]
+    if preview.sha256:
+        lines.append(f"  file        {preview.total_rows:,} rows, SHA-256 {preview.sha256[:16]}…")
+        lines.append(f"  columns     {', '.join(preview.columns)}")
+        rows = [[c.text if not c.null else "NULL" for c in r.cells] for r in preview.rows]
+        if rows:
+            shown = [[v if len(v) <= 24 else v[:23] + "…" for v in r] for r in rows]
+            lines += [
+                "  first rows",
+                *("    " + x for x in table(shown, preview.columns).split("\n")),
+            ]
+    return lines
+
+
 def render_detail(resp: pb.GetTaskDetailResponse) -> str:
     t = resp.task
     lines = [
@@ -137,6 +190,8 @@ def render_detail(resp: pb.GetTaskDetailResponse) -> str:
     ]
     if t.kind == pb.TASK_KIND_DATA_GENERATE:
         lines += _generate_lines(t.dgd, resp.preview)
+    elif t.HasField("dimd"):
+        lines += describe_import(resp)
     else:
         fmt = pb.ExportType.Name(t.ded.type).removeprefix("EXPORT_TYPE_")
         lines += [
@@ -169,6 +224,11 @@ def render_detail(resp: pb.GetTaskDetailResponse) -> str:
         lines.append("  runs")
         for r in resp.runs:
             outcome = r.error or f"{r.rows} rows, {r.bytes} bytes, {r.filename}"
+            if not r.error and t.HasField("dimd"):
+                outcome = (
+                    f"{r.rows} rows written, {r.rows_skipped} skipped, {r.rows_updated} updated"
+                    + (f"; replaced rows saved in {r.backup_filename}" if r.backup_filename else "")
+                )
             lines.append(f"    #{r.id} {status_name(r.status):<16} by {r.executor}: {outcome}")
     return "\n".join(lines)
 
@@ -228,14 +288,41 @@ def cmd_submit(args: argparse.Namespace, client: Client) -> int:
                 trigger=pb.TRIGGER_KIND_CRON, cron=args.cron, timezone=args.tz, channel=args.channel
             )
         )
-    return _submit(args, client, request)
+    return _submitted(args, client, client.SubmitTask(request))
 
 
-def _submit(
-    args: argparse.Namespace, client: Client, request: pb.SubmitTaskRequest, *, show: bool = False
+def cmd_import(args: argparse.Namespace, client: Client) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"cannot read {args.file}: no such file")
+    fmt = args.format or ("excel" if path.suffix.lower() in (".xlsx", ".xlsm") else "csv")
+    columns = [c.strip() for c in args.columns.split(",")] if args.columns else []
+    if args.no_header and not columns:
+        raise UsageError("--no-header needs --columns: the table column of each file column")
+    key = client.upload(path)
+    dimd = pb.DataImportDetail(
+        database=args.database,
+        table=args.table,
+        object_key=key,
+        format=FORMATS[fmt],
+        encoding=ENCODINGS[args.encoding],
+        mode=MODES[args.mode],
+        columns=columns,
+        no_header=args.no_header,
+        sheet=args.sheet,
+        import_reason=args.reason,
+        exector=EXECUTORS[args.executor],
+    )
+    request = pb.SubmitTaskRequest(
+        name=args.name, kind=pb.TASK_KIND_DATA_IMPORT, dsn=args.dsn, dimd=dimd
+    )
+    return _submitted(args, client, client.SubmitTask(request))
+
+
+def _submitted(
+    args: argparse.Namespace, client: Client, resp: pb.SubmitTaskResponse, *, show: bool = False
 ) -> int:
-    """Submit, then print the outcome of the pre-check (with the task when `show`)."""
-    resp = client.SubmitTask(request)
+    """Print the outcome of a submit's pre-check (with the task when `show`)."""
     detail = client.GetTaskDetail(pb.GetTaskDetailRequest(task_id=resp.task_id))
     if resp.ok:
         status = status_name(detail.task.status)
@@ -276,7 +363,7 @@ def cmd_generate(args: argparse.Namespace, client: Client) -> int:
     request = pb.SubmitTaskRequest(
         name=args.name, kind=pb.TASK_KIND_DATA_GENERATE, dsn=args.dsn, dgd=dgd
     )
-    return _submit(args, client, request, show=True)
+    return _submitted(args, client, client.SubmitTask(request), show=True)
 
 
 def cmd_list(args: argparse.Namespace, client: Client) -> int:
@@ -505,6 +592,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reason", default="", help="what the data is for (shown to approvers)")
     s.add_argument("--name", default="")
     s.set_defaults(func=cmd_generate)
+
+    s = command("import", help="upload a CSV or XLSX file and submit its import into a table")
+    s.add_argument("--dsn", required=True, help="datasource name")
+    s.add_argument("--database", default="", help="database / schema (default: the datasource's)")
+    s.add_argument("--table", required=True, help="the table the rows go into")
+    s.add_argument("--file", required=True, help="the .csv or .xlsx file")
+    s.add_argument("--mode", choices=sorted(MODES), default="insert")
+    s.add_argument("--format", choices=sorted(FORMATS), help="default: from the file's extension")
+    s.add_argument("--encoding", choices=sorted(ENCODINGS), default="utf8", help="CSV only")
+    s.add_argument("--sheet", default="", help="XLSX: the sheet to read (default: the first)")
+    s.add_argument("--columns", default="", help="the table column of each file column, a,b,c")
+    s.add_argument("--no-header", action="store_true", help="the file has no header row")
+    s.add_argument("--executor", choices=sorted(EXECUTORS), default="auto")
+    s.add_argument("--reason", default="", help="why the rows are needed (shown to approvers)")
+    s.add_argument("--name", default="")
+    s.set_defaults(func=cmd_import)
 
     s = command("list", help="list tasks, newest first")
     s.add_argument("--status", choices=sorted(STATUSES))

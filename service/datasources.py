@@ -6,7 +6,6 @@ hidden) may ever reach a message or a log line.
 
 from __future__ import annotations
 
-import fnmatch
 import threading
 from dataclasses import dataclass
 
@@ -64,16 +63,6 @@ class Datasource:
     def qualified(self, database: str, table: str) -> str:
         """`schema.table` as `writable_tables` globs match it."""
         return f"{database or self.default_database()}.{table}"
-
-    def may_write(self, database: str, table: str) -> bool:
-        """Whether `writable_tables` names the table; a glob without a schema means the
-        default one ("promo_codes" is "public.promo_codes" on PostgreSQL)."""
-        target = self.qualified(database, table)
-        default = self.default_database()
-        return any(
-            fnmatch.fnmatchcase(target, glob if "." in glob else f"{default}.{glob}")
-            for glob in self.writable_tables
-        )
 
     def __repr__(self) -> str:  # dataclass repr would print the password
         return f"Datasource(name={self.name!r}, url={self.safe_url!r})"

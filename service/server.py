@@ -22,12 +22,14 @@ from service.api.interceptors import BearerTokenInterceptor, UnreadableRequestIn
 from service.api.task_servicer import TaskServicer
 from service.api.upload_servicer import UploadServicer
 from service.app.generation import GenerateHandler
+from service.app.imports import ImportHandler
 from service.app.kinds import KindHandler
 from service.config import Config
 from service.datasources import DatasourceRegistry
 from service.demo import ensure_demo_database
 from service.domain.model import TaskKind
 from service.exports import Exports
+from service.load.privileges import log_audit
 from service.scheduler import Scheduler, utc_now
 from service.storage.base import ObjectStore
 from service.storage.factory import build_object_store
@@ -73,7 +75,10 @@ class Service:
         self.objects: ObjectStore = build_object_store(config)
         # Kinds beyond export: their submit checks, pre-check and run (service/app/).
         kinds: dict[TaskKind, KindHandler] = {
-            TaskKind.DATA_GENERATE: GenerateHandler(config, self.registry, self.store),
+            TaskKind.DATA_IMPORT: ImportHandler(config, self.store, self.registry, self.objects),
+            TaskKind.DATA_GENERATE: GenerateHandler(
+                config, self.registry, self.store, self.objects
+            ),
         }
         self.exports = Exports(
             config,
@@ -132,6 +137,9 @@ class Service:
         if isinstance(self.objects, LocalStore):
             self.objects.serve()  # the signed-link download endpoint
         self.exports.start()
+        # Users that may do more than they need are told of at start; a slow or
+        # unreachable datasource must not hold the service up.
+        threading.Thread(target=self._audit, name="privilege-audit", daemon=True).start()
         self._server = self._build_server()
         self.port = self._server.add_insecure_port(self.listen)
         if self.port == 0:
@@ -143,6 +151,12 @@ class Service:
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("woxqaq service listening on %s (port %d)", self.listen, self.port)
         return self.port
+
+    def _audit(self) -> None:
+        try:
+            log_audit(self.registry)
+        except Exception:
+            log.exception("the datasource users' privileges could not be checked")
 
     def stop(self, grace_s: float | None = None) -> None:
         """Stop taking calls; let in-flight calls and exports finish within the grace time."""

@@ -20,6 +20,7 @@ from service.domain.model import (
     ExportType,
     GenerateSpec,
     ImportMode,
+    ImportSpec,
     Preview,
     Role,
     Run,
@@ -137,42 +138,64 @@ def generate_from_pb(dgd: pb.DataGenerateDetail) -> GenerateSpec:
     )
 
 
-def _generate_task_from_pb(req: pb.SubmitTaskRequest) -> NewTask:
-    if not req.HasField("dgd") or req.HasField("ded") or req.HasField("dimd"):
-        raise InvalidRequest(
-            "TASK_KIND_DATA_GENERATE takes dgd (DataGenerateDetail) and no other detail"
-        )
-    dgd = req.dgd
-    return NewTask(
-        name=req.name.strip(),
-        kind=TaskKind.DATA_GENERATE,
-        dsn=req.dsn,
-        spec=ExportSpec(
-            database=dgd.database.strip(),
-            reason=dgd.generate_reason.strip(),
-            executor=enum_or_default(dgd.exector, Executor, "dgd.exector", Executor.AUTO),
-        ),
-        schedule=schedule_from_pb(req.schedule),
-        generate_spec=generate_from_pb(dgd),
-    )
+# Each kind takes its own detail field of SubmitTaskRequest.
+DETAIL_FIELD = {
+    TaskKind.DATA_EXPORT: "ded",
+    TaskKind.DATA_IMPORT: "dimd",
+    TaskKind.DATA_GENERATE: "dgd",
+}
+_MISSING_DETAIL = {
+    TaskKind.DATA_EXPORT: "say what to export (ded.ebs or ded.eatt)",
+    TaskKind.DATA_IMPORT: "say which uploaded file goes into which table",
+    TaskKind.DATA_GENERATE: "say which table gets how many rows",
+}
 
 
 def new_task_from_pb(req: pb.SubmitTaskRequest) -> NewTask:
     kind = enum_or_default(req.kind, TaskKind, "kind", None)
     if kind is None:
-        raise InvalidRequest("kind is unspecified; set it to TASK_KIND_DATA_EXPORT")
+        raise InvalidRequest(
+            "kind is unspecified; set it to TASK_KIND_DATA_EXPORT, TASK_KIND_DATA_IMPORT "
+            "or TASK_KIND_DATA_GENERATE"
+        )
+    field = DETAIL_FIELD[kind]
+    if not req.HasField(field):  # type: ignore[arg-type]
+        raise InvalidRequest(f"{field} is missing: {_MISSING_DETAIL[kind]}")
+    for other in DETAIL_FIELD.values():
+        if other != field and req.HasField(other):  # type: ignore[arg-type]
+            raise InvalidRequest(f"a {kind.name} task takes {field}, not {other}: drop {other}")
+    name, schedule = req.name.strip(), schedule_from_pb(req.schedule)
+    if kind is TaskKind.DATA_IMPORT:
+        d = req.dimd
+        spec = ExportSpec(
+            database=d.database.strip(),
+            reason=d.import_reason.strip(),
+            executor=enum_or_default(d.exector, Executor, "dimd.exector", Executor.AUTO),
+        )
+        return NewTask(name, kind, req.dsn, spec, schedule, import_from_pb(d))
     if kind is TaskKind.DATA_GENERATE:
-        return _generate_task_from_pb(req)
-    if kind is TaskKind.DATA_EXPORT and req.HasField("dgd"):
-        raise InvalidRequest("TASK_KIND_DATA_EXPORT takes ded; dgd is for TASK_KIND_DATA_GENERATE")
-    if not req.HasField("ded"):
-        raise InvalidRequest("ded is missing: say what to export (ded.ebs or ded.eatt)")
-    return NewTask(
-        name=req.name.strip(),
-        kind=kind,
-        dsn=req.dsn,
-        spec=spec_from_pb(req.ded),
-        schedule=schedule_from_pb(req.schedule),
+        g = req.dgd
+        spec = ExportSpec(
+            database=g.database.strip(),
+            reason=g.generate_reason.strip(),
+            executor=enum_or_default(g.exector, Executor, "dgd.exector", Executor.AUTO),
+        )
+        return NewTask(name, kind, req.dsn, spec, schedule, generate_spec=generate_from_pb(g))
+    return NewTask(name, kind, req.dsn, spec_from_pb(req.ded), schedule)
+
+
+def import_from_pb(d: pb.DataImportDetail) -> ImportSpec:
+    # A file that starts with a BOM reads as UTF-8 either way.
+    encoding = Encoding.UTF8 if d.encoding == pb.ENCODING_UTF8_BOM else d.encoding
+    return ImportSpec(
+        table=d.table.strip(),
+        object_key=d.object_key.strip(),
+        format=enum_or_default(d.format, ExportType, "dimd.format", ExportType.CSV),
+        encoding=enum_or_default(encoding, Encoding, "dimd.encoding", Encoding.UTF8),
+        mode=enum_or_default(d.mode, ImportMode, "dimd.mode", ImportMode.INSERT),
+        columns=tuple(c.strip() for c in d.columns),
+        no_header=d.no_header,
+        sheet=d.sheet.strip(),
     )
 
 
@@ -230,16 +253,30 @@ def generate_to_pb(spec: GenerateSpec, common: ExportSpec) -> pb.DataGenerateDet
     )
 
 
-def preview_to_pb(preview: Preview) -> pb.TaskPreview:
+def import_to_pb(spec: ImportSpec, task: Task) -> pb.DataImportDetail:
+    return pb.DataImportDetail(
+        database=task.spec.database,
+        table=spec.table,
+        object_key=spec.object_key,
+        format=wire(spec.format),
+        encoding=wire(spec.encoding),
+        mode=wire(spec.mode),
+        columns=spec.columns,
+        no_header=spec.no_header,
+        sheet=spec.sheet,
+        import_reason=task.spec.reason,
+        exector=wire(task.spec.executor),
+    )
+
+
+def preview_to_pb(preview: Preview | None) -> pb.TaskPreview | None:
+    if preview is None:
+        return None
     return pb.TaskPreview(
         columns=preview.columns,
         rows=[
-            pb.PreviewRow(
-                cells=[
-                    pb.PreviewCell(null=True) if c is None else pb.PreviewCell(text=c) for c in r
-                ]
-            )
-            for r in preview.rows
+            pb.PreviewRow(cells=[pb.PreviewCell(text=c or "", null=c is None) for c in row])
+            for row in preview.rows
         ],
         total_rows=preview.total_rows,
         sha256=preview.sha256,
@@ -249,8 +286,12 @@ def preview_to_pb(preview: Preview) -> pb.TaskPreview:
 
 def task_to_pb(task: Task) -> pb.TaskListData:
     data = _task_to_pb(task)
+    if task.import_spec is not None:
+        data.dimd.CopyFrom(import_to_pb(task.import_spec, task))
+        data.ClearField("ded")
     if task.generate_spec is not None:
         data.dgd.CopyFrom(generate_to_pb(task.generate_spec, task.spec))
+        data.ClearField("ded")
     return data
 
 

@@ -62,12 +62,12 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
         detail = self.tasks.detail(task_id, acting_user(context))
         return pb.GetTaskDetailResponse(
             ok=True,
-            ded=convert.spec_to_pb(detail.task.spec),
+            ded=convert.spec_to_pb(detail.task.spec) if detail.task.import_spec is None else None,
             task=convert.task_to_pb(detail.task),
             runs=[convert.run_to_pb(r) for r in detail.runs],
             precheck_messages=detail.task.precheck_messages,
             events=[convert.event_to_pb(e) for e in detail.events],
-            preview=convert.preview_to_pb(detail.preview) if detail.preview else None,
+            preview=convert.preview_to_pb(detail.preview),
         )
 
     @maps_errors

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
-from service.app.kinds import Precheck, RunControl, RunFailed, RunOutcome, write_problems
+from service.app.imports import RunBackup, write_permission_problems
+from service.app.kinds import Precheck, RunControl, RunFailed, RunOutcome
 from service.config import Config
 from service.datasources import Datasource, DatasourceRegistry
 from service.domain.errors import InvalidRequest, WrongState
@@ -38,6 +39,7 @@ from service.domain.generators import (
 from service.domain.model import GenerateSpec, Preview, Task
 from service.load import LoadError, LoadTarget, load_rows
 from service.load.table_columns import ref_values, table_columns
+from service.storage.base import ObjectStore
 from service.store.repository import TaskStore
 
 if TYPE_CHECKING:
@@ -116,12 +118,14 @@ class GenerateHandler:
         config: Config,
         registry: DatasourceRegistry,
         store: TaskStore,
+        objects: ObjectStore,
         *,
         today: Callable[[], date] = lambda: datetime.now(UTC).date(),
     ) -> None:
         self.config = config
         self.registry = registry
         self.store = store
+        self.objects = objects
         self.today = today
 
     def validate(self, new: NewTask) -> None:
@@ -188,7 +192,7 @@ class GenerateHandler:
                 f"datasource {ds.name!r} does not take generated test data: set "
                 f"datasources.{ds.name}.allow_generate = true (for test databases only)"
             )
-        problems += write_problems(ds, database, spec.table)
+        problems += write_permission_problems(ds, database or ds.default_database(), spec.table)
         cap = self.config.generate.max_rows
         if spec.rows > cap:
             problems.append(
@@ -216,6 +220,7 @@ class GenerateHandler:
             raise RunFailed(
                 "the table no longer fits the approved generators: " + "; ".join(prepared.problems)
             )
+        backup = RunBackup(self.objects, task, run_id, spec.table)
         try:
             rows = rows_to_write(prepared, spec.rows, approved.rows if approved else ())
             result = load_rows(
@@ -225,6 +230,7 @@ class GenerateHandler:
                 mode=spec.mode,
                 statement_timeout_s=ds.statement_timeout_s,
                 cancelled=control.cancelled,
+                backup=backup.open,
                 progress=control.progress,
             )
         except (WrongState, LoadError) as exc:
@@ -233,6 +239,12 @@ class GenerateHandler:
             "generation written",
             extra={"task_id": task.id, "run_id": run_id, "rows": result.written},
         )
+        saved = backup.size is not None
         return RunOutcome(
-            rows=result.written, rows_skipped=result.skipped, rows_updated=result.updated
+            rows=result.written,
+            rows_skipped=result.skipped,
+            rows_updated=result.updated,
+            backup_filename=backup.filename if saved else "",
+            backup_object_key=backup.key if saved else "",
+            backup_bytes=backup.size or 0,
         )

@@ -64,20 +64,3 @@ class KindHandler(Protocol):
     def run(self, task: Task, run_id: int, control: RunControl) -> RunOutcome:
         """Carry out the run; raise RunFailed (or another WoxqaqError) to fail it."""
         ...
-
-
-def write_problems(ds: Datasource, database: str, table: str) -> list[str]:
-    """What stops a write into `database.table` of `ds`, each naming the key that allows it."""
-    key = f"datasources.{ds.name}"
-    problems = []
-    if ds.write_url is None:
-        problems.append(
-            f"datasource {ds.name!r} takes no writes: set {key}.write_url to a database user "
-            "that may write the target tables"
-        )
-    if not ds.may_write(database, table):
-        problems.append(
-            f"table {ds.qualified(database, table)} is not writable: add it (or a glob such as "
-            f'"{database or ds.default_database()}.*") to {key}.writable_tables'
-        )
-    return problems

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 from urllib.parse import quote
 
+from service.domain.errors import NotFound
+
 # S3's limit on a key, in UTF-8 bytes; the local store keeps the same so keys move between them.
 MAX_KEY_BYTES = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -59,6 +61,11 @@ class ObjectStore(Protocol):
         """A link that uploads `key` with an HTTP PUT; the upload must send this Content-Type."""
         ...
 
+    def open_reader(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """Read `key` as a stream (imports read uploaded files this way); NotFound when
+        there is no such object."""
+        ...
+
     def exists(self, key: str) -> bool: ...
 
     def delete(self, key: str) -> None:
@@ -70,6 +77,10 @@ class ObjectStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def missing_object(key: str) -> NotFound:
+    return NotFound(f"object {key} does not exist: upload the file first (UploadService.PreSign)")
 
 
 def validate_key(key: str) -> str:

@@ -39,6 +39,7 @@ from service.storage.base import (
     StreamWriter,
     UploadTooLarge,
     clean_filename,
+    missing_object,
     validate_expires_in,
     validate_key,
 )
@@ -321,6 +322,14 @@ class LocalStore:
             filename=meta.get("filename") or key.rsplit("/", 1)[-1],
             content_type=meta.get("content_type") or "application/octet-stream",
         )
+
+    @contextmanager
+    def open_reader(self, key: str) -> Iterator[BinaryIO]:
+        found = self.open_object(validate_key(key))
+        if found is None:
+            raise missing_object(key)
+        with found.file:
+            yield found.file
 
     def _read_meta(self, key: str) -> dict[str, str]:
         try:

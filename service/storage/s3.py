@@ -7,6 +7,7 @@ never appear in a message we raise or log. Every failure of the store itself sur
 
 from __future__ import annotations
 
+import io
 import logging
 import mimetypes
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from service.storage.base import (
     SignedUrl,
     StreamWriter,
     content_disposition,
+    missing_object,
     validate_expires_in,
     validate_key,
 )
@@ -128,6 +130,26 @@ class _MultipartWriter(StreamWriter):
             log.warning(
                 "could not abort the multipart upload of %s: %s", self._key, type(exc).__name__
             )
+
+
+class _BodyReader(io.RawIOBase):
+    """A botocore StreamingBody as a readable stream (read errors become Unavailable)."""
+
+    def __init__(self, body: Any) -> None:
+        super().__init__()
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        try:
+            data = self._body.read(len(view))
+        except (BotoCoreError, OSError) as exc:
+            raise Unavailable(f"reading from S3 failed: {type(exc).__name__}") from None
+        view[: len(data)] = data
+        return len(data)
 
 
 class S3Store:
@@ -258,6 +280,21 @@ class S3Store:
                 method, Params={"Bucket": self.bucket, **params}, ExpiresIn=expires_in
             )
         return SignedUrl(url=url, expires_at=now + timedelta(seconds=expires_in))
+
+    @contextmanager
+    def open_reader(self, key: str) -> Iterator[BinaryIO]:
+        full = self._key(key)
+        with self._errors("read", key):
+            try:
+                body = self._client.get_object(Bucket=self.bucket, Key=full)["Body"]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    raise missing_object(key) from None
+                raise
+        try:
+            yield cast(BinaryIO, _BodyReader(body))
+        finally:
+            body.close()
 
     def exists(self, key: str) -> bool:
         full = self._key(key)

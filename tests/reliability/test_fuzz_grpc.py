@@ -117,6 +117,7 @@ SCALARS: dict[int, st.SearchStrategy[Any]] = {
     FieldDescriptor.TYPE_INT64: INT64,
     FieldDescriptor.TYPE_INT32: INT32,
     FieldDescriptor.TYPE_UINT32: st.integers(0, 2**32 - 1),
+    FieldDescriptor.TYPE_DOUBLE: st.floats(),
 }
 
 
@@ -157,7 +158,9 @@ def message_for(desc: Descriptor, depth: int = 0) -> st.SearchStrategy[Message]:
             if f.is_repeated:
                 target = getattr(msg, name)
                 for v in value:
-                    if f.type == FieldDescriptor.TYPE_MESSAGE:
+                    if f.message_type is not None and f.message_type.GetOptions().map_entry:
+                        target[v.key] = v.value  # a map<,> field: its entries by key
+                    elif f.type == FieldDescriptor.TYPE_MESSAGE:
                         target.add().CopyFrom(v)
                     else:
                         target.append(v)

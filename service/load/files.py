@@ -1,0 +1,173 @@
+"""Reading an uploaded file row by row: CSV (RFC 4180; UTF-8 with or without a BOM, or GBK,
+both strict) or an XLSX sheet (openpyxl's streaming reader; formulas refused; a zip bomb
+stopped by the declared unpacked size). Every byte read passes through `HashingReader`, so
+the SHA-256 and the size limit come with reading, not from a second pass.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from service.domain.model import Encoding, ExportType
+
+# A cell of a CSV file may be this long (the csv module's default is 128 KiB).
+csv.field_size_limit(64 * 1024 * 1024)
+
+Row = tuple[int, list[Any]]  # (row number in the file, 1-based, header included; cells)
+
+
+class FileProblem(Exception):
+    """The file cannot be read as asked; the message says what to do."""
+
+
+class HashingReader(io.RawIOBase):
+    """Counts and hashes what is read through it; more than `limit` bytes is a FileProblem."""
+
+    def __init__(self, raw: IO[bytes], limit: int) -> None:
+        super().__init__()
+        self._raw = raw
+        self._limit = limit
+        self._sha = hashlib.sha256()
+        self.bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._raw.read(len(view))
+        if not data:
+            return 0
+        n = len(data)
+        view[:n] = data
+        self._sha.update(view[:n])
+        self.bytes += n
+        if self.bytes > self._limit:
+            raise FileProblem(
+                f"the file is larger than import.max_bytes ({self._limit:,} bytes): split it"
+            )
+        return n
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+    def drain(self) -> None:
+        """Read (and hash) the rest: the digest is of the whole file."""
+        while self.read(1024 * 1024):
+            pass
+
+
+def sha256_of(stream: IO[bytes], limit: int) -> str:
+    reader = HashingReader(stream, limit)
+    reader.drain()
+    return reader.hexdigest()
+
+
+@contextmanager
+def open_rows(
+    source: HashingReader,
+    fmt: ExportType,
+    *,
+    encoding: Encoding = Encoding.UTF8,
+    sheet: str = "",
+    work_dir: Path,
+    max_unpacked: int,
+) -> Iterator[Iterator[Row]]:
+    """The file's non-blank rows, header included, as (row number, cells)."""
+    if fmt is ExportType.EXCEL:
+        with _xlsx_rows(source, sheet, work_dir, max_unpacked) as rows:
+            yield rows
+    else:
+        yield _csv_rows(source, encoding)
+
+
+def _csv_rows(source: HashingReader, encoding: Encoding) -> Iterator[Row]:
+    codec = "gbk" if encoding is Encoding.GBK else "utf-8-sig"  # utf-8-sig: a BOM is optional
+    label = "GBK" if encoding is Encoding.GBK else "UTF-8"
+    text = io.TextIOWrapper(io.BufferedReader(source, 1024 * 1024), encoding=codec, newline="")
+    text._CHUNK_SIZE = 1024 * 1024  # type: ignore[attr-defined]
+    reader = csv.reader(text, strict=True)
+    number = 0
+    try:
+        for cells in reader:
+            number += 1
+            if cells:  # a blank line is no row
+                yield number, cells  # type: ignore[misc]
+    except UnicodeDecodeError:
+        other = "UTF-8" if encoding is Encoding.GBK else "GBK"
+        raise FileProblem(
+            f"the file is not valid {label} (after row {number:,}, about byte "
+            f"{source.bytes:,}): save it as {label}, or choose {other} if it is in {other}"
+        ) from None
+    except csv.Error as exc:
+        raise FileProblem(
+            f"row {number + 1:,} is not valid CSV ({exc}): quote fields that hold commas, "
+            'quotes or line breaks, and double quotes inside them ("")'
+        ) from None
+
+
+@contextmanager
+def _xlsx_rows(
+    source: HashingReader, sheet: str, work_dir: Path, max_unpacked: int
+) -> Iterator[Iterator[Row]]:
+    import openpyxl  # heavy: only when an XLSX file comes
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    # A zip is read from its end: the stream is spooled to a private file first.
+    with tempfile.NamedTemporaryFile(dir=work_dir, prefix="import-", suffix=".xlsx") as spool:
+        shutil.copyfileobj(source, spool, 1024 * 1024)
+        spool.flush()
+        _check_zip(Path(spool.name), max_unpacked)
+        try:
+            book = openpyxl.load_workbook(spool.name, read_only=True, data_only=False)
+        except Exception:
+            raise FileProblem(
+                "the file is not an Excel workbook (.xlsx) that can be read: save it as "
+                ".xlsx (Excel Workbook), or upload it as CSV"
+            ) from None
+        try:
+            names = book.sheetnames
+            if sheet and sheet not in names:
+                raise FileProblem(f"the workbook has no sheet {sheet!r}; its sheets: {names}")
+            yield _sheet_rows(book[sheet or names[0]])
+        finally:
+            book.close()
+
+
+def _check_zip(path: Path, max_unpacked: int) -> None:
+    try:
+        with zipfile.ZipFile(path) as z:
+            # Python's zip reader never yields more than an entry's declared size.
+            unpacked = sum(i.file_size for i in z.infolist())
+    except zipfile.BadZipFile:
+        raise FileProblem("the file is not an .xlsx workbook (not a zip archive)") from None
+    if unpacked > max_unpacked:
+        raise FileProblem(
+            f"the workbook unpacks to {unpacked:,} bytes, more than import.max_unpacked_bytes "
+            f"({max_unpacked:,}): split it or upload it as CSV"
+        )
+
+
+def _sheet_rows(ws: Any) -> Iterator[Row]:
+    for number, cells in enumerate(ws.iter_rows(), start=1):
+        values = []
+        for cell in cells:
+            if cell.data_type == "f":
+                raise FileProblem(
+                    f"row {number:,}, column {cell.column_letter} holds a formula: copy the "
+                    "sheet and paste values only, so that what is approved is what is written"
+                )
+            values.append(cell.value)
+        while values and values[-1] is None:  # formatted but empty cells at the end
+            values.pop()
+        if values:
+            yield number, values
