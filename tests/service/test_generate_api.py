@@ -259,7 +259,7 @@ def test_more_rows_than_generate_max_rows_are_refused(setup: Callable[..., Setup
 
 
 MALFORMED: list[tuple[dict[str, Any], str]] = [
-    ({"dgd": None}, "TASK_KIND_DATA_GENERATE takes dgd"),
+    ({"dgd": None}, "dgd is missing: say which table gets how many rows"),
     ({"rows": 0}, "dgd.rows is 0: ask for at least 1 row"),
     ({"table": " "}, "dgd.table is empty"),
     (
