@@ -345,8 +345,10 @@ class _Scan:
             converters = [converter(c) for c in mapping.columns]
             positions = mapping.positions
             width = max(positions) + 1
-            key = self._key_positions(names)
+            # The run reads the very file the pre-check passed: its keys were checked then.
+            key = [] if strict else self._key_positions(names)
             seen_keys: set[int] = set()
+            pairs = list(zip(converters, positions, strict=True))
             for count, (number, cells) in enumerate(file_rows, start=1):
                 if count > limits.max_rows:
                     message = (
@@ -359,29 +361,29 @@ class _Scan:
                     return
                 if len(cells) < width:
                     cells = [*cells, *([None] * (width - len(cells)))]
-                values: list[Any] = []
-                ok = True
-                for name, convert, pos in zip(names, converters, positions, strict=True):
-                    cell = cells[pos]
-                    try:
-                        values.append(convert(cell))
-                    except BadValue as exc:
-                        ok = False
-                        if strict:
-                            raise RunFailed(f"row {number}, column {name}: {exc}") from None
-                        problems.value(number, name, cell, str(exc))
-                if ok and key:
-                    digest = hash(tuple(values[i] for i in key))
+                try:
+                    values = tuple([convert(cells[pos]) for convert, pos in pairs])
+                except BadValue:
+                    # The slow path, for the row's every problem with its column.
+                    for name, convert, pos in zip(names, converters, positions, strict=True):
+                        try:
+                            convert(cells[pos])
+                        except BadValue as exc:
+                            if strict:
+                                raise RunFailed(f"row {number}, column {name}: {exc}") from None
+                            problems.value(number, name, cells[pos], str(exc))
+                    continue
+                if key:
+                    digest = hash(tuple([values[i] for i in key]))
                     if digest in seen_keys:
                         shown = ", ".join(str(values[i]) for i in key)
                         problems.add(
                             f"row {number}: key ({', '.join(names[i] for i in key)}) = "
                             f"({shown[:100]}) appears earlier in the file; each key once"
                         )
-                        ok = False
+                        continue
                     seen_keys.add(digest)
-                if ok:
-                    yield number, tuple(values)
+                yield number, values
 
     def _key_positions(self, names: list[str]) -> list[int]:
         try:

@@ -8,13 +8,14 @@ datetime); an empty cell is NULL, except in a NOT NULL text column, where it is 
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -150,16 +151,21 @@ _FALSE = frozenset({"false", "f", "no", "n", "0", "off"})
 
 
 def converter(column: TargetColumn) -> Callable[[Any], Any]:
-    """A function from a cell to the column's value; raises BadValue."""
+    """A function from a cell to the column's value; raises BadValue. Called for every cell
+    of a file: the common cases take few steps."""
     convert = _CONVERTERS[column.kind]
     text_column = column.kind in (ValueKind.TEXT, ValueKind.OTHER)
-    empty = "" if text_column and not column.nullable else None
+    empty: str | None = "" if text_column and not column.nullable else None
+    refuse_empty = empty is None and not column.nullable
+    plain_text = text_column and column.length is None and not column.choices
 
     def run(cell: Any) -> Any:
-        if cell is None or (type(cell) is str and cell == ""):
-            if empty is None and not column.nullable:
+        if cell is None or cell == "":
+            if refuse_empty:
                 raise BadValue("is empty but the column is NOT NULL")
             return empty
+        if plain_text and cell.__class__ is str and "\x00" not in cell:
+            return cell
         return convert(cell, column)
 
     return run
@@ -182,7 +188,14 @@ def _text(cell: Any, column: TargetColumn) -> str:
 
 
 def _integer(cell: Any, column: TargetColumn) -> int:
-    if isinstance(cell, bool):
+    if cell.__class__ is str:
+        try:
+            value = int(cell)  # also takes spaces around and a sign
+        except ValueError:
+            raise BadValue("is not a whole number") from None
+        if "_" in cell:  # int() reads 1_000 as a thousand; a file means something else
+            raise BadValue("is not a whole number")
+    elif isinstance(cell, bool):
         value = int(cell)
     elif isinstance(cell, int):
         value = cell
@@ -191,10 +204,7 @@ def _integer(cell: Any, column: TargetColumn) -> int:
             raise BadValue("is not a whole number")
         value = int(cell)
     else:
-        text = str(cell).strip()
-        if not _INT.fullmatch(text):
-            raise BadValue("is not a whole number")
-        value = int(text)
+        raise BadValue("is not a whole number")
     if column.min_int is not None and value < column.min_int:
         raise BadValue(f"is below the column's smallest value {column.min_int}")
     if column.max_int is not None and value > column.max_int:
@@ -204,30 +214,36 @@ def _integer(cell: Any, column: TargetColumn) -> int:
 
 def _decimal(cell: Any, column: TargetColumn) -> Decimal:
     try:
-        value = Decimal(repr(cell) if isinstance(cell, float) else str(cell).strip())
-    except InvalidOperation:
-        raise BadValue("is not a number") from None
-    if not value.is_finite():
-        raise BadValue("is not a finite number")
-    if column.precision is not None:
-        scale = column.scale or 0
-        places = max(0, -int(value.as_tuple().exponent))
-        if places > scale:
-            # Trailing zeros beyond the scale lose nothing: 1.50 fits numeric(5,1).
-            try:
-                rounded = value.quantize(Decimal(1).scaleb(-scale))
-            except InvalidOperation:
-                rounded = None
-            if rounded != value:
-                raise BadValue(f"has {places} decimal places; the column keeps {scale}")
-            value = rounded
-        whole = len(str(abs(int(value)))) if abs(value) >= 1 else 0
-        if whole > column.precision - scale:
-            raise BadValue(
-                f"has {whole} digits before the point; the column holds "
-                f"{column.precision - scale} (numeric({column.precision},{scale}))"
-            )
+        value = Decimal(repr(cell) if isinstance(cell, float) else cell.strip())
+    except (InvalidOperation, AttributeError, TypeError):
+        if isinstance(cell, int) and not isinstance(cell, bool):
+            value = Decimal(cell)
+        else:
+            raise BadValue("is not a number") from None
+    if not value.is_finite() or (cell.__class__ is str and "_" in cell):
+        raise BadValue("is not a number")
+    if column.precision is None:
+        return value
+    scale = column.scale or 0
+    whole = value.adjusted() + 1 if value and value.adjusted() >= 0 else 0
+    if whole > column.precision - scale:
+        raise BadValue(
+            f"has {whole} digits before the point; the column holds "
+            f"{column.precision - scale} (numeric({column.precision},{scale}))"
+        )
+    # Trailing zeros beyond the scale lose nothing: 1.50 fits numeric(5,1).
+    if value.quantize(_quantum(scale), context=_WIDE) != value:
+        places = -int(value.as_tuple().exponent)
+        raise BadValue(f"has {places} decimal places; the column keeps {scale}")
     return value
+
+
+_WIDE = Context(prec=4000)  # PostgreSQL numerics hold up to 1,000 digits
+
+
+@functools.cache
+def _quantum(scale: int) -> Decimal:
+    return Decimal(1).scaleb(-scale)
 
 
 def _float(cell: Any, column: TargetColumn) -> float:
