@@ -239,12 +239,4 @@ class GenerateHandler:
             "generation written",
             extra={"task_id": task.id, "run_id": run_id, "rows": result.written},
         )
-        saved = backup.size is not None
-        return RunOutcome(
-            rows=result.written,
-            rows_skipped=result.skipped,
-            rows_updated=result.updated,
-            backup_filename=backup.filename if saved else "",
-            backup_object_key=backup.key if saved else "",
-            backup_bytes=backup.size or 0,
-        )
+        return backup.outcome(result)

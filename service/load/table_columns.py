@@ -1,5 +1,6 @@
-"""A table's live columns as the generators' domain describes them, and the values a `ref`
-column may pick from. Read with SQLAlchemy's inspector, the same way on every dialect."""
+"""A table's live columns, read with SQLAlchemy's inspector the same way on every dialect:
+as an import's conversion sees them (`target_column`), as the generators' domain describes
+them (`table_columns`), and the values a `ref` column may pick from."""
 
 from __future__ import annotations
 
@@ -14,17 +15,65 @@ from sqlalchemy.engine import Engine
 from service.datasources import describe_db_error
 from service.domain.errors import NotFound, Unavailable
 from service.domain.generators import ColumnInfo, ColumnType
+from service.domain.imports import TargetColumn, ValueKind
 
 # The most values a `ref` column picks from: the referenced column's smallest ones, so the
 # same rows come out for the same seed as long as that table does not change.
 MAX_REF_VALUES = 200_000
 
-_SIGNED_BITS = {
-    mysql.TINYINT: 8,
-    sa.SmallInteger: 16,
-    mysql.MEDIUMINT: 24,
-    sa.BigInteger: 64,
+_INT_RANGES = {
+    "SMALLINT": 16,
+    "TINYINT": 8,
+    "MEDIUMINT": 24,
+    "INTEGER": 32,
+    "INT": 32,
+    "BIGINT": 64,
 }
+
+
+def target_column(col: Any) -> TargetColumn:
+    """A reflected column (SQLAlchemy inspector dict) as the conversion sees it."""
+    t = col["type"]
+    name = type(t).__name__.upper()
+    has_default = bool(
+        col.get("default") is not None
+        or col.get("autoincrement") is True
+        or col.get("identity")
+        or col.get("computed")
+    )
+    base: dict[str, Any] = {
+        "name": col["name"],
+        "nullable": bool(col.get("nullable", True)),
+        "has_default": has_default,
+    }
+    if isinstance(t, sa.Boolean):
+        return TargetColumn(kind=ValueKind.BOOLEAN, **base)
+    if isinstance(t, sa.Integer):
+        bits = _INT_RANGES.get(name, 64)
+        if getattr(t, "unsigned", False):
+            return TargetColumn(kind=ValueKind.INTEGER, min_int=0, max_int=2**bits - 1, **base)
+        return TargetColumn(
+            kind=ValueKind.INTEGER, min_int=-(2 ** (bits - 1)), max_int=2 ** (bits - 1) - 1, **base
+        )
+    if isinstance(t, sa.Float):
+        return TargetColumn(kind=ValueKind.FLOAT, **base)
+    if isinstance(t, sa.Numeric):
+        return TargetColumn(kind=ValueKind.DECIMAL, precision=t.precision, scale=t.scale, **base)
+    if isinstance(t, sa.Enum):
+        return TargetColumn(kind=ValueKind.TEXT, choices=tuple(t.enums), **base)
+    if isinstance(t, sa.String):
+        return TargetColumn(kind=ValueKind.TEXT, length=t.length, **base)
+    if isinstance(t, sa.DateTime):
+        return TargetColumn(kind=ValueKind.DATETIME, with_timezone=bool(t.timezone), **base)
+    if isinstance(t, sa.Date):
+        return TargetColumn(kind=ValueKind.DATE, **base)
+    if isinstance(t, sa.Time):
+        return TargetColumn(kind=ValueKind.TIME, **base)
+    if isinstance(t, sa.Uuid):
+        return TargetColumn(kind=ValueKind.UUID, **base)
+    if isinstance(t, sa.JSON):
+        return TargetColumn(kind=ValueKind.JSON, **base)
+    return TargetColumn(kind=ValueKind.OTHER, **base)
 
 
 def table_columns(engine: Engine, schema: str, table: str) -> list[ColumnInfo]:
@@ -106,44 +155,43 @@ def _single_column_refs(
     return refs
 
 
+# The generators' words for the import conversion's kinds of column.
+_COLUMN_TYPES = {
+    ValueKind.INTEGER: ColumnType.INTEGER,
+    ValueKind.DECIMAL: ColumnType.DECIMAL,
+    ValueKind.FLOAT: ColumnType.FLOAT,
+    ValueKind.TEXT: ColumnType.TEXT,
+    ValueKind.DATE: ColumnType.DATE,
+    ValueKind.DATETIME: ColumnType.TIMESTAMP,
+    ValueKind.BOOLEAN: ColumnType.BOOLEAN,
+    ValueKind.UUID: ColumnType.UUID,
+}
+
+
 def _describe(c: Any, unique: bool, ref: tuple[str, str] | None, dialect: sa.Dialect) -> ColumnInfo:
+    target = target_column(c)
+    column_type = _COLUMN_TYPES.get(target.kind, ColumnType.OTHER)
     t = c["type"]
-    autoincrement = c.get("autoincrement") is True or bool(c.get("identity"))
-    info: dict[str, Any] = {
-        "name": c["name"],
-        "type_name": _type_name(t, dialect),
-        "nullable": bool(c.get("nullable", True)),
-        "unique": unique,
-        "autoincrement": autoincrement,
-        "has_default": c.get("default") is not None or autoincrement,
-        "computed": bool(c.get("computed")),
-        "ref": ref,
-    }
     if isinstance(t, mysql.TINYINT) and t.display_width == 1:  # MySQL's BOOLEAN
-        return ColumnInfo(type=ColumnType.BOOLEAN, **info)
-    if isinstance(t, sa.Boolean):
-        return ColumnInfo(type=ColumnType.BOOLEAN, **info)
-    if isinstance(t, sa.Integer):
-        bits = next((b for cls, b in _SIGNED_BITS.items() if isinstance(t, cls)), 32)
-        if getattr(t, "unsigned", False):
-            return ColumnInfo(type=ColumnType.INTEGER, int_min=0, int_max=2**bits - 1, **info)
-        lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-        return ColumnInfo(type=ColumnType.INTEGER, int_min=lo, int_max=hi, **info)
-    if isinstance(t, sa.Float):
-        return ColumnInfo(type=ColumnType.FLOAT, **info)
-    if isinstance(t, sa.Numeric):
-        return ColumnInfo(type=ColumnType.DECIMAL, precision=t.precision, scale=t.scale, **info)
-    if isinstance(t, sa.Enum):
-        return ColumnInfo(type=ColumnType.TEXT, enum_values=tuple(t.enums), **info)
-    if isinstance(t, sa.String):  # VARCHAR, CHAR, TEXT; a length of None means unbounded
-        return ColumnInfo(type=ColumnType.TEXT, length=t.length, **info)
-    if isinstance(t, sa.DateTime):
-        return ColumnInfo(type=ColumnType.TIMESTAMP, timezone=bool(t.timezone), **info)
-    if isinstance(t, sa.Date):
-        return ColumnInfo(type=ColumnType.DATE, **info)
-    if isinstance(t, sa.Uuid):
-        return ColumnInfo(type=ColumnType.UUID, **info)
-    return ColumnInfo(type=ColumnType.OTHER, **info)
+        column_type = ColumnType.BOOLEAN
+    return ColumnInfo(
+        name=target.name,
+        type=column_type,
+        type_name=_type_name(t, dialect),
+        nullable=target.nullable,
+        unique=unique,
+        has_default=target.has_default,
+        autoincrement=c.get("autoincrement") is True or bool(c.get("identity")),
+        computed=bool(c.get("computed")),
+        length=target.length,
+        precision=target.precision,
+        scale=target.scale,
+        int_min=target.min_int,
+        int_max=target.max_int,
+        timezone=target.with_timezone,
+        enum_values=target.choices,
+        ref=ref,
+    )
 
 
 def _type_name(t: Any, dialect: sa.Dialect) -> str:
