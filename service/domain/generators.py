@@ -431,7 +431,7 @@ def _build(
         _check_order(lo, hi, "min", "max")
         _check_fits(lo, col, "min")
         _check_fits(hi, col, "max")
-        return _RangeDraw(lo, hi, rng, col, rows, lambda x: _as_column_number(x, col))
+        return _RangeDraw(lo, hi, rng, col, rows, _number_for(col))
     if kind == "decimal":
         return _decimal(p, col, rng, rows)
     if kind in ("date", "timestamp"):
@@ -522,8 +522,9 @@ class _RangeDraw:
         rng: random.Random,
         col: ColumnInfo,
         rows: int,
-        convert: Callable[[int], Any],
+        convert: Callable[[int], Any] | None,
     ) -> None:
+        """`convert` maps each drawn integer to the column's value (None: the integer)."""
         self.lo, self.span, self.convert = lo, hi - lo + 1, convert
         self.rng = rng
         self.unique = col.unique
@@ -540,21 +541,30 @@ class _RangeDraw:
                 self.a += 1
 
     def take(self, n: int) -> list[Any]:
-        lo, span, convert = self.lo, self.span, self.convert
+        lo, span = self.lo, self.span
         if self.unique:
             a, b, i = self.a, self.b, self.index
             self.index += n
-            return [convert(lo + (a * k + b) % span) for k in range(i, i + n)]
-        draw = self.rng.randrange
-        return [convert(lo + draw(span)) for _ in range(n)]
+            raw = [lo + (a * k + b) % span for k in range(i, i + n)]
+        elif span <= _FLOAT_EXACT:  # random() is twice as fast as randrange() and exact here
+            r = self.rng.random
+            raw = [lo + int(r() * span) for _ in range(n)]
+        else:
+            draw = self.rng.randrange
+            raw = [lo + draw(span) for _ in range(n)]
+        return raw if self.convert is None else list(map(self.convert, raw))
 
 
-def _as_column_number(x: int, col: ColumnInfo) -> Any:
+# Below this span, int(random() * span) is uniform: every product is below span exactly.
+_FLOAT_EXACT = 2**52
+
+
+def _number_for(col: ColumnInfo) -> Callable[[int], Any] | None:
     if col.type is ColumnType.TEXT:
-        return str(x)
+        return str
     if col.type is ColumnType.FLOAT:
-        return float(x)
-    return x
+        return float
+    return None
 
 
 def _decimal(p: Mapping[str, str], col: ColumnInfo, rng: random.Random, rows: int) -> _Values:
@@ -582,6 +592,9 @@ def _decimal(p: Mapping[str, str], col: ColumnInfo, rng: random.Random, rows: in
         convert = lambda u: float(Decimal(u).scaleb(-scale))  # noqa: E731
     elif col.type is ColumnType.TEXT:
         convert = lambda u: format(Decimal(u).scaleb(-scale), "f")  # noqa: E731
+    elif max(abs(lo_units), abs(hi_units)) < 10**27:  # within the context's 28 digits
+        unit = Decimal(1).scaleb(-scale)
+        convert = lambda u: Decimal(u) * unit  # noqa: E731  (twice as fast as scaleb)
     else:
         convert = lambda u: Decimal(u).scaleb(-scale)  # noqa: E731
     return _RangeDraw(lo_units, hi_units, rng, col, rows, convert)
