@@ -25,6 +25,7 @@ import grpc
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.blocks import imports
 from bot.blocks.approval import approval_message
 from bot.blocks.common import as_datetime
 from bot.blocks.results import (
@@ -178,7 +179,7 @@ class Delivery:
         if kind in DECISIONS and not (kind == "canceled" and n.actor == task.submitter):
             self._put(d, "decision", task.submitter, decision_dm(task, n.events))
         if kind == "approved" and task.schedule.trigger != pb.TRIGGER_KIND_CRON:
-            mode = task.ded.exector
+            mode = imports.executor_of(task)
             if mode in (pb.EXEC_COMMITTER, pb.EXEC_APPROVER):
                 who = task.submitter if mode == pb.EXEC_COMMITTER else n.actor
                 self._put(d, "execute", who, execute_prompt(task))
@@ -198,7 +199,11 @@ class Delivery:
 
     def _approval(self, d: _Delivering) -> None:
         n, task = d.n, d.n.task
-        msg = approval_message(task, n.events, n.required_approvals)
+        # An import's approvers see what they approve: the file's preview.
+        preview = None
+        if imports.is_import(task):
+            preview = self.service.detail(task.submitter, task.id).preview
+        msg = approval_message(task, n.events, n.required_approvals, preview)
         if not n.approval_channel:
             if n.kind == "approval_requested":
                 self._report(d, "", "no approval channel is configured")
@@ -281,7 +286,8 @@ class Delivery:
         if call is not None:
             call.cancel()
         link, problem = None, ""
-        if run.status == pb.TASK_STATUS_EXECUTE_SUCCESS:
+        has_file = not imports.is_import(task) or run.backup_filename
+        if run.status == pb.TASK_STATUS_EXECUTE_SUCCESS and has_file:
             try:
                 got = self.service.download_url(task.submitter, n.task_id, n.run_id)
                 link = Link(got.url, as_datetime(got.expire_time), got.filename)

@@ -6,8 +6,9 @@ bearer token when one is configured. Calls have deadlines: a listener never wait
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Sequence
-from typing import Any
+from typing import IO, Any
 
 import grpc
 
@@ -15,6 +16,8 @@ from woxqaq.v1 import notification_service_pb2 as npb
 from woxqaq.v1 import notification_service_pb2_grpc as npb_grpc
 from woxqaq.v1 import task_service_pb2 as pb
 from woxqaq.v1 import task_service_pb2_grpc as pb_grpc
+from woxqaq.v1 import upload_service_pb2 as upb
+from woxqaq.v1 import upload_service_pb2_grpc as upb_grpc
 
 DEFAULT_TIMEOUT_S = 10.0
 
@@ -29,6 +32,7 @@ class ServiceClient:
         )
         self.tasks = pb_grpc.TaskServiceStub(self.channel)
         self.notifications = npb_grpc.NotificationServiceStub(self.channel)
+        self.uploads = upb_grpc.UploadServiceStub(self.channel)
 
     def _md(self, user: str = "") -> list[tuple[str, str]]:
         md: list[tuple[str, str]] = []
@@ -103,6 +107,25 @@ class ServiceClient:
     ) -> pb.GetDownloadUrlResponse:
         req = pb.GetDownloadUrlRequest(task_id=task_id, run_id=run_id, expires_in=expires_in)
         return self.tasks.GetDownloadUrl(req, metadata=self._md(user), timeout=self.timeout_s)
+
+    def upload(self, user: str, filename: str, body: IO[bytes], size: int) -> str:
+        """PreSign, then PUT `size` bytes of `body` to the link; the object key for dimd."""
+        csv = filename.lower().endswith(".csv")
+        content_type = "text/csv" if csv else "application/octet-stream"
+        link = self.uploads.PreSign(
+            upb.PreSignRequest(filename=filename, content_type=content_type),
+            metadata=self._md(user),
+            timeout=self.timeout_s,
+        )
+        put = urllib.request.Request(
+            link.url,
+            data=body,
+            method="PUT",
+            headers={"Content-Type": content_type, "Content-Length": str(size)},
+        )
+        with urllib.request.urlopen(put, timeout=600):
+            pass
+        return str(link.object_key)
 
     def watch(self, user: str, task_id: str, timeout_s: float = 6 * 3600) -> Any:
         """Progress of the task's current run; cancel the returned call to stop early."""

@@ -25,7 +25,7 @@ from service.app.kinds import KindHandler, RunControl
 from service.config import Config
 from service.datasources import DatasourceRegistry, describe_db_error
 from service.domain import placeholders
-from service.domain.errors import Unavailable, WoxqaqError
+from service.domain.errors import Unavailable, WoxqaqError, WrongState
 from service.domain.model import Run, RunStatus, Task, TaskKind, TaskStatus
 from service.export.engine import ExportFailed, ExportOptions, export
 from service.storage.base import ObjectStore, SignedUrl
@@ -34,6 +34,7 @@ from service.store.repository import TaskStore
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 10.0
+CANCEL_POLL_S = 1.0
 STOPPED_MESSAGE = "the service stopped during the export (restarted or killed); execute it again"
 STOPPED_SCHEDULED = (
     "the service stopped during the export (restarted or killed); the next firing runs as usual"
@@ -169,7 +170,7 @@ class Exports:
                 basename=export_basename(task, started),
                 options=options,
                 progress=on_progress,
-                cancelled=self._abandon.is_set,
+                cancelled=self._cancel_hook(task.id),
                 params=placeholders.logical_values(
                     task.spec.statement, task.schedule, logical_time or started
                 ),
@@ -206,7 +207,7 @@ class Exports:
             self._set_progress(Progress(run_id, TaskStatus.EXECUTING, rows, 0, "writing"))
 
         try:
-            out = handler.run(task, run_id, RunControl(self._abandon.is_set, on_progress))
+            out = handler.run(task, run_id, RunControl(self._cancel_hook(task.id), on_progress))
         except WoxqaqError as exc:
             self._record(task, run_id, RunStatus.FAILED, error=str(exc))
         except Exception as exc:
@@ -227,6 +228,27 @@ class Exports:
                 object_key=out.backup_object_key,
                 size=out.backup_bytes,
             )
+
+    def _cancel_hook(self, task_id: int) -> Callable[[], bool]:
+        """True once the service stops or the task is canceled (by any replica); the store
+        is asked at most once every CANCEL_POLL_S."""
+        state = {"at": 0.0, "canceled": False}
+
+        def cancelled() -> bool:
+            if self._abandon.is_set() or state["canceled"]:
+                return True
+            now = time.monotonic()
+            if now - state["at"] >= CANCEL_POLL_S:
+                state["at"] = now
+                try:
+                    with self.store.read() as tx:
+                        canceled = tx.get_task(task_id).status is TaskStatus.CANCELED
+                    state["canceled"] = canceled
+                except Exception:  # the store is down: the run goes on
+                    log.warning("could not check whether task %s was canceled", task_id)
+            return bool(state["canceled"])
+
+        return cancelled
 
     def _record(self, task: Task, run_id: int, status: RunStatus, **outcome: object) -> None:
         """Record a run's outcome, waiting out a task store that is down: an outcome lost
@@ -340,6 +362,8 @@ class Exports:
     def download_link(self, run: Run, expires_in: int) -> SignedUrl:
         storage = self.config.storage
         ttl = min(expires_in or storage.link_ttl_s, storage.link_ttl_max_s)
+        if not run.object_key:  # an import that replaced no rows saved nothing
+            raise WrongState(f"run {run.id} has no file to download")
         if not self.objects.exists(run.object_key):
             raise Unavailable(
                 f"the file of run {run.id} is no longer stored (files are kept "

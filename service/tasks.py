@@ -215,7 +215,8 @@ class TaskManager:
         _check_len(comment, MAX_COMMENT, "comment")
         with self.store.write() as tx:
             task = tx.get_task(task_id, lock=True)
-            workflow.check_can_cancel(task, operator)
+            approvers = self.registry.get(task.datasource).approvers
+            workflow.check_can_cancel(task, operator, approvers)
             tx.set_status(task_id, S.CANCELED, expected=workflow.CANCELABLE)
             tx.add_event(task_id, operator, "cancel", comment)
             tx.notify(task_id, "canceled", actor=operator)

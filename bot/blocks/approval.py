@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from bot.blocks import imports
 from bot.blocks import task as t
 from bot.blocks.common import (
     APPROVE,
@@ -44,30 +45,44 @@ DECIDED = {
 
 
 def approval_message(
-    task: pb.TaskListData, events: Sequence[pb.TaskEvent], required_approvals: int
+    task: pb.TaskListData,
+    events: Sequence[pb.TaskEvent],
+    required_approvals: int,
+    preview: pb.TaskPreview | None = None,
 ) -> dict[str, Any]:
     ded = task.ded
-    blocks: list[Block] = [
-        header(f"Export request #{task.id}"),
-        section(
-            f"{user(task.submitter)} asks to export from *{escape(task.dsn)}*"
-            + (f", database `{escape(task.database)}`" if task.database else "")
-        ),
-        fields(
-            ("Format", t.format_line(ded)),
-            ("Runs", t.executor_line(ded)),
-            ("Schedule", t.schedule_line(task)),
-            ("Approvals needed", str(required_approvals or 1)),
-        ),
-    ]
-    if task.schedule.trigger == pb.TRIGGER_KIND_CRON and task.status in (
-        pb.TASK_STATUS_APPROVING,
-        pb.TASK_STATUS_APPROVED,
-    ):
-        blocks.append(context(f"Next runs: {t.next_runs(task)}"))
-    what_blocks, sql_cut = t.what(ded)
-    blocks += what_blocks
-    blocks.append(section(f"*Why*\n{t.reason(ded)}"))
+    kind = "Import" if imports.is_import(task) else "Export"
+    sql_cut = False
+    if imports.is_import(task):
+        blocks: list[Block] = [
+            header(f"Import request #{task.id}"),
+            section(f"{user(task.submitter)} asks to write rows into *{escape(task.dsn)}*"),
+            *imports.import_summary(task, preview),
+            context(f"Approvals needed: {required_approvals or 1}"),
+            section(f"*Why*\n{imports.import_reason(task)}"),
+        ]
+    else:
+        blocks = [
+            header(f"Export request #{task.id}"),
+            section(
+                f"{user(task.submitter)} asks to export from *{escape(task.dsn)}*"
+                + (f", database `{escape(task.database)}`" if task.database else "")
+            ),
+            fields(
+                ("Format", t.format_line(ded)),
+                ("Runs", t.executor_line(ded)),
+                ("Schedule", t.schedule_line(task)),
+                ("Approvals needed", str(required_approvals or 1)),
+            ),
+        ]
+        if task.schedule.trigger == pb.TRIGGER_KIND_CRON and task.status in (
+            pb.TASK_STATUS_APPROVING,
+            pb.TASK_STATUS_APPROVED,
+        ):
+            blocks.append(context(f"Next runs: {t.next_runs(task)}"))
+        what_blocks, sql_cut = t.what(ded)
+        blocks += what_blocks
+        blocks.append(section(f"*Why*\n{t.reason(ded)}"))
 
     cast = t.votes(events)
     approvals = sum(1 for v in cast if v.approve)
@@ -98,7 +113,7 @@ def approval_message(
         blocks.append(actions(f"approval:{task.id}", *buttons))
     else:
         blocks.append(section(decision_line(task, events)))
-    return message(f"Export request #{task.id} from {task.dsn}: {_fallback(task)}", blocks)
+    return message(f"{kind} request #{task.id} for {task.dsn}: {_fallback(task)}", blocks)
 
 
 def decision_line(task: pb.TaskListData, events: Sequence[pb.TaskEvent]) -> str:

@@ -28,7 +28,13 @@ from woxqaq.v1 import notification_service_pb2 as npb
 from woxqaq.v1 import task_service_pb2 as pb
 
 CALLBACK = "export_submit"
-MODE_SQL, MODE_TABLES = "sql", "tables"
+MODE_SQL, MODE_TABLES, MODE_IMPORT = "sql", "tables", "import"
+MODES = (MODE_SQL, MODE_TABLES, MODE_IMPORT)
+IMPORT_MODES = {
+    "insert": pb.IMPORT_MODE_INSERT,
+    "skip": pb.IMPORT_MODE_SKIP_EXISTING,
+    "upsert": pb.IMPORT_MODE_UPSERT,
+}
 MAX_INPUT = 3000  # Slack's plain_text_input max_length
 METADATA_LIMIT = 3000
 
@@ -64,7 +70,7 @@ class Metadata:
             data = json.loads(text or "{}")
         except ValueError:
             data = {}
-        mode = data.get("mode") if data.get("mode") in (MODE_SQL, MODE_TABLES) else MODE_SQL
+        mode = data.get("mode") if data.get("mode") in MODES else MODE_SQL
         return cls(
             mode=mode,
             channel=str(data.get("channel", "")),
@@ -145,10 +151,17 @@ def export_modal(
     radio: dict[str, Any] = {
         "type": "radio_buttons",
         "action_id": EXPORT_MODE,
-        "options": [option("SQL query", MODE_SQL), option("Tables", MODE_TABLES)],
+        "options": [
+            option("Export: SQL query", MODE_SQL),
+            option("Export: tables", MODE_TABLES),
+            option("Import a file", MODE_IMPORT),
+        ],
     }
-    radio["initial_option"] = radio["options"][0 if meta.mode == MODE_SQL else 1]
+    radio["initial_option"] = radio["options"][MODES.index(meta.mode)]
     blocks.append(actions("mode", radio))
+    if meta.mode == MODE_IMPORT:
+        blocks += _import_fields()
+        return _modal(meta, blocks, "New import")
     if meta.mode == MODE_SQL:
         blocks.append(
             _input(
@@ -247,15 +260,63 @@ def export_modal(
             optional=True,
         ),
     ]
+    return _modal(meta, blocks, "New export")
+
+
+def _modal(meta: Metadata, blocks: list[Block], title: str) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": CALLBACK,
         "private_metadata": meta.dump(),
-        "title": plain("New export", 24),
+        "title": plain(title, 24),
         "submit": plain("Submit", 24),
         "close": plain("Cancel", 24),
         "blocks": blocks,
     }
+
+
+def _import_fields() -> list[Block]:
+    """An uploaded CSV or XLSX file into one table; the bot fetches the file on submit."""
+    return [
+        _input("table", "Into table", _text("promo_codes", max_length=200)),
+        _input(
+            "file",
+            "File",
+            {"type": "file_input", "filetypes": ["csv", "xlsx"], "max_files": 1},
+            hint="CSV (UTF-8 or GBK) or Excel .xlsx, with a header row naming the columns.",
+        ),
+        _input(
+            "import_mode",
+            "Rows whose key exists",
+            _select(
+                [
+                    ("Fail the import", "insert"),
+                    ("Skip them", "skip"),
+                    ("Update them (the old rows are saved)", "upsert"),
+                ],
+                "insert",
+            ),
+        ),
+        _input("encoding", "Encoding (CSV)", _select([("UTF-8", "utf8"), ("GBK", "gbk")], "utf8")),
+        _input("sheet", "Sheet (Excel)", _text("empty: the first", max_length=200), optional=True),
+        _input(
+            "reason",
+            "Why are these rows needed?",
+            _text("Approvers read this", multiline=True),
+        ),
+        _input(
+            "executor",
+            "Run it",
+            _select(
+                [
+                    ("Automatically after approval", "auto"),
+                    ("By me, when I click Execute", "committer"),
+                    ("By an approver", "approver"),
+                ],
+                "auto",
+            ),
+        ),
+    ]
 
 
 def _datasource_hint(datasources: Sequence[npb.Datasource]) -> str:
@@ -283,6 +344,7 @@ def message_modal(title: str, text: str) -> dict[str, Any]:
 class Parsed:
     request: pb.SubmitTaskRequest | None
     errors: dict[str, str] = field(default_factory=dict)
+    file_id: str = ""  # an import's Slack file, to fetch and upload before submitting
 
 
 def _value(values: dict[str, Any], block: str) -> Any:
@@ -332,6 +394,8 @@ def parse_submission(values: dict[str, Any], meta: Metadata) -> Parsed:
     reason = _text_of(values, "reason")
     if not reason:
         errors["reason"] = "Say why you need this data; approvers decide on it."
+    if meta.mode == MODE_IMPORT:
+        return _parse_import(values, dsn, reason, errors)
     ded = pb.DataExportDetail(
         database=_text_of(values, "database"),
         type=FORMATS.get(_choice(values, "format", "csv"), pb.EXPORT_TYPE_CSV),
@@ -395,10 +459,36 @@ def parse_submission(values: dict[str, Any], meta: Metadata) -> Parsed:
     return Parsed(request)
 
 
+def _parse_import(values: dict[str, Any], dsn: str, reason: str, errors: dict[str, str]) -> Parsed:
+    table = _text_of(values, "table")
+    if not table:
+        errors["table"] = "Name the table the rows go into."
+    files = _value(values, "file").get("files") or []
+    if not files:
+        errors["file"] = "Attach the CSV or Excel file to import."
+    if errors:
+        return Parsed(None, errors)
+    name = str(files[0].get("name", ""))
+    dimd = pb.DataImportDetail(
+        database=_text_of(values, "database"),
+        table=table,
+        format=pb.EXPORT_TYPE_EXCEL if name.lower().endswith(".xlsx") else pb.EXPORT_TYPE_CSV,
+        encoding=ENCODINGS.get(_choice(values, "encoding", "utf8"), pb.ENCODING_UTF8),
+        mode=IMPORT_MODES.get(_choice(values, "import_mode", "insert"), pb.IMPORT_MODE_INSERT),
+        sheet=_text_of(values, "sheet"),
+        import_reason=reason,
+        exector=EXECUTORS.get(_choice(values, "executor", "auto"), pb.EXEC_AUTO),
+    )
+    request = pb.SubmitTaskRequest(
+        name=clip(reason.splitlines()[0], 200), kind=pb.TASK_KIND_DATA_IMPORT, dsn=dsn, dimd=dimd
+    )
+    return Parsed(request, file_id=str(files[0].get("id", "")))
+
+
 def precheck_errors(messages: Sequence[str], meta: Metadata, scheduled: bool) -> dict[str, str]:
     """The service's pre-check messages placed on the fields they are about."""
     by_block: dict[str, list[str]] = {}
-    main = "sql" if meta.mode == MODE_SQL else "tables"
+    main = {MODE_SQL: "sql", MODE_TABLES: "tables", MODE_IMPORT: "file"}[meta.mode]
     for msg in messages:
         low = msg.lower()
         if scheduled and "timezone" in low:
@@ -411,6 +501,8 @@ def precheck_errors(messages: Sequence[str], meta: Metadata, scheduled: bool) ->
             block = "filter"
         elif meta.mode == MODE_TABLES and ("field" in low or "column" in low):
             block = "fields"
+        elif meta.mode == MODE_IMPORT and ("writ" in low or ("table" in low and "exist" in low)):
+            block = "table"
         elif "database" in low and "does not exist" in low:
             block = "database"
         else:

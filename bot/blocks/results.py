@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.blocks import imports
 from bot.blocks import task as t
 from bot.blocks.approval import DECIDED, decision_line
 from bot.blocks.common import (
@@ -48,7 +49,7 @@ def decision_dm(task: pb.TaskListData, events: Sequence[pb.TaskEvent]) -> dict[s
             f"*Your export #{task.id}* from *{escape(task.dsn)}*\n{decision_line(task, events)}"
         )
     ]
-    if task.status == pb.TASK_STATUS_APPROVED and task.ded.exector == pb.EXEC_AUTO:
+    if task.status == pb.TASK_STATUS_APPROVED and imports.executor_of(task) == pb.EXEC_AUTO:
         blocks.append(context("The export starts now; I'll post the link here when it's ready."))
     word = "approved" if task.status in DECIDED else STATUS_LABELS.get(task.status, "")
     return message(f"Export #{task.id} from {task.dsn}: {word}", blocks)
@@ -86,23 +87,31 @@ def run_message(
     link_problem: str = "",
 ) -> dict[str, Any]:
     """ONE message per run: progress while it runs, then the link or the failure's reason."""
-    title = f"*Export #{task.id}* from *{escape(task.dsn)}* · run {escape(run.id)}"
+    kind = "Import" if imports.is_import(task) else "Export"
+    doing = "Writing" if imports.is_import(task) else "Exporting"
+    where = "into" if kind == "Import" else "from"
+    title = f"*{kind} #{task.id}* {where} *{escape(task.dsn)}* · run {escape(run.id)}"
     if run.status not in RUN_DONE:
         rows = rows_so_far if rows_so_far is not None else run.rows
         progress = f"{rows:,} rows so far" if rows else "starting"
         blocks = [
-            section(f":arrows_counterclockwise: {title}\nExporting… {progress}"),
+            section(f":arrows_counterclockwise: {title}\n{doing}… {progress}"),
             context(f"Started {when(run.start_time)} by {user(run.executor)}"),
         ]
-        return message(f"Export #{task.id}: exporting, {progress}", blocks)
+        return message(f"{kind} #{task.id}: {doing.lower()}, {progress}", blocks)
 
     if run.status == pb.TASK_STATUS_EXECUTE_FAILED:
         reason, _ = clip_escaped(run.error or "no reason recorded", 2500)
         blocks = [section(f":boom: {title}\n*Failed:* {reason}")]
-        if task.status == pb.TASK_STATUS_EXECUTE_FAILED and task.ded.exector != pb.EXEC_AUTO:
+        if (
+            task.status == pb.TASK_STATUS_EXECUTE_FAILED
+            and imports.executor_of(task) != pb.EXEC_AUTO
+        ):
             blocks.append(actions(f"execute:{task.id}", button("Execute again", EXECUTE, task.id)))
-        return message(f"Export #{task.id} failed", blocks)
+        return message(f"{kind} #{task.id} failed", blocks)
 
+    if imports.is_import(task):
+        return _import_done(task, run, title, link)
     blocks = [
         section(f":package: {title}\nDone."),
         fields(
@@ -123,6 +132,21 @@ def run_message(
     buttons.append(button("Get a new link", RENEW_LINK, f"{task.id}:{run.id}"))
     blocks.append(actions(f"result:{task.id}:{run.id}", *buttons))
     return message(f"Export #{task.id} is ready: {run.rows:,} rows", blocks)
+
+
+def _import_done(
+    task: pb.TaskListData, run: pb.TaskRun, title: str, link: Link | None
+) -> dict[str, Any]:
+    blocks: list[Block] = [section(f":inbox_tray: {title}\nWritten."), imports.written_fields(run)]
+    if link and run.backup_filename and len(link.url) <= BUTTON_URL:
+        blocks.append(
+            actions(
+                f"result:{task.id}:{run.id}",
+                button("Download the replaced rows", "download_link", run.id, url=link.url),
+            )
+        )
+    counts = f"{run.rows:,} written, {run.rows_skipped:,} skipped, {run.rows_updated:,} updated"
+    return message(f"Import #{task.id} is done: {counts}", blocks)
 
 
 CHANNEL_HINTS = {

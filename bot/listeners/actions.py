@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.blocks import common as c
 from bot.blocks.approval import full_sql_modal, reject_modal
-from bot.blocks.export_modal import MODE_SQL, MODE_TABLES, Metadata, export_modal
+from bot.blocks.export_modal import MODES, Metadata, export_modal
 from bot.blocks.results import Link, run_message
 from bot.blocks.task import is_sql
 from bot.errors import describe
@@ -193,7 +193,7 @@ def switch_mode(
     view = body["view"]
     mode = (action.get("selected_option") or {}).get("value")
     meta = Metadata.load(view.get("private_metadata", ""))
-    if mode not in (MODE_SQL, MODE_TABLES) or mode == meta.mode:
+    if mode not in MODES or mode == meta.mode:
         return
 
     def run() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import urllib.request
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -74,10 +75,14 @@ def _outcome_of(deps: Deps, user: str, future: Any, timeout: float | None) -> Ou
     return Outcome(task_id=resp.task_id, precheck=messages)
 
 
-def _confirmation(task_id: str, dsn: str, approval_channel: str) -> str:
+def _kind(request: pb.SubmitTaskRequest) -> str:
+    return "Import" if request.kind == pb.TASK_KIND_DATA_IMPORT else "Export"
+
+
+def _confirmation(task_id: str, dsn: str, approval_channel: str, kind: str = "Export") -> str:
     where = f" in {channel_mention(approval_channel)}" if approval_channel else ""
     return (
-        f":inbox_tray: Export *#{task_id}* from *{escape(dsn)}* is submitted and waits for "
+        f":inbox_tray: {kind} *#{task_id}* for *{escape(dsn)}* is submitted and waits for "
         f"approval{where}. I'll tell you here when it's decided; `/export show {task_id}` "
         "shows where it stands."
     )
@@ -100,6 +105,15 @@ def submit_export(
         return
     request = parsed.request
     scheduled = request.schedule.trigger == pb.TRIGGER_KIND_CRON
+    if parsed.file_id:
+        # Fetching and storing the file takes longer than an answer may: the form says
+        # "checking" and is updated with the outcome.
+        ack(response_action="update", view=message_modal("Checking…", "Checking your file…"))
+        guarded(
+            "import submission",
+            lambda: _submit_import(deps, client, user, view["id"], parsed.file_id, request, meta),
+        )
+        return
 
     def work() -> Outcome:
         future = deps.service.submit_future(user, request)
@@ -206,6 +220,48 @@ def _confirm(
     _tell_via(client, user, meta.response_url, text)
 
 
+def _submit_import(
+    deps: Deps,
+    client: WebClient,
+    user: str,
+    view_id: str,
+    file_id: str,
+    request: pb.SubmitTaskRequest,
+    meta: Metadata,
+) -> None:
+    """Fetch the Slack file with the bot's token, put it in the object store, submit."""
+    try:
+        info = client.files_info(file=file_id)["file"]
+        name = str(info.get("name") or "upload.csv")
+        fetch = urllib.request.Request(
+            str(info["url_private_download"]),
+            headers={"Authorization": f"Bearer {client.token}"},
+        )
+        with urllib.request.urlopen(fetch, timeout=120) as body:
+            size = int(body.headers.get("Content-Length") or info.get("size") or 0)
+            request.dimd.object_key = deps.service.upload(user, name, body, size)
+    except (SlackApiError, KeyError, OSError) as exc:
+        log.warning("could not fetch the import's file: %s", type(exc).__name__)
+        text = ":warning: I couldn't fetch that file from Slack; please attach it again."
+        _show(client, user, view_id, meta, "Not submitted", text)
+        return
+    except grpc.RpcError as exc:
+        _show(client, user, view_id, meta, "Not submitted", f":warning: {escape(describe(exc))}")
+        return
+    future = deps.service.submit_future(user, request)
+    _finish_slow(deps, client, user, view_id, future, request, meta)
+
+
+def _show(
+    client: WebClient, user: str, view_id: str, meta: Metadata, title: str, text: str
+) -> None:
+    try:
+        client.views_update(view_id=view_id, view=message_modal(title, text))
+    except SlackApiError as exc:  # the person closed the modal: tell them another way
+        log.info("could not update the modal: %s", exc.response.get("error"))
+        _tell_via(client, user, meta.response_url, text)
+
+
 def _finish_slow(
     deps: Deps,
     client: WebClient,
@@ -217,20 +273,17 @@ def _finish_slow(
 ) -> None:
     outcome = _outcome_of(deps, user, future, None)
     if outcome.task_id and not outcome.precheck:
-        text = _confirmation(outcome.task_id, request.dsn, _approval_channel(deps, request.dsn))
+        channel = _approval_channel(deps, request.dsn)
+        text = _confirmation(outcome.task_id, request.dsn, channel, _kind(request))
         title = "Submitted"
     elif outcome.precheck:
         problems = "\n".join(f"• {escape(m)}" for m in outcome.precheck)
         text = (
-            f":warning: Export *#{outcome.task_id}* failed its pre-check:\n{problems}\n"
-            "Run `/export` again with the request fixed."
+            f":warning: {_kind(request)} *#{outcome.task_id}* failed its pre-check:\n"
+            f"{problems}\nRun `/export` again with the request fixed."
         )
         title = "Pre-check failed"
     else:
         text = f":warning: {escape(outcome.refused)}"
         title = "Not submitted"
-    try:
-        client.views_update(view_id=view_id, view=message_modal(title, text))
-    except SlackApiError as exc:  # the person closed the modal: tell them another way
-        log.info("could not update the modal: %s", exc.response.get("error"))
-        _tell_via(client, user, meta.response_url, text)
+    _show(client, user, view_id, meta, title, text)

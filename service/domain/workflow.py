@@ -3,7 +3,8 @@
 NOT_START → PRE_CHECK → PRE_CHECK_FAILED (final) | PRE_CHECK_SUCCESS → APPROVING;
 APPROVING → NOT_APPROVED (final, any approver's reject) | APPROVED (quorum reached);
 APPROVED → EXECUTING → EXECUTE_SUCCESS | EXECUTE_FAILED; CANCELED by the submitter from any
-state before EXECUTING. A CRON task stays APPROVED: each firing is a run, not a state.
+state before EXECUTING, and by the submitter or an approver while EXECUTING (the run stops,
+nothing is published or committed). A CRON task stays APPROVED: each firing is a run, not a state.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     S.APPROVING: frozenset({S.APPROVED, S.NOT_APPROVED, S.CANCELED}),
     S.APPROVED: frozenset({S.EXECUTING, S.CANCELED}),
     S.NOT_APPROVED: frozenset(),
-    S.EXECUTING: frozenset({S.EXECUTE_SUCCESS, S.EXECUTE_FAILED}),
+    # A running task may be canceled: its run stops, and nothing is published or committed.
+    S.EXECUTING: frozenset({S.EXECUTE_SUCCESS, S.EXECUTE_FAILED, S.CANCELED}),
     S.EXECUTE_SUCCESS: frozenset(),
     # A failed export may be started again by whoever may execute it (a new run).
     S.EXECUTE_FAILED: frozenset({S.EXECUTING}),
@@ -64,7 +66,14 @@ def quorum_reached(approvals: int, required: int) -> bool:
     return approvals >= max(1, required)
 
 
-def check_can_cancel(task: Task, actor: str) -> None:
+def check_can_cancel(task: Task, actor: str, approvers: Collection[str] = ()) -> None:
+    if task.status is S.EXECUTING:
+        if actor != task.submitter and actor not in approvers:
+            raise PermissionDenied(
+                f"only the submitter ({task.submitter}) or an approver of datasource "
+                f"{task.datasource!r} can stop task {task.id} while it runs"
+            )
+        return
     if actor != task.submitter:
         raise PermissionDenied(f"only the submitter ({task.submitter}) can cancel task {task.id}")
     if task.status not in CANCELABLE:

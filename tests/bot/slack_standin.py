@@ -68,11 +68,19 @@ class SlackStandIn:
         self._files = itertools.count(1)
         self.uploads: dict[str, bytes] = {}  # file id → the bytes uploaded to its URL
         self.files: list[dict[str, Any]] = []  # completed uploads: id, title, channel
+        self.shared: dict[str, tuple[str, bytes]] = {}  # files people attached: id → name, bytes
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     # -- lifecycle -----------------------------------------------------------------------
+
+    def add_file(self, name: str, data: bytes) -> str:
+        """A file a person attached (a modal's file_input); its id, as Slack gives it."""
+        file_id = f"FU{next(self._files)}"
+        with self._lock:
+            self.shared[file_id] = (name, data)
+        return file_id
 
     @property
     def url(self) -> str:
@@ -232,7 +240,19 @@ class SlackStandIn:
                 self.files.append({**f, "channel": p.get("channel_id", "")})
             return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
         if method == "files.info":
-            return {"ok": True, "file": {"id": p.get("file", "")}}
+            file_id = str(p.get("file", ""))
+            if file_id in self.shared:
+                name, data = self.shared[file_id]
+                return {
+                    "ok": True,
+                    "file": {
+                        "id": file_id,
+                        "name": name,
+                        "size": len(data),
+                        "url_private_download": f"{self.url}/files-pri/{file_id}/{name}",
+                    },
+                }
+            return {"ok": True, "file": {"id": file_id}}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"1700000001.{next(self._ts):06d}"}
         if method in ("views.open", "views.push"):
@@ -258,6 +278,21 @@ class SlackStandIn:
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def do_GET(self) -> None:
+                """A file's bytes, to the bot token only (url_private_download)."""
+                path = urlsplit(self.path).path
+                file_id = path.removeprefix("/files-pri/").split("/", 1)[0]
+                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                    self._send(403, b"forbidden", "text/plain", {})
+                    return
+                with standin._lock:
+                    standin.calls.append(Call("file_download", {"file": file_id}))
+                    found = standin.shared.get(file_id)
+                if found is None:
+                    self._send(404, b"not found", "text/plain", {})
+                    return
+                self._send(200, found[1], "application/octet-stream", {})
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -23,6 +23,7 @@ SCOPE_OF = {
     "conversations_join": "channels:join",
     "users_info": "users:read",
     "files_upload_v2": "files:write",
+    "files_info": "files:read",
 }
 CALL = re.compile(r"\bclient\.([A-Za-z_0-9]+)\(|\.api_call\(\s*[\"']([a-zA-Z.]+)[\"']")
 

@@ -5,6 +5,7 @@ pre-check with preview, approval, the write and its counts, and every refusal.""
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
@@ -319,3 +320,31 @@ def test_malformed_import_requests_are_invalid_arguments(
         svc.as_user("alice").SubmitTask(request_)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in err.value.details()
+
+
+def test_an_approver_stops_a_running_import_and_the_table_is_unchanged(
+    pg_target: Target, importing
+) -> None:
+    pg_target.insert("('KEEP', 1.00, NULL, NULL)")
+    svc = importing(pg_target)
+    data = "code,discount\n" + "".join(f"K{i},{i % 999}.5\n" for i in range(300_000))
+    resp, _ = submit(svc, pg_target, data.encode(), exector=pb.EXEC_COMMITTER)
+    task_id = int(resp.task_id)
+    svc.as_user("bob").Approve(pb.ApproveRequest(task_id=task_id, approver="bob"))
+    svc.as_user("alice").Execute(pb.ExecuteRequest(task_id=task_id, executor="alice"))
+    for progress in svc.as_user("alice").WatchTask(pb.WatchTaskRequest(task_id=resp.task_id)):
+        if progress.rows > 0:
+            break
+    assert (
+        svc.as_user("carol")
+        .Cancel(pb.CancelRequest(task_id=task_id, operator="carol", comment="wrong file"))
+        .ok
+    )
+    detail = svc.wait_for_status(resp.task_id, {S.TASK_STATUS_CANCELED})
+    deadline = time.monotonic() + 20
+    while detail.runs[0].status == S.TASK_STATUS_EXECUTING and time.monotonic() < deadline:
+        time.sleep(0.1)
+        detail = svc.detail(resp.task_id)
+    assert detail.runs[0].status == S.TASK_STATUS_EXECUTE_FAILED
+    assert "canceled" in detail.runs[0].error
+    assert pg_target.rows() == [("KEEP", Decimal("1.00"), None, None)]
