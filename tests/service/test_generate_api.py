@@ -5,6 +5,7 @@ credentials, counted; refused where the datasource or the generators do not allo
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,10 +21,7 @@ from service_support import APPROVERS, Running
 from sqlalchemy.engine import URL
 
 from service import cli
-from service.app.generation import GenerateHandler
-from service.app.kinds import RunControl, RunFailed
 from service.domain.generators import render
-from service.domain.model import TaskKind
 from woxqaq.v1 import task_service_pb2 as pb
 
 S = pb.TaskStatus
@@ -291,30 +289,34 @@ def test_a_malformed_generate_request_is_invalid_argument_saying_what_to_fix(
     assert s.svc.as_user("sam").ListTaskDetail(pb.ListTaskRequest()).total == 0
 
 
-def test_a_canceled_run_leaves_the_table_as_it_was(setup: Callable[..., Setup]) -> None:
+def test_an_approver_cancels_a_running_generation_and_the_table_is_as_it_was(
+    setup: Callable[..., Setup],
+) -> None:
     s = setup()
-    s.db.run(f"INSERT INTO {s.users} (id, email) VALUES (1000000, 'kept@x.org')")
+    s.db.run(f"INSERT INTO {s.users} (id, email) VALUES (2000000, 'kept@x.org')")
     cheap = [  # no Faker pools: the write is what this test is about
         {"column": "id", "kind": "sequence", "params": {"start": "1"}},
         {"column": "email", "kind": "text", "params": {"min_len": "5", "max_len": "20"}},
         {"column": "note", "kind": "constant", "params": {"value": "x"}},
     ]
-    sub = s.submit(
-        rows=40_000,
-        columns=cheap,
-        exector=pb.EXEC_COMMITTER,  # approved, not started: the run below is the only one
-    )
+    sub = s.submit(rows=1_000_000, columns=cheap, exector=pb.EXEC_COMMITTER)
     assert sub.ok, s.svc.detail(sub.task_id).precheck_messages
-    s.svc.as_user("alice").Approve(pb.ApproveRequest(task_id=int(sub.task_id), approver="alice"))
-    task = s.svc.service.tasks.detail(int(sub.task_id)).task
-    handler = s.svc.service.tasks.kinds[TaskKind.DATA_GENERATE]
-    assert isinstance(handler, GenerateHandler)
-    seen: list[int] = []
-    control = RunControl(cancelled=lambda: bool(seen) and seen[-1] >= 10_000, progress=seen.append)
-    with pytest.raises(RunFailed, match="canceled; nothing was written"):
-        handler.run(task, 0, control)
-    assert seen and seen[-1] < 40_000
-    assert s.db.rows(f"SELECT id, email FROM {s.users}") == [(1000000, "kept@x.org")]
+    task_id = int(sub.task_id)
+    s.svc.as_user("alice").Approve(pb.ApproveRequest(task_id=task_id, approver="alice"))
+    s.svc.as_user("sam").Execute(pb.ExecuteRequest(task_id=task_id, executor="sam"))
+    for progress in s.svc.as_user("sam").WatchTask(pb.WatchTaskRequest(task_id=sub.task_id)):
+        if progress.rows > 0:
+            break
+    cancel = pb.CancelRequest(task_id=task_id, operator="bob", comment="wrong table")
+    assert s.svc.as_user("bob").Cancel(cancel).ok
+    s.svc.wait_for_status(sub.task_id, {S.TASK_STATUS_CANCELED})
+    deadline = time.monotonic() + 30
+    while (detail := s.svc.detail(sub.task_id)).runs[0].status == S.TASK_STATUS_EXECUTING:
+        assert time.monotonic() < deadline, "the canceled run did not stop"
+        time.sleep(0.1)
+    assert detail.runs[0].status == S.TASK_STATUS_EXECUTE_FAILED
+    assert "canceled" in detail.runs[0].error and detail.runs[0].rows == 0
+    assert s.db.rows(f"SELECT id, email FROM {s.users}") == [(2000000, "kept@x.org")]
 
 
 def test_the_cli_submits_rules_and_shows_the_generators_and_the_preview(
