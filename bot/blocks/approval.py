@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from bot.blocks import imports
+from bot.blocks import generation, imports
 from bot.blocks import task as t
 from bot.blocks.common import (
     APPROVE,
@@ -51,10 +51,20 @@ def approval_message(
     preview: pb.TaskPreview | None = None,
 ) -> dict[str, Any]:
     ded = task.ded
-    kind = "Import" if imports.is_import(task) else "Export"
+    kind = imports.kind_of(task)
     sql_cut = False
-    if imports.is_import(task):
+    if generation.is_generate(task):
         blocks: list[Block] = [
+            header(f"Test-data request #{task.id}"),
+            section(
+                f"{user(task.submitter)} asks to write generated rows into *{escape(task.dsn)}*"
+            ),
+            *generation.generate_summary(task, preview),
+            context(f"Approvals needed: {required_approvals or 1}"),
+            section(f"*Why*\n{generation.generate_reason(task)}"),
+        ]
+    elif imports.is_import(task):
+        blocks = [
             header(f"Import request #{task.id}"),
             section(f"{user(task.submitter)} asks to write rows into *{escape(task.dsn)}*"),
             *imports.import_summary(task, preview),

@@ -87,9 +87,9 @@ def run_message(
     link_problem: str = "",
 ) -> dict[str, Any]:
     """ONE message per run: progress while it runs, then the link or the failure's reason."""
-    kind = "Import" if imports.is_import(task) else "Export"
-    doing = "Writing" if imports.is_import(task) else "Exporting"
-    where = "into" if kind == "Import" else "from"
+    kind = imports.kind_of(task)
+    doing = "Writing" if imports.is_write(task) else "Exporting"
+    where = "into" if imports.is_write(task) else "from"
     title = f"*{kind} #{task.id}* {where} *{escape(task.dsn)}* · run {escape(run.id)}"
     if run.status not in RUN_DONE:
         rows = rows_so_far if rows_so_far is not None else run.rows
@@ -110,8 +110,8 @@ def run_message(
             blocks.append(actions(f"execute:{task.id}", button("Execute again", EXECUTE, task.id)))
         return message(f"{kind} #{task.id} failed", blocks)
 
-    if imports.is_import(task):
-        return _import_done(task, run, title, link)
+    if imports.is_write(task):
+        return _written(task, run, title, link)
     blocks = [
         section(f":package: {title}\nDone."),
         fields(
@@ -134,7 +134,7 @@ def run_message(
     return message(f"Export #{task.id} is ready: {run.rows:,} rows", blocks)
 
 
-def _import_done(
+def _written(
     task: pb.TaskListData, run: pb.TaskRun, title: str, link: Link | None
 ) -> dict[str, Any]:
     blocks: list[Block] = [section(f":inbox_tray: {title}\nWritten."), imports.written_fields(run)]
@@ -146,7 +146,7 @@ def _import_done(
             )
         )
     counts = f"{run.rows:,} written, {run.rows_skipped:,} skipped, {run.rows_updated:,} updated"
-    return message(f"Import #{task.id} is done: {counts}", blocks)
+    return message(f"{imports.kind_of(task)} #{task.id} is done: {counts}", blocks)
 
 
 CHANNEL_HINTS = {
