@@ -44,15 +44,21 @@ class Link:
 
 def decision_dm(task: pb.TaskListData, events: Sequence[pb.TaskEvent]) -> dict[str, Any]:
     """Tells the requester what was decided (approved, rejected with the reason, canceled)."""
+    kind = imports.kind_of(task)
+    where = "for" if imports.is_write(task) else "from"
     blocks = [
         section(
-            f"*Your export #{task.id}* from *{escape(task.dsn)}*\n{decision_line(task, events)}"
+            f"*Your {kind.lower()} #{task.id}* {where} *{escape(task.dsn)}*\n"
+            f"{decision_line(task, events)}"
         )
     ]
     if task.status == pb.TASK_STATUS_APPROVED and imports.executor_of(task) == pb.EXEC_AUTO:
-        blocks.append(context("The export starts now; I'll post the link here when it's ready."))
+        later = "the counts" if imports.is_write(task) else "the link"
+        blocks.append(
+            context(f"The {kind.lower()} starts now; I'll post {later} here when it's done.")
+        )
     word = "approved" if task.status in DECIDED else STATUS_LABELS.get(task.status, "")
-    return message(f"Export #{task.id} from {task.dsn}: {word}", blocks)
+    return message(f"{kind} #{task.id} {where} {task.dsn}: {word}", blocks)
 
 
 def execute_prompt(

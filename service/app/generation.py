@@ -110,8 +110,9 @@ def rows_to_write(
 
 
 class GenerateHandler:
-    """DATA_GENERATE tasks: validated at submit, pre-checked against the live table with
-    the writer's credentials (what it will write into), run through the one write path."""
+    """DATA_GENERATE tasks: validated at submit, pre-checked against the live table (read
+    with the reader's credentials, as exports are), run through the one write path with the
+    writer's."""
 
     def __init__(
         self,
@@ -163,7 +164,7 @@ class GenerateHandler:
             return Precheck(problems)
         seed = spec.seed or secrets.randbelow(2**63 - 1) + 1
         prepared = prepare(
-            self.registry.writer_engine(ds),
+            self.registry.engine(ds),  # reading: the reader, which may see a ref's table too
             new.spec.database or ds.default_database(),
             spec.table,
             spec.columns,
@@ -210,11 +211,10 @@ class GenerateHandler:
             raise RunFailed("; ".join(problems))
         with self.store.read() as tx:
             approved = tx.preview(task.id)
-        engine = self.registry.writer_engine(ds)
         schema = task.spec.database or ds.default_database()
         prepared = prepare(
-            engine, schema, spec.table, spec.columns, rows=spec.rows, seed=spec.seed,
-            today=self.today(),
+            self.registry.engine(ds), schema, spec.table, spec.columns, rows=spec.rows,
+            seed=spec.seed, today=self.today(),
         )  # fmt: skip
         if prepared.problems:
             raise RunFailed(
@@ -224,7 +224,7 @@ class GenerateHandler:
         try:
             rows = rows_to_write(prepared, spec.rows, approved.rows if approved else ())
             result = load_rows(
-                engine,
+                self.registry.writer_engine(ds),
                 LoadTarget(table=spec.table, columns=prepared.columns, schema=schema),
                 rows,
                 mode=spec.mode,
