@@ -254,8 +254,9 @@ def proposals(col: ColumnInfo, today: date, null_ratio: float = 0.0) -> list[Col
     def add(kind: str, **params: str) -> None:
         out.append(ColumnGenerator(col.name, kind, params, null_ratio))
 
-    if col.ref is not None:
+    if col.ref is not None:  # any other value could break the foreign key: ref or nothing
         add("ref", table=col.ref[0], column=col.ref[1])
+        return out
     if col.unique:
         if col.type is ColumnType.INTEGER or col.type is ColumnType.DECIMAL:
             add("sequence", start=str((col.max_existing or 0) + 1))

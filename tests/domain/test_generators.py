@@ -406,3 +406,15 @@ def test_split_list_trims_and_keeps_escaped_commas() -> None:
     assert split_list(" a, b ,c") == ["a", "b", "c"]
     assert split_list(r"1\,5,2") == ["1,5", "2"]
     assert split_list("") == []
+
+
+def test_a_foreign_key_whose_table_cannot_be_read_gets_no_made_up_values() -> None:
+    fk = col("user_id", T.INTEGER, ref=("users", "id"), **INT4)
+    assert [g.kind for g in proposals(fk, TODAY)] == ["ref"]
+    p, _ = plan([fk], [], TODAY)
+    _, final, problems = compile_rows([fk], p, rows=10, seed=1, refs={}, today=TODAY)
+    assert problems == [] and final.left_out == ("user_id",)  # nullable: left NULL
+    required = col("user_id", T.INTEGER, nullable=False, ref=("users", "id"), **INT4)
+    p, _ = plan([required], [], TODAY)
+    _, _, problems = compile_rows([required], p, rows=10, seed=1, refs={}, today=TODAY)
+    assert problems == ["column `user_id`: users.id could not be read"]

@@ -36,14 +36,15 @@ def target(writable_db_url: URL) -> Iterator[tuple[URL, str]]:
 
 
 def _writing(url: URL, table: str) -> bool:
-    """The run's statement is on the server: COPY into the staging table, or an INSERT."""
+    """The run's statement is on the server: a COPY on PostgreSQL, an INSERT on MariaDB."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            if url.get_backend_name() == "postgresql":
+            if url.get_backend_name() == "postgresql":  # into the table, or a staging one
                 sql = (
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND query LIKE 'COPY woxqaq_load_rows%%' AND pid <> pg_backend_pid()"
+                    f"AND query LIKE 'COPY %%' AND (query LIKE '%%{table}%%' "
+                    "OR query LIKE '%%woxqaq_load_rows%%') AND pid <> pg_backend_pid()"
                 )
             else:
                 sql = (
