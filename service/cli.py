@@ -224,7 +224,7 @@ def render_detail(resp: pb.GetTaskDetailResponse) -> str:
         lines.append("  runs")
         for r in resp.runs:
             outcome = r.error or f"{r.rows} rows, {r.bytes} bytes, {r.filename}"
-            if not r.error and t.HasField("dimd"):
+            if not r.error and (t.HasField("dimd") or t.HasField("dgd")):
                 outcome = (
                     f"{r.rows} rows written, {r.rows_skipped} skipped, {r.rows_updated} updated"
                     + (f"; replaced rows saved in {r.backup_filename}" if r.backup_filename else "")

@@ -342,6 +342,11 @@ def test_the_cli_submits_rules_and_shows_the_generators_and_the_preview(
     assert "    status: choice values=paid,refunded weights=9,1\n" in out
     assert "    email: faker provider=email\n" in out  # proposed, shown to approvers
     assert "preview (first 10 of 50 rows)" in out
+    task_id = re.match(r"Task (\d+)", out).group(1)  # type: ignore[union-attr]
+    assert s.approve_and_wait(task_id).task.status == S.TASK_STATUS_EXECUTE_SUCCESS
+    capsys.readouterr()
+    assert cli.main(["--addr", s.svc.addr, "--user", "sam", "show", task_id]) == cli.EXIT_OK
+    assert "50 rows written, 0 skipped, 0 updated" in capsys.readouterr().out
 
     rc, out, err = woxqaq("--table", s.users, "--rows", "5", "--rule", "age int 18")
     assert rc == cli.EXIT_USAGE and out == ""
