@@ -383,7 +383,7 @@ def cmd_list(args: argparse.Namespace, client: Client) -> int:
             t.dsn,
             t.submitter,
             _when(t.create_time),
-            describe_spec(t.ded),
+            f"import into {t.dimd.table}" if t.HasField("dimd") else describe_spec(t.ded),
         )
         for t in resp.data
     ]

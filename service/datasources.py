@@ -60,10 +60,6 @@ class Datasource:
             return self.url.database or ""
         return "main"
 
-    def qualified(self, database: str, table: str) -> str:
-        """`schema.table` as `writable_tables` globs match it."""
-        return f"{database or self.default_database()}.{table}"
-
     def __repr__(self) -> str:  # dataclass repr would print the password
         return f"Datasource(name={self.name!r}, url={self.safe_url!r})"
 

@@ -236,18 +236,7 @@ def export_modal(
             "Why do you need this data?",
             _text("Approvers read this", multiline=True),
         ),
-        _input(
-            "executor",
-            "Run it",
-            _select(
-                [
-                    ("Automatically after approval", "auto"),
-                    ("By me, when I click Execute", "committer"),
-                    ("By an approver", "approver"),
-                ],
-                "auto",
-            ),
-        ),
+        _executor_input(),
         _input(
             "schedule",
             "Schedule",
@@ -284,6 +273,21 @@ def _modal(meta: Metadata, blocks: list[Block], title: str) -> dict[str, Any]:
     }
 
 
+def _executor_input() -> Block:
+    return _input(
+        "executor",
+        "Run it",
+        _select(
+            [
+                ("Automatically after approval", "auto"),
+                ("By me, when I click Execute", "committer"),
+                ("By an approver", "approver"),
+            ],
+            "auto",
+        ),
+    )
+
+
 def _import_fields() -> list[Block]:
     """An uploaded CSV or XLSX file into one table; the bot fetches the file on submit."""
     return [
@@ -297,7 +301,10 @@ def _import_fields() -> list[Block]:
         _write_mode("import"),
         _input("encoding", "Encoding (CSV)", _select([("UTF-8", "utf8"), ("GBK", "gbk")], "utf8")),
         _input("sheet", "Sheet (Excel)", _text("empty: the first", max_length=200), optional=True),
-        *_reason_and_executor("Why are these rows needed?"),
+        _input(
+            "reason", "Why are these rows needed?", _text("Approvers read this", multiline=True)
+        ),
+        _executor_input(),
     ]
 
 
@@ -317,7 +324,10 @@ def _generate_fields() -> list[Block]:
         ),
         _input("seed", "Seed", _text("empty: picked for you", max_length=20), optional=True),
         _write_mode("generation"),
-        *_reason_and_executor("What is the test data for?"),
+        _input(
+            "reason", "What is the test data for?", _text("Approvers read this", multiline=True)
+        ),
+        _executor_input(),
     ]
 
 
@@ -334,24 +344,6 @@ def _write_mode(what: str) -> Block:
             "insert",
         ),
     )
-
-
-def _reason_and_executor(question: str) -> list[Block]:
-    return [
-        _input("reason", question, _text("Approvers read this", multiline=True)),
-        _input(
-            "executor",
-            "Run it",
-            _select(
-                [
-                    ("Automatically after approval", "auto"),
-                    ("By me, when I click Execute", "committer"),
-                    ("By an approver", "approver"),
-                ],
-                "auto",
-            ),
-        ),
-    ]
 
 
 def _datasource_hint(datasources: Sequence[npb.Datasource]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bot.blocks import generation, imports
 from bot.blocks import task as t
 from bot.blocks.common import (
     CANCEL,
@@ -65,9 +66,15 @@ def help_message(prefix: str = "") -> dict[str, Any]:
 
 
 def task_line(task: pb.TaskListData) -> str:
-    first = (task.ded.export_reason.strip().splitlines() or [""])[0]
+    if imports.is_import(task):
+        why, what = task.dimd.import_reason, f"import into `{escape(task.dimd.table)}`"
+    elif generation.is_generate(task):
+        g = task.dgd
+        why, what = g.generate_reason, f"{g.rows:,} test rows into `{escape(g.table)}`"
+    else:
+        why, what = task.ded.export_reason, "SQL" if t.is_sql(task.ded) else "tables"
+    first = (why.strip().splitlines() or [""])[0]
     reason, _ = clip_escaped(first, 120)
-    what = "SQL" if t.is_sql(task.ded) else "tables"
     line = (
         f"*#{task.id}* · {escape(task.dsn)} · {what} · {status_label(task.status)} · "
         f"{when(task.create_time)}"
@@ -117,25 +124,42 @@ def schedule_list(tasks: Sequence[pb.TaskListData], viewer: str) -> dict[str, An
 def task_detail(detail: pb.GetTaskDetailResponse, viewer: str) -> dict[str, Any]:
     task = detail.task
     ded = task.ded
-    blocks: list[Block] = [
-        header(f"Export #{task.id}"),
-        fields(
-            ("Status", status_label(task.status)),
-            ("Requested by", user(task.submitter)),
-            (
-                "Datasource",
-                escape(task.dsn) + (f" / `{escape(task.database)}`" if task.database else ""),
-            ),
-            ("Format", t.format_line(ded)),
-            ("Runs", t.executor_line(ded)),
-            ("Schedule", t.schedule_line(task)),
-        ),
-    ]
-    if task.schedule.trigger == pb.TRIGGER_KIND_CRON and task.status == pb.TASK_STATUS_APPROVED:
-        blocks.append(context(f"Next runs: {t.next_runs(task)}"))
-    what_blocks, _ = t.what(ded, sql_limit=2000)
-    blocks += what_blocks
-    blocks.append(section(f"*Why*\n{t.reason(ded, 800)}"))
+    kind = imports.kind_of(task)
+    blocks: list[Block] = [header(f"{kind} #{task.id}")]
+    if imports.is_write(task):
+        blocks.append(
+            fields(
+                ("Status", status_label(task.status)),
+                ("Requested by", user(task.submitter)),
+                ("Datasource", escape(task.dsn)),
+            )
+        )
+        if generation.is_generate(task):
+            blocks += generation.generate_summary(task, detail.preview)
+            blocks.append(section(f"*Why*\n{generation.generate_reason(task, 800)}"))
+        else:
+            blocks += imports.import_summary(task, detail.preview)
+            blocks.append(section(f"*Why*\n{imports.import_reason(task, 800)}"))
+    else:
+        blocks.append(
+            fields(
+                ("Status", status_label(task.status)),
+                ("Requested by", user(task.submitter)),
+                (
+                    "Datasource",
+                    escape(task.dsn) + (f" / `{escape(task.database)}`" if task.database else ""),
+                ),
+                ("Format", t.format_line(ded)),
+                ("Runs", t.executor_line(ded)),
+                ("Schedule", t.schedule_line(task)),
+            )
+        )
+        scheduled_ok = task.status == pb.TASK_STATUS_APPROVED
+        if task.schedule.trigger == pb.TRIGGER_KIND_CRON and scheduled_ok:
+            blocks.append(context(f"Next runs: {t.next_runs(task)}"))
+        what_blocks, _ = t.what(ded, sql_limit=2000)
+        blocks += what_blocks
+        blocks.append(section(f"*Why*\n{t.reason(ded, 800)}"))
     if detail.precheck_messages:
         text, _ = clip_escaped("\n".join(f"• {m}" for m in detail.precheck_messages), 2500)
         blocks.append(section(f"*Pre-check problems*\n{text}"))
@@ -144,7 +168,12 @@ def task_detail(detail: pb.GetTaskDetailResponse, viewer: str) -> dict[str, Any]
         blocks.append(section("*History*\n" + "\n".join(history)))
     for run in detail.runs[:5]:
         line = f"Run {escape(run.id)}: {status_label(run.status)}"
-        if run.status == pb.TASK_STATUS_EXECUTE_SUCCESS:
+        if run.status == pb.TASK_STATUS_EXECUTE_SUCCESS and imports.is_write(task):
+            line += (
+                f", {run.rows:,} written, {run.rows_skipped:,} skipped, "
+                f"{run.rows_updated:,} updated"
+            )
+        elif run.status == pb.TASK_STATUS_EXECUTE_SUCCESS:
             line += f", {run.rows:,} rows, {human_size(run.bytes)}, `{escape(run.filename)}`"
         elif run.error:
             line += f": {clip_escaped(run.error, 400)[0]}"
@@ -153,14 +182,15 @@ def task_detail(detail: pb.GetTaskDetailResponse, viewer: str) -> dict[str, Any]
     if task.status in CANCELABLE and task.submitter == viewer:
         buttons.append(button("Cancel", CANCEL, task.id, style="danger"))
     scheduled = task.schedule.trigger == pb.TRIGGER_KIND_CRON
-    if task.status == pb.TASK_STATUS_APPROVED and ded.exector != pb.EXEC_AUTO and not scheduled:
+    manual = imports.executor_of(task) != pb.EXEC_AUTO
+    if task.status == pb.TASK_STATUS_APPROVED and manual and not scheduled:
         buttons.append(button("Execute", EXECUTE, task.id, style="primary"))
     if task.status == pb.TASK_STATUS_EXECUTE_SUCCESS and detail.runs:
         buttons.append(button("Get the link", RENEW_LINK, f"{task.id}:{detail.runs[0].id}"))
     if buttons:
         blocks.append(divider())
         blocks.append(actions(f"detail:{task.id}", *buttons))
-    return message(f"Export #{task.id}: {status_label(task.status)}", blocks)
+    return message(f"{kind} #{task.id}: {status_label(task.status)}", blocks)
 
 
 SYSTEM_ACTORS = ("pre-check", "export", "auto", "scheduler")

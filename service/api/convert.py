@@ -167,21 +167,22 @@ def new_task_from_pb(req: pb.SubmitTaskRequest) -> NewTask:
     name, schedule = req.name.strip(), schedule_from_pb(req.schedule)
     if kind is TaskKind.DATA_IMPORT:
         d = req.dimd
-        spec = ExportSpec(
-            database=d.database.strip(),
-            reason=d.import_reason.strip(),
-            executor=enum_or_default(d.exector, Executor, "dimd.exector", Executor.AUTO),
-        )
+        spec = _common_spec(d.database, d.import_reason, d.exector, "dimd")
         return NewTask(name, kind, req.dsn, spec, schedule, import_from_pb(d))
     if kind is TaskKind.DATA_GENERATE:
         g = req.dgd
-        spec = ExportSpec(
-            database=g.database.strip(),
-            reason=g.generate_reason.strip(),
-            executor=enum_or_default(g.exector, Executor, "dgd.exector", Executor.AUTO),
-        )
+        spec = _common_spec(g.database, g.generate_reason, g.exector, "dgd")
         return NewTask(name, kind, req.dsn, spec, schedule, generate_spec=generate_from_pb(g))
     return NewTask(name, kind, req.dsn, spec_from_pb(req.ded), schedule)
+
+
+def _common_spec(database: str, reason: str, exector: int, field: str) -> ExportSpec:
+    """What every kind's detail has: database, reason and who runs it."""
+    return ExportSpec(
+        database=database.strip(),
+        reason=reason.strip(),
+        executor=enum_or_default(exector, Executor, f"{field}.exector", Executor.AUTO),
+    )
 
 
 def import_from_pb(d: pb.DataImportDetail) -> ImportSpec:

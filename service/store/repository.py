@@ -266,6 +266,12 @@ class Tx:
         ).all()
         return _task(row, approvals, executors)
 
+    def task_status(self, task_id: int) -> TaskStatus:
+        status = self.s.scalar(sa.select(TaskRow.status).where(TaskRow.id == task_id))
+        if status is None:
+            raise NotFound(f"task {task_id} does not exist")
+        return TaskStatus(status)
+
     def set_status(
         self,
         task_id: int,

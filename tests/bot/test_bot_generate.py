@@ -86,6 +86,14 @@ def test_generation_from_the_modal_to_the_counts(
     rows = target.rows()
     assert len(rows) == 50 and {r[0] for r in rows} == {str(i) for i in range(1, 51)}
 
+    bot.command("dave", "show 1")
+    shown = wait_for(
+        lambda: [c for c in slack.of("response_url") if "Generation #1" in str(c.params)],
+        what="/export show",
+    )
+    assert "50 written, 0 skipped, 0 updated" in str(shown[0].params)
+    assert "code: sequence start=1" in str(shown[0].params)
+
 
 def test_a_bad_rule_is_shown_on_its_field_and_a_refused_datasource_in_the_modal(
     target: Target,

@@ -90,6 +90,13 @@ def test_import_from_the_modal_to_the_counts(
         ("B2", Decimal("3.00"), None, None),
     ]
 
+    bot.command("dave", "show 1")
+    shown = wait_for(
+        lambda: [c for c in slack.of("response_url") if "Import #1" in str(c.params)],
+        what="/export show",
+    )
+    assert "1 written, 0 skipped, 1 updated" in str(shown[0].params)
+
 
 def test_a_file_that_fails_the_precheck_says_why_in_the_modal(
     target: Target,

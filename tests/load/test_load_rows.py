@@ -124,15 +124,21 @@ def test_skip_existing_leaves_existing_rows_alone_and_counts_them(db: Db) -> Non
         assert db.rows(table) == [EXISTING[0], EXISTING[1], INCOMING[1], INCOMING[2]]
 
 
-def test_upsert_updates_existing_rows_after_saving_them(db: Db) -> None:
-    saved = io.BytesIO()
-    published: list[bytes] = []
+class Backups:
+    """A backup opener that keeps what each closed (published) backup held."""
+
+    def __init__(self) -> None:
+        self.published: list[bytes] = []
 
     @contextmanager
-    def backup():
-        yield saved
-        published.append(saved.getvalue())
+    def __call__(self) -> Iterator[io.BytesIO]:
+        out = io.BytesIO()
+        yield out
+        self.published.append(out.getvalue())
 
+
+def test_upsert_updates_existing_rows_after_saving_them(db: Db) -> None:
+    backup = Backups()
     with db.table() as (table, writer):
         seed(db, table, EXISTING)
         result = load_rows(
@@ -140,37 +146,23 @@ def test_upsert_updates_existing_rows_after_saving_them(db: Db) -> None:
         )
         assert (result.written, result.skipped, result.updated) == (2, 0, 1)
         assert db.rows(table) == [EXISTING[0], INCOMING[0], INCOMING[1], INCOMING[2]]
-    lines = list(csv.reader(io.StringIO(published[0].decode(), newline="")))
+    lines = list(csv.reader(io.StringIO(backup.published[0].decode(), newline="")))
     assert lines[0] == list(COLUMNS)
     assert [line[:2] for line in lines[1:]] == [["A2", "20.00"]]
 
 
 def test_upsert_with_nothing_to_replace_publishes_a_backup_of_only_the_header(db: Db) -> None:
-    published: list[bytes] = []
-
-    @contextmanager
-    def backup():
-        out = io.BytesIO()
-        yield out
-        published.append(out.getvalue())
-
+    backup = Backups()
     with db.table() as (table, writer):
         result = load_rows(
             writer, LoadTarget(table, COLUMNS), INCOMING, mode=ImportMode.UPSERT, backup=backup
         )
         assert (result.written, result.updated) == (3, 0)
-    assert published[0].decode().strip().split(",") == list(COLUMNS)
+    assert backup.published[0].decode().strip().split(",") == list(COLUMNS)
 
 
 def test_a_failing_upsert_does_not_publish_its_backup(db: Db) -> None:
-    published: list[bytes] = []
-
-    @contextmanager
-    def backup():
-        out = io.BytesIO()
-        yield out
-        published.append(out.getvalue())
-
+    backup = Backups()
     bad = [*INCOMING, ("C1", None, None, None, None)]  # NOT NULL discount
     with db.table() as (table, writer):
         seed(db, table, EXISTING)
@@ -179,7 +171,7 @@ def test_a_failing_upsert_does_not_publish_its_backup(db: Db) -> None:
                 writer, LoadTarget(table, COLUMNS), bad, mode=ImportMode.UPSERT, backup=backup
             )
         assert db.rows(table) == EXISTING
-    assert published == []
+    assert backup.published == []
 
 
 def test_cancel_mid_load_leaves_the_table_unchanged(db: Db) -> None:

@@ -119,6 +119,9 @@ def test_skip_existing_counts_the_rows_it_left_alone(target: Target, importing) 
     target.insert("('B1', 9.00, NULL, NULL)")
     svc = importing(target)
     resp, _ = submit(svc, target, CODES.encode(), mode=pb.IMPORT_MODE_SKIP_EXISTING)
+    with pytest.raises(grpc.RpcError) as err:  # never run by its submitter alone
+        svc.as_user("alice").Approve(pb.ApproveRequest(task_id=int(resp.task_id), approver="alice"))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     run = approve(svc, resp.task_id).runs[0]
     assert (run.rows, run.rows_skipped, run.rows_updated) == (1, 1, 0)
     assert target.rows()[1] == ("B1", Decimal("9.00"), None, None)
