@@ -182,7 +182,8 @@ def _describe(c: Any, unique: bool, ref: tuple[str, str] | None, dialect: sa.Dia
         unique=unique,
         has_default=target.has_default,
         autoincrement=c.get("autoincrement") is True or bool(c.get("identity")),
-        computed=bool(c.get("computed")),
+        # GENERATED ALWAYS AS IDENTITY refuses written values as a computed column does.
+        computed=bool(c.get("computed") or (c.get("identity") or {}).get("always")),
         length=target.length,
         precision=target.precision,
         scale=target.scale,

@@ -165,6 +165,19 @@ def test_an_unfit_generator_is_refused_naming_its_column(
     assert said in prepared.problems[0]
 
 
+def test_explicit_ids_go_into_auto_increment_but_not_into_an_always_generated_identity(
+    engine: sa.Engine,
+) -> None:
+    rule = ColumnGenerator("id", "sequence", {"start": "1000"})
+    prepared = prepare(engine, _schema(engine), "gen_orders", [rule], rows=5, seed=1, today=TODAY)
+    if engine.dialect.name == "postgresql":  # GENERATED ALWAYS AS IDENTITY
+        assert prepared.problems == [
+            "column `id` is computed by the database and cannot be written: leave it out"
+        ]
+    else:  # AUTO_INCREMENT takes the values given
+        assert prepared.problems == [] and prepared.columns[0] == "id"
+
+
 def test_a_missing_table_is_named(engine: sa.Engine) -> None:
     with pytest.raises(NotFound, match="table 'gen_nowhere' does not exist"):
         prepare(engine, _schema(engine), "gen_nowhere", [], rows=1, seed=1, today=TODAY)
