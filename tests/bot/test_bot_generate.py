@@ -4,14 +4,13 @@ the counts — real Bolt app, real service, real PostgreSQL, the Slack stand-in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from block_limits import check_payload
 from bot_support import APPROVAL_CHANNEL, Bot, values_for, wait_for
-from import_support import Target, target_table
+from import_support import Target
 from slack_standin import SlackStandIn
-from sqlalchemy.engine import URL
 
 from service.server import Service
 
@@ -20,17 +19,8 @@ pytestmark = pytest.mark.postgres
 RULES = "code: sequence 1\ndiscount: decimal 1 9.99 2\nnote: null 0.5"
 
 
-@pytest.fixture
-def target(pg_url: URL) -> Iterator[Target]:
-    with target_table(pg_url) as t:
-        yield t
-
-
 def generate_form(bot: Bot, user: str) -> dict:
-    view = bot.open_form(user)
-    bot.switch_mode(user, view, "generate")
-    view = bot.slack.views[view["id"]]
-    assert view["title"]["text"] == "New test data"
+    view = bot.form_for(user, "generate", "New test data")
     rules = next(b for b in view["blocks"] if b.get("block_id") == "rules")
     assert rules["element"]["multiline"] is True
     return view
