@@ -31,11 +31,19 @@ from service.domain.imports import (
     converter,
     is_writable,
     map_columns,
+    text_passer,
 )
 from service.domain.model import Encoding, ExportType, ImportSpec, Preview, Task
 from service.export.writers import text_of
 from service.exports import safe_name
-from service.load import LoadError, LoadResult, LoadTarget, conflict_key, load_rows
+from service.load import (
+    PG_READS_TEXT,
+    LoadError,
+    LoadResult,
+    LoadTarget,
+    conflict_key,
+    load_rows,
+)
 from service.load.files import FileProblem, HashingReader, open_rows, sha256_of
 from service.load.table_columns import target_column
 from service.storage.base import ObjectStore
@@ -173,7 +181,9 @@ class ImportHandler:
             reader = HashingReader(raw, self.limits.max_bytes)
             scan = _Scan(self, spec, columns, writer, schema, reader)
             try:
-                rows = scan.rows(Problems(), strict=True)
+                # CSV text straight to PostgreSQL where it reads the text as the pre-check did.
+                as_text = ds.backend == "postgresql" and spec.format is ExportType.CSV
+                rows = scan.rows(Problems(), strict=True, as_text=as_text)
                 first = next(rows, None)  # reads the header: the mapping is known
                 assert scan.mapping is not None
 
@@ -249,7 +259,9 @@ class _Scan:
         self.reader = reader
         self.mapping: Mapping | None = None
 
-    def rows(self, problems: Problems, *, strict: bool) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    def rows(
+        self, problems: Problems, *, strict: bool, as_text: bool = False
+    ) -> Iterator[tuple[int, tuple[Any, ...]]]:
         """Converted rows with their row numbers; a bad row is counted in `problems` and left
         out, or (strict, when running) fails the run at once."""
         limits = self.handler.limits
@@ -282,7 +294,10 @@ class _Scan:
                 return
             self.mapping = mapping
             names = [c.name for c in mapping.columns]
-            converters = [converter(c) for c in mapping.columns]
+            converters = [
+                text_passer(c) if as_text and c.kind in PG_READS_TEXT else converter(c)
+                for c in mapping.columns
+            ]
             positions = mapping.positions
             width = max(positions) + 1
             # The run reads the very file the pre-check passed: its keys were checked then.

@@ -171,6 +171,19 @@ def converter(column: TargetColumn) -> Callable[[Any], Any]:
     return run
 
 
+def text_passer(column: TargetColumn) -> Callable[[Any], Any]:
+    """For a run whose database reads the column's text itself (the pre-check converted
+    every cell of this very file already): only the empty cell is decided here."""
+    empty: str | None = "" if column.kind in (ValueKind.TEXT, ValueKind.OTHER) else None
+    if column.nullable:
+        empty = None
+
+    def run(cell: Any) -> Any:
+        return empty if cell == "" else cell
+
+    return run
+
+
 def _text(cell: Any, column: TargetColumn) -> str:
     if isinstance(cell, datetime):
         text = cell.isoformat(sep=" ")

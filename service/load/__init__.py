@@ -24,6 +24,7 @@ published) before the transaction commits.
 """
 
 from service.load.writer import (
+    PG_READS_TEXT,
     LoadCanceled,
     LoadError,
     LoadResult,
@@ -33,6 +34,7 @@ from service.load.writer import (
 )
 
 __all__ = [
+    "PG_READS_TEXT",
     "LoadCanceled",
     "LoadError",
     "LoadResult",

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from service.datasources import describe_db_error
+from service.domain.imports import ValueKind
 from service.domain.model import ImportMode
 from service.export.sources import StatementWatchdog
 from service.export.writers import CsvWriter
@@ -33,6 +34,23 @@ _STAGING = "woxqaq_load_rows"
 _PLAIN_LITERALS = frozenset({int, Decimal})
 
 BackupOpener = Callable[[], AbstractContextManager[IO[bytes]]]
+
+
+# Column kinds whose text PostgreSQL's own input functions read as the import's converters
+# do, for every text those accept (a timestamp without time zone is not among them:
+# PostgreSQL drops an offset that the converter applies; nor floats: it refuses 1_000; nor
+# UUIDs: it refuses the spaces around one).
+PG_READS_TEXT = frozenset(
+    {
+        ValueKind.TEXT,
+        ValueKind.OTHER,
+        ValueKind.INTEGER,
+        ValueKind.DECIMAL,
+        ValueKind.BOOLEAN,
+        ValueKind.DATE,
+        ValueKind.JSON,
+    }
+)
 
 
 class LoadError(Exception):

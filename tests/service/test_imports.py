@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -351,3 +351,29 @@ def test_an_approver_stops_a_running_import_and_the_table_is_unchanged(
     assert detail.runs[0].status == S.TASK_STATUS_EXECUTE_FAILED
     assert "canceled" in detail.runs[0].error
     assert pg_target.rows() == [("KEEP", Decimal("1.00"), None, None)]
+
+
+def test_values_in_every_form_the_precheck_accepts_are_written_as_it_read_them(
+    pg_url: URL, importing
+) -> None:
+    ddl = (
+        "CREATE TABLE {t} (id int PRIMARY KEY, qty smallint, price numeric(6,2), ok boolean, "
+        "day date, at timestamp, at_tz timestamptz, note varchar(5) NOT NULL, doc jsonb)"
+    )
+    data = (
+        "id,qty,price,ok,day,at,at_tz,note,doc\r\n"
+        '1, 7 ,+1.50,yes,20300102,2030-01-02T10:00:00+08:00,2030-01-02 10:00,,"{""a"": 1}"\r\n'
+        "2,-3,1.5e1,OFF,2030-01-02,2030-01-02 10:00,2030-01-02T10:00:00+08:00,x ,[]\r\n"
+    )
+    with target_table(pg_url, ddl) as t:
+        svc = importing(t)
+        resp, _ = submit(svc, t, data.encode())
+        assert resp.ok, svc.detail(resp.task_id).precheck_messages
+        assert approve(svc, resp.task_id).task.status == S.TASK_STATUS_EXECUTE_SUCCESS
+        utc = UTC
+        assert t.rows() == [
+            (1, 7, Decimal("1.50"), True, date(2030, 1, 2), datetime(2030, 1, 2, 2, 0),
+             datetime(2030, 1, 2, 10, 0, tzinfo=utc), "", {"a": 1}),
+            (2, -3, Decimal("15.00"), False, date(2030, 1, 2), datetime(2030, 1, 2, 10, 0),
+             datetime(2030, 1, 2, 2, 0, tzinfo=utc), "x ", []),
+        ]  # fmt: skip
