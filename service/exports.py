@@ -292,6 +292,13 @@ class Exports:
                 ):
                     # The cancel came after the write had committed: what happened wins.
                     tx.add_event(task.id, "export", "cancel_too_late", f"run {run_id} had finished")
+                elif not moved:
+                    # The task left EXECUTING while its run worked (canceled): the run's own
+                    # outcome is still recorded, but the task keeps the state it was given.
+                    log.warning(
+                        "run ended after its task had moved on; task state left as it is",
+                        extra={"task_id": task.id, "run_id": run_id},
+                    )
             detail = (
                 f"run {run_id}: {_rows_text(outcome)}"
                 if ok
