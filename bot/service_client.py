@@ -8,6 +8,7 @@ Calls have deadlines: a listener never waits for ever.
 
 from __future__ import annotations
 
+import ssl
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,6 +54,10 @@ class ServiceClient:
         self.tasks = pb_grpc.TaskServiceStub(self.channel)
         self.notifications = npb_grpc.NotificationServiceStub(self.channel)
         self.uploads = upb_grpc.UploadServiceStub(self.channel)
+        # The file store's links are HTTPS beyond loopback: trust the service's CA there too.
+        self._https: dict[str, Any] = (
+            {"context": ssl.create_default_context(cafile=ca_file)} if ca_file else {}
+        )
 
     def _md(self, user: str = "") -> list[tuple[str, str]]:
         md: list[tuple[str, str]] = []
@@ -153,7 +158,7 @@ class ServiceClient:
             method="PUT",
             headers={"Content-Type": content_type, "Content-Length": str(size)},
         )
-        with urllib.request.urlopen(put, timeout=600):
+        with urllib.request.urlopen(put, timeout=600, **self._https):
             pass
         return str(link.object_key)
 

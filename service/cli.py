@@ -82,6 +82,10 @@ class Client:
         self.metadata: list[tuple[str, str]] = [("x-woxqaq-user", args.user)] if args.user else []
         if args.token:
             self.metadata.append(("authorization", f"Bearer {args.token}"))
+        # The file store's links are HTTPS beyond loopback: trust the same CA as the service.
+        self.https: dict[str, Any] = (
+            {"context": ssl.create_default_context(cafile=args.ca_file)} if args.ca_file else {}
+        )
 
     def upload(self, path: Path) -> str:
         """PreSign, then PUT the file; returns its object key for the import's dimd."""
@@ -102,7 +106,7 @@ class Client:
                     "Content-Length": str(path.stat().st_size),
                 },
             )
-            with urllib.request.urlopen(put, timeout=600):
+            with urllib.request.urlopen(put, timeout=600, **self.https):
                 pass
         return link.object_key
 

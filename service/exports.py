@@ -277,22 +277,17 @@ class Exports:
         with self.store.write() as tx:
             if not tx.finish_run(run_id, status, **outcome):  # type: ignore[arg-type]
                 return  # already ended (recovered by another process)
-            if not task.schedule.is_cron:
-                moved = tx.set_status(
-                    task.id,
-                    TaskStatus.EXECUTE_SUCCESS if ok else TaskStatus.EXECUTE_FAILED,
-                    expected={TaskStatus.EXECUTING},
-                )
-                if (
-                    ok
-                    and not moved
-                    and tx.set_status(
-                        task.id, TaskStatus.EXECUTE_SUCCESS, expected={TaskStatus.CANCELED}
-                    )
+            if not task.schedule.is_cron and not tx.set_status(
+                task.id,
+                TaskStatus.EXECUTE_SUCCESS if ok else TaskStatus.EXECUTE_FAILED,
+                expected={TaskStatus.EXECUTING},
+            ):
+                if ok and tx.set_status(
+                    task.id, TaskStatus.EXECUTE_SUCCESS, expected={TaskStatus.CANCELED}
                 ):
                     # The cancel came after the write had committed: what happened wins.
                     tx.add_event(task.id, "export", "cancel_too_late", f"run {run_id} had finished")
-                elif not moved:
+                else:
                     # The task left EXECUTING while its run worked (canceled): the run's own
                     # outcome is still recorded, but the task keeps the state it was given.
                     log.warning(

@@ -173,9 +173,7 @@ def message_for(desc: Descriptor, depth: int = 0) -> st.SearchStrategy[Message]:
             elif f.is_repeated:
                 target = getattr(msg, name)
                 for v in value:
-                    if f.message_type is not None and f.message_type.GetOptions().map_entry:
-                        target[v.key] = v.value  # a map<,> field: its entries by key
-                    elif f.type == FieldDescriptor.TYPE_MESSAGE:
+                    if f.type == FieldDescriptor.TYPE_MESSAGE:
                         target.add().CopyFrom(v)
                     else:
                         target.append(v)
