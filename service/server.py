@@ -17,7 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from service.api import notification_servicer
+from service.api import datasource_servicer, notification_servicer
 from service.api.identity_servicer import SERVICE_NAME as IDENTITY_SERVICE
 from service.api.identity_servicer import IdentityServicer
 from service.api.interceptors import AuthInterceptor, UnreadableRequestInterceptor
@@ -27,6 +27,7 @@ from service.app.generation import GenerateHandler
 from service.app.imports import ImportHandler
 from service.app.kinds import KindHandler
 from service.auth import Authenticator
+from service.catalog import Catalog
 from service.config import Config, ConfigError, TlsConfig, is_loopback
 from service.datasources import DatasourceRegistry
 from service.demo import ensure_demo_database
@@ -34,10 +35,9 @@ from service.domain.model import TaskKind
 from service.exports import Exports
 from service.load.privileges import log_audit
 from service.scheduler import Scheduler, utc_now
+from service.startup import open_object_store, open_task_store, prepare_data_dir
 from service.storage.base import ObjectStore
-from service.storage.factory import build_object_store
 from service.storage.local import LocalStore
-from service.store.repository import TaskStore
 from service.tasks import TaskManager
 from woxqaq.v1 import (
     identity_service_pb2_grpc,
@@ -53,6 +53,7 @@ SERVICE_NAMES = (
     task_service_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
     upload_service_pb2.DESCRIPTOR.services_by_name["UploadService"].full_name,
     notification_servicer.SERVICE_NAME,
+    datasource_servicer.SERVICE_NAME,
     IDENTITY_SERVICE,
 )
 
@@ -95,14 +96,18 @@ class Service:
                 "server.tls.client_ca_file, or set server.allow_unauthenticated = true"
             )
         self.instance_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-        config.server.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(config)
         if config.embedded:
             ensure_demo_database(config.demo_database_path)
 
-        self.store = TaskStore(config.task_store_url)
-        self.store.migrate()
+        # Both stores are checked before anything else starts; a failure is a ConfigError.
+        self.store = open_task_store(config)
+        try:
+            self.objects: ObjectStore = open_object_store(config)
+        except Exception:
+            self.store.close()
+            raise
         self.registry = DatasourceRegistry(config)
-        self.objects: ObjectStore = build_object_store(config)
         # Kinds beyond export: their submit checks, pre-check and run (service/app/).
         kinds: dict[TaskKind, KindHandler] = {
             TaskKind.DATA_IMPORT: ImportHandler(config, self.store, self.registry, self.objects),
@@ -157,6 +162,7 @@ class Service:
             UploadServicer(self.config, self.objects), server
         )
         notification_servicer.register(server, self.config, self.store, self.registry)
+        datasource_servicer.register(server, Catalog(self.config, self.registry))
         identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(

@@ -79,3 +79,17 @@ def mysql_url() -> Iterator[URL]:
 def writable_db_url(request: pytest.FixtureRequest) -> URL:
     """This session's PostgreSQL database, then its MariaDB one: a test using it runs on both."""
     return request.getfixturevalue("pg_url" if request.param == "postgres" else "mysql_url")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """URL of a moto S3 server on a free loopback port, for the whole session."""
+    from moto.server import ThreadedMotoServer  # only test runs that use S3 pay for the import
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
