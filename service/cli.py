@@ -932,10 +932,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--rules-file", help="file with one rule per line ('# comments' allowed)")
     s.add_argument("--seed", type=int, default=0, help="the same seed makes the same rows")
-    s.add_argument("--mode", choices=sorted(MODES), default="insert")
-    s.add_argument("--executor", choices=sorted(EXECUTORS), default="auto")
-    s.add_argument("--reason", default="", help="what the data is for (shown to approvers)")
-    s.add_argument("--name", default="")
+    _write_task_options(s, "what the data is for (shown to approvers)")
     s.set_defaults(func=cmd_generate)
 
     s = command("import", help="upload a CSV or XLSX file and submit its import into a table")
@@ -943,15 +940,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--database", default="", help="database / schema (default: the datasource's)")
     s.add_argument("--table", required=True, help="the table the rows go into")
     s.add_argument("--file", required=True, help="the .csv or .xlsx file")
-    s.add_argument("--mode", choices=sorted(MODES), default="insert")
     s.add_argument("--format", choices=sorted(FORMATS), help="default: from the file's extension")
     s.add_argument("--encoding", choices=sorted(ENCODINGS), default="utf8", help="CSV only")
     s.add_argument("--sheet", default="", help="XLSX: the sheet to read (default: the first)")
     s.add_argument("--columns", default="", help="the table column of each file column, a,b,c")
     s.add_argument("--no-header", action="store_true", help="the file has no header row")
-    s.add_argument("--executor", choices=sorted(EXECUTORS), default="auto")
-    s.add_argument("--reason", default="", help="why the rows are needed (shown to approvers)")
-    s.add_argument("--name", default="")
+    _write_task_options(s, "why the rows are needed (shown to approvers)")
     s.set_defaults(func=cmd_import)
 
     s = command("list", help="list tasks, newest first")
@@ -1017,6 +1011,25 @@ def build_parser() -> argparse.ArgumentParser:
     s = command("schedules", help="list your scheduled exports and their next runs")
     s.set_defaults(func=cmd_schedules)
     return p
+
+
+def _write_task_options(s: argparse.ArgumentParser, reason_help: str) -> None:
+    """The options every task that writes rows has (import, generate)."""
+    s.add_argument(
+        "--mode",
+        choices=sorted(MODES),
+        default="insert",
+        help="rows whose key exists: fail the task (insert), leave them (skip-existing), or "
+        "update them, the old rows saved first (upsert)",
+    )
+    s.add_argument(
+        "--executor",
+        choices=sorted(EXECUTORS),
+        default="auto",
+        help="who starts it once approved: nobody (auto), you, or an approver",
+    )
+    s.add_argument("--reason", default="", help=reason_help)
+    s.add_argument("--name", default="", help="a short name for the task")
 
 
 def _resolve_user(given: str | None, *, credentials: bool) -> str:
