@@ -474,10 +474,12 @@ def open_readonly(
         broken = True
         raise
     finally:
-        _close(conn, backend, broken)
+        release(conn, backend, broken)
 
 
-def _close(conn: Connection, backend: str, broken: bool) -> None:
+def release(conn: Connection, backend: str, broken: bool) -> None:
+    """End a session: roll back what is left, reset what the session set, return the
+    connection to its pool (or drop it when it cannot be trusted any more)."""
     if broken and backend == "mysql":
         # An SSCursor left mid-result would be drained row by row on reuse: drop it.
         with contextlib.suppress(Exception):

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from service.datasources import describe_db_error
 from service.domain.imports import ValueKind
 from service.domain.model import ImportMode
-from service.export.sources import StatementWatchdog
+from service.export.sources import StatementWatchdog, release
 from service.export.writers import CsvWriter
 
 log = logging.getLogger(__name__)
@@ -205,21 +205,7 @@ class _WriteSession:
             self._close(broken)
 
     def _close(self, broken: bool) -> None:
-        conn = self.conn
-        try:
-            if broken:
-                conn.rollback()
-            if self.backend == "mysql" and not conn.invalidated:
-                conn.exec_driver_sql("SET SESSION time_zone = DEFAULT")
-                with contextlib.suppress(Exception):
-                    conn.exec_driver_sql("SET SESSION max_statement_time = DEFAULT")
-                conn.commit()
-        except Exception:
-            with contextlib.suppress(Exception):
-                conn.invalidate()
-        finally:
-            with contextlib.suppress(Exception):
-                conn.close()
+        release(self.conn, self.backend, broken)
 
 
 class _Ticker:

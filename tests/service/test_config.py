@@ -95,8 +95,21 @@ def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
         "WOXQAQ_DB_PASSWORD",
         "SHOP_DB_PASSWORD",
         "BILLING_DB_PASSWORD",
+        "SHOP_IMPORTER_PASSWORD",
     ):
         monkeypatch.setenv(var, "x")
     cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "woxqaq.toml")
     assert set(cfg.datasources) == {"shop", "billing"}
     assert cfg.datasources["billing"].required_approvals == 2
+    assert cfg.datasources["shop"].writable_tables == ("promo_codes", "staging.*")
+
+
+def test_import_keys_are_checked_and_named() -> None:
+    with pytest.raises(ConfigError, match=r"datasources\.shop\.write_url") as err:
+        parse_config({"datasources": {"shop": {"url": "sqlite://", "write_url": "pg:/s3cret@"}}})
+    assert "s3cret" not in str(err.value)
+    with pytest.raises(ConfigError, match=r"import\.max_bytes"):
+        parse_config({"import": {"max_bytes": 0}})
+    cfg = parse_config({"import": {"max_rows": 5}})
+    assert cfg.imports.max_rows == 5 and cfg.imports.max_bytes == 1024**3
+    assert parse_config(cfg.model_dump(mode="json")).imports == cfg.imports
