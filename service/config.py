@@ -111,6 +111,10 @@ class DatasourceConfig(_Section):
     # Who may see this datasource's tasks when server.restrict_visibility is on.
     viewers: tuple[str, ...] = ()
     description: str = ""
+    # Functions beyond the built-in ones that exports may call, by name or schema.name.
+    allowed_functions: tuple[str, ...] = ()
+    # A reader that may write or is a superuser fails every pre-check unless this is set.
+    allow_privileged_reader: bool = False
 
     @field_validator("url")
     @classmethod
