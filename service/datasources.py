@@ -6,14 +6,18 @@ hidden) may ever reach a message or a log line.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
+from service.catalog.audit import ReaderAudit, audit_reader
 from service.config import DEMO_DATASOURCE, Config
 from service.domain.errors import InvalidRequest, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
 
 # SQLAlchemy backend name -> sqlglot dialect name
 _SQLGLOT_DIALECTS = {
@@ -33,6 +37,8 @@ class Datasource:
     required_approvals: int = 1
     statement_timeout_s: int = 300
     viewers: frozenset[str] = frozenset()
+    allowed_functions: frozenset[str] = frozenset()
+    allow_privileged_reader: bool = False
 
     @property
     def backend(self) -> str:
@@ -88,6 +94,8 @@ class DatasourceRegistry:
                 required_approvals=ds.required_approvals,
                 statement_timeout_s=ds.statement_timeout_s or self._default_timeout,
                 viewers=frozenset(ds.viewers),
+                allowed_functions=frozenset(ds.allowed_functions),
+                allow_privileged_reader=ds.allow_privileged_reader,
             )
         if config.embedded:
             self._by_name[DEMO_DATASOURCE] = Datasource(
@@ -98,6 +106,7 @@ class DatasourceRegistry:
                 statement_timeout_s=self._default_timeout,
             )
         self._engines: dict[str, Engine] = {}
+        self._audits: dict[str, ReaderAudit] = {}
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
@@ -162,6 +171,52 @@ class DatasourceRegistry:
             raise Unavailable(
                 f"datasource {ds.name!r} could not be read: {describe_db_error(exc)}"
             ) from None
+
+    # -- reader audit ---------------------------------------------------------------------
+
+    def audit(self, ds: Datasource) -> ReaderAudit:
+        """Ask the server now what the datasource's user may do, and remember the answer."""
+        try:
+            result = audit_reader(self.engine(ds), ds.backend, ds.name, ds.allow_privileged_reader)
+        except sa.exc.SQLAlchemyError as exc:
+            result = ReaderAudit(
+                ds.name, allowed=ds.allow_privileged_reader, error=describe_db_error(exc)
+            )
+        with self._lock:
+            self._audits[ds.name] = result
+        return result
+
+    def reader_audit(self, ds: Datasource) -> ReaderAudit:
+        """The last audit of `ds` (made now when there is none, or the last one failed)."""
+        with self._lock:
+            known = self._audits.get(ds.name)
+        if known is None or known.error:
+            return self.audit(ds)
+        return known
+
+    def audit_all(self) -> list[ReaderAudit]:
+        """Audit every configured datasource; each privileged reader is logged as a warning
+        (allowed or not), an audit that cannot run as well."""
+        results = []
+        for ds in self.all():
+            result = self.audit(ds)
+            results.append(result)
+            if result.error:
+                log.warning("datasource %s: reader audit could not run: %s", ds.name, result.error)
+            elif result.privileged:
+                verdict = (
+                    "allowed by allow_privileged_reader"
+                    if result.allowed
+                    else "its exports fail the pre-check"
+                )
+                log.warning(
+                    "datasource %s connects as %s, which can do more than read (%s): %s",
+                    ds.name,
+                    result.user,
+                    "; ".join(result.privileges),
+                    verdict,
+                )
+        return results
 
     def dispose(self) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from service.catalog.live import check_live
 from service.config import Config
 from service.datasources import Datasource, DatasourceRegistry
 from service.domain import workflow
@@ -108,7 +109,7 @@ class TaskManager:
 
         # The pre-check reads the live schema: outside the write transaction, so a slow
         # datasource never holds the task store's lock.
-        problems = self._precheck(new, ds)
+        problems, estimated_rows = self._precheck(new, ds)
         with self.store.write() as tx:
             if problems:
                 tx.set_status(
@@ -118,6 +119,8 @@ class TaskManager:
             else:
                 tx.set_status(task_id, S.APPROVING, expected={S.PRE_CHECK}, precheck_messages=[])
                 tx.add_event(task_id, "pre-check", "precheck_passed")
+                if estimated_rows is not None:
+                    tx.merge_preview(task_id, {"estimated_rows": estimated_rows})
                 if new.schedule.is_cron:  # what the approvers approve, in plain dates
                     tx.add_event(
                         task_id,
@@ -130,22 +133,38 @@ class TaskManager:
         log.info("task submitted", extra={"task_id": task_id, "status": task.status.name})
         return task
 
-    def _precheck(self, new: NewTask, ds: Datasource) -> list[str]:
+    def _precheck(self, new: NewTask, ds: Datasource) -> tuple[list[str], int | None]:
+        """The pre-check's problems, and the database's row estimate when it passed."""
         problems = schedule_problems(new.schedule)
+        reader = self.registry.reader_audit(ds).problem(ds.backend)
+        if reader is not None:
+            return [*problems, reader], None
         schema = None
         if not new.spec.is_sql:
             try:
                 schema = self.registry.schema(ds, new.spec.database)
             except (NotFound, Unavailable) as exc:
-                return [*problems, str(exc)]
+                return [*problems, str(exc)], None
         try:
-            problems += check_export(new.spec, ds.sqlglot_dialect, schema)
+            problems += check_export(new.spec, ds.sqlglot_dialect, schema, ds.allowed_functions)
+            if problems or not new.spec.is_sql or ds.backend == "sqlite":
+                return problems, None
+            # Only a statement every rule accepted meets the server (see service.catalog).
+            live = check_live(
+                self.registry.engine(ds),
+                ds.backend,
+                new.spec.statement,
+                dialect=ds.sqlglot_dialect,
+                schedule=new.schedule,
+                allowed_functions=ds.allowed_functions,
+            )
         except Exception:  # a pre-check bug must fail the task, not the request
             log.exception("pre-check crashed")
             problems.append(
                 "the pre-check could not analyse this request; simplify it or report it"
             )
-        return problems
+            return problems, None
+        return list(live.problems), live.estimated_rows
 
     # -- decisions -----------------------------------------------------------------------
 

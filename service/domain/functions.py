@@ -17,6 +17,7 @@ Pure: no database access; the adapter passes in what the catalog said.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -90,9 +91,7 @@ def read_pg_statement(sql: str) -> PgStatement:
     statements = tree.get("stmts", [])
     if len(statements) != 1:
         return PgStatement(
-            problems=(
-                f"PostgreSQL reads {len(statements)} statements: submit exactly one query",
-            )
+            problems=(f"PostgreSQL reads {len(statements)} statements: submit exactly one query",)
         )
     stmt = statements[0].get("stmt", {})
     problems = list(_pg_statement_problems(stmt))
@@ -118,7 +117,10 @@ def pg_syntax_problem(sql: str, exc: Exception) -> str:
         column = index - (sql.rfind("\n", 0, index) + 1) + 1
         where = f" at line {line}, column {column}"
     message = message.split(", at index", 1)[0].split(", at location", 1)[0]
-    return f"the statement is not valid PostgreSQL SQL: {message}{where}; fix the syntax and submit again"
+    return (
+        f"the statement is not valid PostgreSQL SQL: {message}{where}; "
+        "fix the syntax and submit again"
+    )
 
 
 _PG_QUERY = "SelectStmt"
@@ -236,49 +238,50 @@ def _function_problem(
 MYSQL_BUILTINS = frozenset(
     """
     abs acos adddate addtime aes_decrypt aes_encrypt any_value ascii asin atan atan2 avg
-    bin bin_to_uuid binary bit_and bit_count bit_length bit_or bit_xor cast
-    ceil ceiling char char_length character_length charset chr coalesce coercibility
-    collation column_check column_create column_exists column_get column_json column_list
-    compress concat concat_ws connection_id conv convert convert_tz cos cot count crc32
-    crc32c cume_dist curdate current_date current_role current_time current_timestamp
-    current_user curtime database date date_add date_format date_sub datediff day dayname
-    dayofmonth dayofweek dayofyear decode default degrees dense_rank elt encode exp
-    export_set extract extractvalue field find_in_set first_value floor format format_bytes
-    format_pico_time found_rows from_base64 from_days from_unixtime get_format greatest
-    group_concat hex hour if ifnull inet6_aton inet6_ntoa inet_aton inet_ntoa insert
-    instr interval is_ipv4 is_ipv4_compat is_ipv4_mapped is_ipv6 is_uuid isnull
-    json_array json_array_append json_array_insert json_arrayagg json_compact json_contains
-    json_contains_path json_depth json_detailed json_equals json_exists json_extract
-    json_insert json_keys json_length json_loose json_merge json_merge_patch
-    json_merge_preserve json_normalize json_object json_objectagg json_overlaps
-    json_pretty json_query json_quote json_remove json_replace json_schema_valid json_search
-    json_set json_storage_size json_table json_type json_unquote json_valid json_value
-    lag last_day last_value lcase lead least left length ln localtime localtimestamp locate
-    log log10 log2 lower lpad ltrim make_set makedate maketime match max md5 median
-    microsecond mid min minute mod month monthname natural_sort_key now nth_value ntile
-    nullif oct octet_length ord percent_rank percentile_cont percentile_disc period_add
-    period_diff pi position pow power quarter quote radians rand random_bytes rank
-    regexp_instr regexp_like regexp_replace regexp_substr repeat replace reverse right
-    round row_number rpad rtrim schema sec_to_time second session_user sformat sha sha1
-    sha2 sign sin soundex space sqrt std stddev stddev_pop stddev_samp str_to_date strcmp
-    subdate substr substring substring_index subtime sum sys_guid sysdate system_user tan
-    time time_format time_to_sec timediff timestamp timestampadd timestampdiff to_base64
+    bin bin_to_uuid binary bit_and bit_count bit_length bit_or bit_xor cast ceil ceiling
+    char char_length character_length charset chr coalesce coercibility collation
+    column_check column_create column_exists column_get column_json column_list compress
+    concat concat_ws connection_id conv convert convert_tz cos cot count crc32 crc32c
+    cume_dist curdate current_date current_role current_time current_timestamp
+    current_user curtime database date date_add date_format date_sub datediff day
+    dayname dayofmonth dayofweek dayofyear decode default degrees dense_rank elt encode
+    exp export_set extract extractvalue field find_in_set first_value floor format
+    format_bytes format_pico_time found_rows from_base64 from_days from_unixtime
+    get_format greatest group_concat hex hour if ifnull inet6_aton inet6_ntoa inet_aton
+    inet_ntoa insert instr interval is_ipv4 is_ipv4_compat is_ipv4_mapped is_ipv6
+    is_uuid isnull json_array json_array_append json_array_insert json_arrayagg
+    json_compact json_contains json_contains_path json_depth json_detailed json_equals
+    json_exists json_extract json_insert json_keys json_length json_loose json_merge
+    json_merge_patch json_merge_preserve json_normalize json_object json_objectagg
+    json_overlaps json_pretty json_query json_quote json_remove json_replace
+    json_schema_valid json_search json_set json_storage_size json_table json_type
+    json_unquote json_valid json_value lag last_day last_value lcase lead least left
+    length ln localtime localtimestamp locate log log10 log2 lower lpad ltrim make_set
+    makedate maketime match max md5 median microsecond mid min minute mod month
+    monthname natural_sort_key now nth_value ntile nullif oct octet_length ord
+    percent_rank percentile_cont percentile_disc period_add period_diff pi position pow
+    power quarter quote radians rand random_bytes rank regexp_instr regexp_like
+    regexp_replace regexp_substr repeat replace reverse right round row_number rpad
+    rtrim schema sec_to_time second session_user sformat sha sha1 sha2 sign sin soundex
+    space sqrt std stddev stddev_pop stddev_samp str_to_date strcmp subdate substr
+    substring substring_index subtime sum sys_guid sysdate system_user tan time
+    time_format time_to_sec timediff timestamp timestampadd timestampdiff to_base64
     to_char to_days to_seconds trim truncate ucase uncompress uncompressed_length unhex
-    unix_timestamp upper user utc_date utc_time utc_timestamp uuid
-    uuid_short uuid_to_bin var_pop var_samp variance version week weekday weekofyear
-    weight_string year yearweek
-    """.split()
+    unix_timestamp upper user utc_date utc_time utc_timestamp uuid uuid_short
+    uuid_to_bin var_pop var_samp variance version week weekday weekofyear weight_string
+    year yearweek
+    """.split()  # noqa: SIM905 - a word list reads better as words
 )
 
 # Words that stand before "(" without calling anything: syntax, and type names in CAST.
 _MYSQL_SYNTAX_BEFORE_PAREN = frozenset(
     """
-    against all and any as between by columns dec decimal distinct distinctrow div double
-    else escape except exists float force from group having ignore in index intersect is
-    join key lateral like limit nchar not numeric offset on or over partition recursive
-    regexp rlike row rows select some then union use using values varchar when where window
-    with xor
-    """.split()
+    against all and any as between by columns dec decimal distinct distinctrow div
+    double else escape except exists float force from group having ignore in index
+    intersect is join key lateral like limit nchar not numeric offset on or over
+    partition recursive regexp rlike row rows select some then union use using values
+    varchar when where window with xor
+    """.split()  # noqa: SIM905 - a word list reads better as words
 )
 
 
@@ -302,14 +305,15 @@ def mysql_calls(tokens: Sequence[Token], tree: exp.Expression) -> list[MysqlCall
         if isinstance(node.this, exp.Identifier)
     }
     calls = []
-    for i, (token, following) in enumerate(zip(tokens, tokens[1:], strict=False)):
+    for i, (token, following) in enumerate(itertools.pairwise(tokens)):
         if following.token_type is not TokenType.L_PAREN or token.start in declared:
             continue
         if token.token_type in (TokenType.STRING, TokenType.NUMBER, TokenType.R_PAREN):
             continue
-        if token.token_type is not TokenType.IDENTIFIER and not token.text[:1].isalpha():
-            if not token.text[:1] == "_":
-                continue  # punctuation and operators: ",(" "=(" "+("
+        if token.token_type is not TokenType.IDENTIFIER and not (
+            token.text[:1].isalpha() or token.text[:1] == "_"
+        ):
+            continue  # punctuation and operators: ",(" "=(" "+("
         word = token.text.casefold()
         if token.token_type is not TokenType.IDENTIFIER and word in _MYSQL_SYNTAX_BEFORE_PAREN:
             continue

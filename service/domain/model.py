@@ -7,8 +7,10 @@ here depends on the generated code.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 class TaskStatus(enum.IntEnum):
@@ -157,6 +159,8 @@ class Task:
     precheck_messages: tuple[str, ...] = ()
     approvals: tuple[str, ...] = ()  # who has approved so far
     executors: tuple[str, ...] = ()  # who has started a run of it
+    # What approvers see before deciding (an export's row estimate: "estimated_rows").
+    preview: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -372,8 +372,7 @@ def check_sql(statement: str, dialect: str, allowed_functions: Collection[str] =
     if pg is not None and not problems:
         problems += pg.problems
         problems += [
-            f"the query calls {fn}(), which {reason}: remove the call; "
-            "an export may only read data"
+            f"the query calls {fn}(), which {reason}: remove the call; an export may only read data"
             for fn in pg.functions
             if (reason := _denied_reason(normalize_name(fn.name))) is not None
         ]

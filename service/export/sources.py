@@ -173,7 +173,7 @@ class ReadOnlySession:
     def stream(self, stmt: sa.Executable) -> RowStream:
         sql, args = render(stmt, self.dialect)
         if self.backend == "postgresql":
-            return _PgStream(self, _mogrify(self.raw, sql, args))
+            return _PgStream(self, mogrify(self.raw, sql, args))
         if self.backend == "mysql":
             import pymysql.cursors
 
@@ -218,7 +218,7 @@ class ReadOnlySession:
         of the canonical text: the caller then reads rows instead.
         """
         sql, args = render(stmt, self.dialect)
-        query = _mogrify(self.raw, sql, args)
+        query = mogrify(self.raw, sql, args)
         probe = _PgStream(self, query)  # DECLARE: plans, runs nothing
         probe.close()
         exprs = []
@@ -328,7 +328,7 @@ def _require_result(cursor: Any) -> None:
         )
 
 
-def _mogrify(raw: Any, sql: str, args: Any) -> str:
+def mogrify(raw: Any, sql: str, args: Any) -> str:
     """Bind the values into the text with psycopg's own quoting (COPY takes no parameters)."""
     import psycopg
 

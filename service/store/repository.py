@@ -7,7 +7,7 @@ moment serialise and the second one sees the first one's outcome.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -88,6 +88,7 @@ def _task(row: TaskRow, approvals: Sequence[str] = (), executors: Sequence[str] 
         precheck_messages=tuple(row.precheck_messages or ()),
         approvals=tuple(approvals),
         executors=tuple(executors),
+        preview=row.preview,
     )
 
 
@@ -191,6 +192,11 @@ class Tx:
             .values(**values)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def merge_preview(self, task_id: int, values: Mapping[str, Any]) -> None:
+        """Add `values` to the task's preview, keeping what other steps put there."""
+        row = self._row(task_id)
+        row.preview = {**(row.preview or {}), **values}
 
     # -- votes, events, notifications ----------------------------------------------------
 

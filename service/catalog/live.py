@@ -1,0 +1,184 @@
+"""The pre-check's part on the live server: functions resolved in the catalog, then EXPLAIN.
+
+Runs in the export's own read-only transaction with a short statement timeout. The order
+matters: PostgreSQL folds IMMUTABLE functions with constant arguments while planning, so
+EXPLAIN of a call to a mislabelled user function would run it; the catalog verdict comes
+first and EXPLAIN only follows a clean one. EXPLAIN plans the statement and runs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pymysql
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from service.domain import placeholders
+from service.domain.functions import (
+    CatalogFunction,
+    FunctionName,
+    judge_pg_functions,
+    judge_pg_operators,
+    read_pg_statement,
+)
+from service.domain.model import Schedule
+from service.export.sources import (
+    ReadOnlySession,
+    SourceError,
+    mogrify,
+    open_readonly,
+    render,
+    sql_statement,
+)
+
+log = logging.getLogger(__name__)
+
+
+# Long enough to plan a large query on a busy server; a pre-check waits for nothing else.
+PRECHECK_TIMEOUT_S = 10
+
+# Every pg_proc entry a name may resolve to: the named schema, or all the schemas the
+# server searches for this session (pg_catalog included, wherever search_path puts it).
+_PG_FUNCTIONS = """
+SELECT c.schema, c.name, n.nspname, p.proname, p.oid < 16384, p.provolatile, l.lanname
+FROM unnest(%s::text[], %s::text[]) AS c(schema, name)
+JOIN pg_proc p ON p.proname = c.name
+JOIN pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_language l ON l.oid = p.prolang
+WHERE CASE WHEN c.schema = '' THEN n.nspname = ANY (current_schemas(true))
+           ELSE n.nspname = c.schema END
+"""
+
+_PG_OPERATORS = """
+SELECT c.schema, c.name, n.nspname, p.proname, p.oid < 16384, p.provolatile, l.lanname
+FROM unnest(%s::text[], %s::text[]) AS c(schema, name)
+JOIN pg_operator o ON o.oprname = c.name
+JOIN pg_namespace opn ON opn.oid = o.oprnamespace
+JOIN pg_proc p ON p.oid = o.oprcode
+JOIN pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_language l ON l.oid = p.prolang
+WHERE CASE WHEN c.schema = '' THEN opn.nspname = ANY (current_schemas(true))
+           ELSE opn.nspname = c.schema END
+"""
+
+
+@dataclass(frozen=True)
+class LiveCheck:
+    problems: tuple[str, ...] = ()
+    estimated_rows: int | None = None
+
+
+def check_live(
+    engine: Engine,
+    backend: str,
+    statement: str,
+    *,
+    dialect: str,
+    schedule: Schedule,
+    allowed_functions: Collection[str] = (),
+    now: datetime | None = None,
+) -> LiveCheck:
+    """The catalog's verdict on the functions `statement` calls, then its EXPLAIN; the
+    database's own words when it refuses the statement or cannot be reached."""
+    values = placeholders.logical_values(statement, schedule, now or datetime.now(UTC))
+    with contextlib.ExitStack() as stack:
+        try:
+            session = stack.enter_context(open_readonly(engine, backend, PRECHECK_TIMEOUT_S))
+        except sa.exc.SQLAlchemyError as exc:
+            return LiveCheck((f"the datasource cannot be reached: {describe_live_error(exc)}",))
+        try:
+            if backend == "postgresql":
+                problems = _pg_catalog_problems(session, statement, allowed_functions)
+                if problems:
+                    return LiveCheck(tuple(problems))
+            sql, args = render(sql_statement(statement, values, dialect), session.dialect)
+            return LiveCheck(estimated_rows=_explain(session, sql, args))
+        except SourceError as exc:
+            return LiveCheck((str(exc),))
+        except (sa.exc.SQLAlchemyError, psycopg.Error, pymysql.err.MySQLError) as exc:
+            return LiveCheck((f"the database refused the query: {describe_live_error(exc)}",))
+
+
+def _pg_catalog_problems(
+    session: ReadOnlySession, statement: str, allowed_functions: Collection[str]
+) -> list[str]:
+    read = read_pg_statement(placeholders.for_parsing(statement))
+    if read.syntax_error:
+        return [read.syntax_error]
+    if read.problems:
+        return list(read.problems)
+    functions = _resolve(session, _PG_FUNCTIONS, read.functions)
+    operators = _resolve(session, _PG_OPERATORS, read.operators)
+    return judge_pg_functions(read.functions, functions, allowed_functions) + judge_pg_operators(
+        read.operators, operators
+    )
+
+
+def _resolve(
+    session: ReadOnlySession, query: str, names: Sequence[FunctionName]
+) -> dict[FunctionName, list[CatalogFunction]]:
+    found: dict[FunctionName, list[CatalogFunction]] = defaultdict(list)
+    if not names:
+        return found
+    rows = session.catalog_rows(query, ([n.schema or "" for n in names], [n.name for n in names]))
+    for schema, name, nspname, proname, builtin, volatility, language in rows:
+        found[FunctionName(schema or None, name)].append(
+            CatalogFunction(nspname, proname, bool(builtin), str(volatility), language)
+        )
+    return found
+
+
+def _explain(session: ReadOnlySession, sql: str, args: Any) -> int | None:
+    """The planner's row estimate; the statement is planned, never run."""
+    if session.backend == "postgresql":
+        rows = session.catalog_rows("EXPLAIN (FORMAT JSON) " + mogrify(session.raw, sql, args))
+        plan = rows[0][0]
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        return int(plan[0]["Plan"]["Plan Rows"])
+    if session.backend == "mysql":
+        return _mysql_estimate(session, sql, args)
+    return None
+
+
+def _mysql_estimate(session: ReadOnlySession, sql: str, args: Any) -> int | None:
+    """MySQL's EXPLAIN gives rows per table of each select: the outer select's join is their
+    product, reduced by the `filtered` percentage where the server gives one."""
+    cur = session.raw.cursor()
+    try:
+        cur.execute(f"EXPLAIN {sql}", args)
+        names = [d[0].lower() for d in cur.description or ()]
+        rows = [dict(zip(names, r, strict=False)) for r in cur.fetchall()]
+    finally:
+        cur.close()
+    outer = [r for r in rows if str(r.get("id")) == "1" and r.get("rows") is not None]
+    if not outer:
+        return None
+    estimate = 1.0
+    for r in outer:
+        estimate *= float(r["rows"]) * float(r.get("filtered") or 100) / 100
+    return round(estimate)
+
+
+def describe_live_error(exc: BaseException) -> str:
+    """The database's message without driver internals: no error class, code tuple, LINE
+    pointer or statement."""
+    orig = getattr(exc, "orig", None) or exc
+    diag = getattr(orig, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if primary:
+        hint = getattr(diag, "message_hint", None)
+        return primary + (f" ({hint})" if hint else "")
+    args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
+    if len(args) >= 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        return args[1]  # PyMySQL: (code, message)
+    text = str(orig).strip()
+    return text.splitlines()[0][:500] if text else type(orig).__name__
