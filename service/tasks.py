@@ -119,8 +119,11 @@ class TaskManager:
             else:
                 tx.set_status(task_id, S.APPROVING, expected={S.PRE_CHECK}, precheck_messages=[])
                 tx.add_event(task_id, "pre-check", "precheck_passed")
-                if estimated_rows is not None:
+                if estimated_rows is not None:  # what approvers see, kept with the task
                     tx.merge_preview(task_id, {"estimated_rows": estimated_rows})
+                    tx.add_event(
+                        task_id, "pre-check", "estimate", describe_estimate(estimated_rows)
+                    )
                 if new.schedule.is_cron:  # what the approvers approve, in plain dates
                     tx.add_event(
                         task_id,
@@ -390,6 +393,10 @@ def _require_actor(actor: str, what: str) -> None:
 def _check_len(value: str, limit: int, what: str) -> None:
     if len(value) > limit:
         raise InvalidRequest(f"{what} is {len(value):,} characters long; the limit is {limit:,}")
+
+
+def describe_estimate(rows: int) -> str:
+    return f"about {rows:,} row(s), by the database's plan"
 
 
 def _validate_sizes(new: NewTask) -> None:

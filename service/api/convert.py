@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import IntEnum
 from typing import Any, TypeVar, overload
@@ -178,6 +179,13 @@ def task_to_pb(task: Task) -> pb.TaskListData:
         ded=spec_to_pb(task.spec),
         schedule=schedule_to_pb(task.schedule),
     )
+
+
+def export_estimate_to_pb(preview: Mapping[str, Any] | None) -> pb.TaskPreview | None:
+    """An export's preview: the database's row estimate, when the pre-check got one."""
+    if not preview or preview.get("estimated_rows") is None:
+        return None
+    return pb.TaskPreview(estimated_rows=int(preview["estimated_rows"]))
 
 
 def run_to_pb(run: Run) -> pb.TaskRun:

@@ -67,6 +67,7 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
             runs=[convert.run_to_pb(r) for r in detail.runs],
             precheck_messages=detail.task.precheck_messages,
             events=[convert.event_to_pb(e) for e in detail.events],
+            preview=convert.export_estimate_to_pb(detail.task.preview),
         )
 
     @maps_errors

@@ -194,7 +194,7 @@ class ReadOnlySession:
             sql, args = render(stmt, self.dialect)
             cur = self.raw.cursor()
             try:
-                cur.execute(f"SELECT * FROM (\n{sql}\n) AS q LIMIT 0", args)
+                cur.execute(f"SELECT * FROM (\n{as_derived_table(sql)}\n) AS q LIMIT 0", args)
                 return _mysql_columns(cur)
             finally:
                 cur.close()
@@ -293,6 +293,40 @@ _MYSQL_DUPLICATE_COLUMN = 1060
 _MYSQL_SYNTAX_ERROR = 1064
 
 
+# Options of a SELECT that change how it runs, never what it returns. MariaDB refuses them
+# in a derived table (error 1234), so they are left out where the query is wrapped for a
+# check; the query itself runs as written.
+_MYSQL_SELECT_OPTIONS = frozenset(
+    {"HIGH_PRIORITY", "STRAIGHT_JOIN", "SQL_SMALL_RESULT", "SQL_BIG_RESULT", "SQL_BUFFER_RESULT",
+     "SQL_CACHE", "SQL_NO_CACHE", "SQL_CALC_FOUND_ROWS"}
+)  # fmt: skip
+_MYSQL_SELECT_QUANTIFIERS = frozenset({"ALL", "DISTINCT", "DISTINCTROW"})
+
+
+def as_derived_table(sql: str) -> str:
+    """`sql` with its select options cut out, so that it can stand in `FROM (…) AS q`."""
+    import sqlglot
+    from sqlglot.errors import SqlglotError
+
+    try:
+        tokens = sqlglot.Dialect.get_or_raise("mysql").tokenize(sql)
+    except SqlglotError:
+        return sql  # the server will say what is wrong with it
+    cuts: list[tuple[int, int]] = []
+    after_select = False
+    for token in tokens:
+        word = token.text.upper()
+        if word == "SELECT":
+            after_select = True
+        elif after_select and word in _MYSQL_SELECT_OPTIONS:
+            cuts.append((token.start, token.end + 1))
+        elif not (after_select and word in _MYSQL_SELECT_QUANTIFIERS):
+            after_select = False
+    for start, end in reversed(cuts):
+        sql = sql[:start] + " " + sql[end:]
+    return sql
+
+
 def _mysql_require_query(raw: Any, sql: str, args: Any) -> None:
     """DDL and admin statements commit MySQL's read-only transaction implicitly and then run;
     SELECT … INTO OUTFILE writes files whatever the transaction. Neither parses as a derived
@@ -301,7 +335,7 @@ def _mysql_require_query(raw: Any, sql: str, args: Any) -> None:
 
     cur = raw.cursor()
     try:
-        cur.execute(f"EXPLAIN SELECT 1 FROM (\n{sql}\n) AS q", args)
+        cur.execute(f"EXPLAIN SELECT 1 FROM (\n{as_derived_table(sql)}\n) AS q", args)
     except pymysql.err.MySQLError as exc:
         code = exc.args[0] if exc.args else None
         # Columns sharing a name are refused only after the query has parsed as one.
