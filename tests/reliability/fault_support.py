@@ -90,6 +90,7 @@ def reliability_config(
             "pg": {
                 "url": source_url,
                 "approvers": APPROVERS,
+                "allow_privileged_reader": True,  # the test server's superuser
                 "approval_channel": "C_APPROVALS",
                 "required_approvals": 1,
             }

@@ -151,6 +151,8 @@ def test_no_password_or_token_appears_anywhere(
         },
         "down": {"url": unreachable, "approvers": ["alice"]},
     }
+    for datasource in config["datasources"].values():  # superusers on the test servers
+        datasource["allow_privileged_reader"] = True
     config["datasources"]["pg"]["approval_channel"] = APPROVAL_CHANNEL
     config["datasources"]["maria"]["approval_channel"] = APPROVAL_CHANNEL
     monkeypatch.setenv("REL_PG_PASSWORD", MARKER)

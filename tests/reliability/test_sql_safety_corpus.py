@@ -346,7 +346,11 @@ class Target:
                 extra = (
                     q("SELECT last_value, is_called FROM victim_seq").all(),
                     q("SELECT count(*) FROM pg_largeobject_metadata").all(),
-                    q("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").all(),
+                    # this database's: other test sessions share the server
+                    q(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+                        "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                    ).all(),
                 )
             else:
                 tables = q(
@@ -413,6 +417,8 @@ def target(
                         "url": url.render_as_string(hide_password=False),
                         "approvers": ["alice"],
                         "statement_timeout_s": TIMEOUT_S,
+                        # a superuser: the walls are shown to hold without the reader audit
+                        "allow_privileged_reader": True,
                     }
                 },
             }
