@@ -42,8 +42,8 @@ PG_SETUP = [
     "CREATE TABLE walls_victim (id int PRIMARY KEY, v int NOT NULL, note text)",
     "INSERT INTO walls_victim VALUES (1, 0, 'alpha'), (2, 0, 'beta'), (3, 5, NULL)",
     "CREATE TABLE walls_tree (id int PRIMARY KEY, parent int, doc jsonb)",
-    "INSERT INTO walls_tree VALUES (1, NULL, '{\"k\": 1, \"tags\": [\"a\"]}'), "
-    "(2, 1, '{\"k\": 2}'), (3, 2, '{\"k\": 3, \"tags\": [\"b\", \"c\"]}')",
+    'INSERT INTO walls_tree VALUES (1, NULL, \'{"k": 1, "tags": ["a"]}\'), '
+    '(2, 1, \'{"k": 2}\'), (3, 2, \'{"k": 3, "tags": ["b", "c"]}\')',
     "CREATE SEQUENCE walls_seq",
     "CREATE SCHEMA walls_s",
     # writes, however innocently it is named, declared or reached
@@ -94,7 +94,7 @@ PG_HOSTILE = [
     Case("u-terminate", 'SELECT U&"pg\\005fterminate\\005fbackend"({pid})'),
     Case("u-lo-export", "SELECT U&\"lo\\005fexport\"(16400, '{file}')"),
     Case("u-read-file", "SELECT U&\"pg\\005fread\\005ffile\"('/etc/passwd')"),
-    Case("u-uescape-dblink", 'SELECT U&"d!0062link_exec" UESCAPE \'!\' (' + DBLINK + ")"),
+    Case("u-uescape-dblink", "SELECT U&\"d!0062link_exec\" UESCAPE '!' (" + DBLINK + ")"),
     Case("u-uescape-read", "SELECT U&\"pg!005fread!005ffile\" UESCAPE '!' ('/etc/passwd')"),
     Case("u-six-digit", 'SELECT U&"pg\\+00005fsleep"(5)'),
     Case("u-all-escaped", 'SELECT U&"\\0070\\0067\\005f\\0073\\006c\\0065\\0065\\0070"(5)'),
@@ -109,7 +109,7 @@ PG_HOSTILE = [
     Case("dblink-in-from", "SELECT * FROM public.dblink(" + DBLINK + ") AS t(x text)"),
     Case("qualified-read-file", "SELECT pg_catalog.pg_read_file('/etc/passwd')"),
     Case("upper-case-read-file", "SELECT PG_CATALOG.PG_READ_FILE('/etc/passwd')"),
-    Case("quoted-ls-dir", "SELECT \"pg_catalog\".\"pg_ls_dir\"('.')"),
+    Case("quoted-ls-dir", 'SELECT "pg_catalog"."pg_ls_dir"(\'.\')'),
     Case("quoted-upper-sleep", 'SELECT "PG_SLEEP"(5)'),
     Case("quoted-setval", "SELECT \"setval\"('walls_seq', 100)"),
     # functions judged by the catalog
