@@ -226,7 +226,11 @@ class DatasourceRegistry:
 
 
 def describe_db_error(exc: BaseException) -> str:
-    """The database's own message in one line, without the statement, parameters or URL."""
+    """The database's own message in one line, without the statement, parameters, URL or
+    driver internals (PyMySQL's `(code, "message")` tuple, psycopg's LINE pointer)."""
     orig = getattr(exc, "orig", None) or exc
+    args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
+    if len(args) >= 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        return args[1][:500]  # PyMySQL: (code, message)
     text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     return text[:500]

@@ -102,22 +102,21 @@ def audit_reader(engine: Engine, backend: str, datasource: str, allowed: bool) -
 
 
 def _pg_privileges(conn: Connection) -> tuple[str, list[str]]:
-    found = []
     user, superuser, bypassrls, createrole = conn.exec_driver_sql(_PG_ROLE).one()
-    if superuser:
-        found.append("it is a superuser")
+    if superuser:  # may do everything: listing it all would say nothing more
+        return str(user), ["it is a superuser"]
+    found = []
     if bypassrls:
         found.append("it has BYPASSRLS")
     if createrole:
         found.append("it has CREATEROLE")
     for (role,) in conn.exec_driver_sql(_PG_FILE_ROLES):
         found.append(f"it is a member of {role}")
-    if not superuser:  # a superuser may do everything; listing it all says nothing more
-        for privilege, tables, example in conn.exec_driver_sql(_PG_WRITE_GRANTS):
-            found.append(f"it has {privilege} on {tables} table(s), e.g. {example}")
-        functions = [name for (name,) in conn.exec_driver_sql(_PG_RISKY_FUNCTIONS)]
-        if functions:
-            found.append(f"it may EXECUTE {', '.join(functions[:6])}")
+    for privilege, tables, example in conn.exec_driver_sql(_PG_WRITE_GRANTS):
+        found.append(f"it has {privilege} on {tables} table(s), e.g. {example}")
+    functions = [name for (name,) in conn.exec_driver_sql(_PG_RISKY_FUNCTIONS)]
+    if functions:
+        found.append(f"it may EXECUTE {', '.join(functions[:6])}")
     return str(user), found
 
 

@@ -22,6 +22,7 @@ import pymysql
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from service.datasources import describe_db_error
 from service.domain import placeholders
 from service.domain.functions import (
     CatalogFunction,
@@ -94,7 +95,7 @@ def check_live(
         try:
             session = stack.enter_context(open_readonly(engine, backend, PRECHECK_TIMEOUT_S))
         except sa.exc.SQLAlchemyError as exc:
-            return LiveCheck((f"the datasource cannot be reached: {describe_live_error(exc)}",))
+            return LiveCheck((f"the datasource cannot be reached: {describe_db_error(exc)}",))
         try:
             if backend == "postgresql":
                 problems = _pg_catalog_problems(session, statement, allowed_functions)
@@ -105,7 +106,7 @@ def check_live(
         except SourceError as exc:
             return LiveCheck((str(exc),))
         except (sa.exc.SQLAlchemyError, psycopg.Error, pymysql.err.MySQLError) as exc:
-            return LiveCheck((f"the database refused the query: {describe_live_error(exc)}",))
+            return LiveCheck((f"the database refused the query: {describe_db_error(exc)}",))
 
 
 def _pg_catalog_problems(
@@ -166,19 +167,3 @@ def _mysql_estimate(session: ReadOnlySession, sql: str, args: Any) -> int | None
     for r in outer:
         estimate *= float(r["rows"]) * float(r.get("filtered") or 100) / 100
     return round(estimate)
-
-
-def describe_live_error(exc: BaseException) -> str:
-    """The database's message without driver internals: no error class, code tuple, LINE
-    pointer or statement."""
-    orig = getattr(exc, "orig", None) or exc
-    diag = getattr(orig, "diag", None)
-    primary = getattr(diag, "message_primary", None)
-    if primary:
-        hint = getattr(diag, "message_hint", None)
-        return primary + (f" ({hint})" if hint else "")
-    args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
-    if len(args) >= 2 and isinstance(args[0], int) and isinstance(args[1], str):
-        return args[1]  # PyMySQL: (code, message)
-    text = str(orig).strip()
-    return text.splitlines()[0][:500] if text else type(orig).__name__

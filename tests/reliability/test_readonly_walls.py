@@ -264,15 +264,12 @@ class Walls:
             if self.dialect == "postgres":
                 seq = q("SELECT last_value, is_called FROM walls_seq").all()
                 objects = q("SELECT count(*) FROM pg_largeobject_metadata").scalar_one()
-                alive = q(
-                    "SELECT count(*) FROM pg_stat_activity WHERE pid = %s" % self._pid
-                ).scalar_one()
+                activity = "pg_stat_activity WHERE pid"
             else:
                 seq = q("SELECT next_not_cached_value FROM walls_seq").all()
                 objects = 0
-                alive = q(
-                    f"SELECT count(*) FROM information_schema.PROCESSLIST WHERE ID = {self._pid}"
-                ).scalar_one()
+                activity = "information_schema.PROCESSLIST WHERE ID"
+            alive = q(f"SELECT count(*) FROM {activity} = {self._pid}").scalar_one()
         self.bystander.exec_driver_sql("SELECT 1")  # still usable, not only listed
         self.bystander.rollback()
         return rows, seq, objects, alive, OUT_FILE.exists()
