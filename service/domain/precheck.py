@@ -369,13 +369,14 @@ def check_sql(statement: str, dialect: str, allowed_functions: Collection[str] =
     # Only as many statements as there can be messages: thousands would be parsed for nothing.
     for number, chunk in enumerate(statements[:MAX_PROBLEMS], 1):
         problems += _statement_problems(number, chunk, statement, d, dialect, allowed_functions)
-    if pg is not None and not problems:
-        problems += pg.problems
-        problems += [
+    if pg is not None:  # names as PostgreSQL decodes them, even where sqlglot gave up
+        denied = [
             f"the query calls {fn}(), which {reason}: remove the call; an export may only read data"
             for fn in pg.functions
             if (reason := _denied_reason(normalize_name(fn.name))) is not None
+            and not any(f" calls {fn.name}()" in p for p in problems)  # named already
         ]
+        problems = denied + problems + (list(pg.problems) if not problems else [])
     return _unique(problems)[:MAX_PROBLEMS]
 
 
