@@ -570,3 +570,11 @@ def test_console_script_and_unreachable_service_in_a_process() -> None:
     assert p.returncode == cli.EXIT_OK and "usage: woxqaq" in p.stdout
     for command in ("submit", "list", "show", "approve", "cancel", "execute", "watch", "download"):
         assert command in p.stdout
+
+
+def test_show_prints_the_databases_row_estimate() -> None:
+    detail = pb.GetTaskDetailResponse(
+        ok=True, task=pb.TaskListData(id="7"), preview=pb.TaskPreview(estimated_rows=1270)
+    )
+    assert "  estimate    about 1,270 row(s), by the database's plan" in cli.render_detail(detail)
+    assert "estimate" not in cli.render_detail(pb.GetTaskDetailResponse(ok=True))
