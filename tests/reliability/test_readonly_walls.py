@@ -433,3 +433,30 @@ def test_legitimate_postgres_query_is_exported(pg_walls: Walls, case: Legit) -> 
 @pytest.mark.parametrize("case", MYSQL_LEGIT, ids=lambda c: c.name)
 def test_legitimate_mariadb_query_is_exported(mysql_walls: Walls, case: Legit) -> None:
     check_exported_as_written(mysql_walls, case)
+
+
+# -- the live schema -------------------------------------------------------------------------
+
+SCHEMA_PROBLEMS = [
+    ("postgres", "SELECT * FROM walls_nosuch", 'relation "walls_nosuch" does not exist'),
+    ("postgres", "SELECT nosuch FROM walls_victim", 'column "nosuch" does not exist'),
+    ("postgres", "SELECT v::date FROM walls_victim", "cannot cast type integer to date"),
+    ("mysql", "SELECT * FROM walls_nosuch", "walls_nosuch' doesn't exist"),
+    ("mysql", "SELECT nosuch FROM walls_victim", "Unknown column 'nosuch'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql", "words"),
+    [pytest.param(*p, marks=getattr(pytest.mark, p[0])) for p in SCHEMA_PROBLEMS],
+)
+def test_unknown_names_fail_the_pre_check_in_the_databases_words(
+    request: pytest.FixtureRequest, dialect: str, sql: str, words: str
+) -> None:
+    w: Walls = request.getfixturevalue("pg_walls" if dialect == "postgres" else "mysql_walls")
+    out = submit_and_run(w, sql)
+    assert out.refused
+    (message,) = out.messages
+    assert message == f"the database refused the query: {words}" or words in message
+    for internal in ("psycopg", "pymysql", "(1146", "LINE 1", "sqlalche.me", "Traceback"):
+        assert internal not in message
