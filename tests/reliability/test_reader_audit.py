@@ -80,6 +80,7 @@ def pg_roles(pg_url: URL) -> Iterator[dict[str, URL]]:
     roles = {kind: f"woxqaq_audit_{TAG}_{kind}" for kind in PG_ROLES}
     with admin.connect() as conn:
         conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS audit_t (id int)")
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS audit_secret (token text)")
         for kind, role in roles.items():
             conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
             for grant in PG_ROLES[kind]:
@@ -215,6 +216,9 @@ def test_privileged_reader_fails_the_pre_check_unless_allowed_with_a_warning_at_
             for dsn in ("pg_writer", "pg_reader", "maria_file", "pg_super_allowed"):
                 resp = svc.submit("sam", dsn=dsn, sql="SELECT 1 AS one")
                 outcomes[dsn] = (resp.ok, list(svc.detail(resp.task_id).precheck_messages))
+            # a table the reader may not read: the database says so before anyone approves
+            resp = svc.submit("sam", dsn="pg_reader", sql="SELECT token FROM audit_secret")
+            denied = list(svc.detail(resp.task_id).precheck_messages)
         finally:
             channel.close()
             service.stop(grace_s=1)
@@ -223,6 +227,7 @@ def test_privileged_reader_fails_the_pre_check_unless_allowed_with_a_warning_at_
     ok, messages = outcomes["maria_file"]
     assert not ok and "FILE on *.*" in messages[0]
     assert outcomes["pg_reader"] == (True, [])
+    assert denied == ["the database refused the query: permission denied for table audit_secret"]
     assert outcomes["pg_super_allowed"] == (True, [])
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(
