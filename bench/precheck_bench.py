@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from service.catalog.live import check_live  # noqa: E402
-from service.domain.model import Schedule  # noqa: E402
+from service.datasources import Datasource  # noqa: E402
+from service.domain.model import ExportSpec, Schedule  # noqa: E402
 from service.domain.precheck import check_sql  # noqa: E402
 
 DEFAULT_URL = os.environ.get(
@@ -106,6 +107,7 @@ def main() -> int:
     url = sa.engine.make_url(args.url)
     _ensure_database(url)
     engine = sa.create_engine(url, pool_pre_ping=True)
+    source = Datasource("bench", url)
     with engine.begin() as conn:
         for statement in SETUP.split(";\n"):
             if statement.strip():
@@ -119,7 +121,7 @@ def main() -> int:
             return check_sql(sql, "postgres")
 
         def live(sql: str = sql) -> object:
-            result = check_live(engine, "postgresql", sql, dialect="postgres", schedule=Schedule())
+            result = check_live(engine, source, ExportSpec(statement=sql), schedule=Schedule())
             assert not result.problems, result.problems
             return result
 

@@ -150,17 +150,10 @@ class TaskManager:
                 return [*problems, str(exc)], None
         try:
             problems += check_export(new.spec, ds.sqlglot_dialect, schema, ds.allowed_functions)
-            if problems or not new.spec.is_sql or ds.backend == "sqlite":
+            if problems or ds.backend == "sqlite":
                 return problems, None
-            # Only a statement every rule accepted meets the server (see service.catalog).
-            live = check_live(
-                self.registry.engine(ds),
-                ds.backend,
-                new.spec.statement,
-                dialect=ds.sqlglot_dialect,
-                schedule=new.schedule,
-                allowed_functions=ds.allowed_functions,
-            )
+            # Only a request every rule accepted meets the server (see service.catalog).
+            live = check_live(self.registry.engine(ds), ds, new.spec, schedule=new.schedule)
         except Exception:  # a pre-check bug must fail the task, not the request
             log.exception("pre-check crashed")
             problems.append(

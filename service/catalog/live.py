@@ -22,7 +22,7 @@ import pymysql
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from service.datasources import describe_db_error
+from service.datasources import Datasource, describe_db_error
 from service.domain import placeholders
 from service.domain.functions import (
     CatalogFunction,
@@ -31,21 +31,17 @@ from service.domain.functions import (
     judge_pg_operators,
     read_pg_statement,
 )
-from service.domain.model import Schedule
-from service.export.sources import (
-    ReadOnlySession,
-    SourceError,
-    mogrify,
-    open_readonly,
-    render,
-    sql_statement,
-)
+from service.domain.model import ExportSpec, Schedule
+from service.export.engine import plan
+from service.export.sources import ReadOnlySession, SourceError, mogrify, open_readonly, render
 
 log = logging.getLogger(__name__)
 
 
 # Long enough to plan a large query on a busy server; a pre-check waits for nothing else.
 PRECHECK_TIMEOUT_S = 10
+# Tables of an export_all beyond which no estimate is made (one EXPLAIN each).
+MAX_EXPLAINED = 50
 
 # Every pg_proc entry a name may resolve to: the named schema, or all the schemas the
 # server searches for this session (pg_catalog included, wherever search_path puts it).
@@ -80,33 +76,41 @@ class LiveCheck:
 
 def check_live(
     engine: Engine,
-    backend: str,
-    statement: str,
+    source: Datasource,
+    spec: ExportSpec,
     *,
-    dialect: str,
     schedule: Schedule,
-    allowed_functions: Collection[str] = (),
     now: datetime | None = None,
 ) -> LiveCheck:
-    """The catalog's verdict on the functions `statement` calls, then its EXPLAIN; the
-    database's own words when it refuses the statement or cannot be reached."""
-    values = placeholders.logical_values(statement, schedule, now or datetime.now(UTC))
+    """The catalog's verdict on the functions a query calls, then EXPLAIN of each statement
+    the export would run (the query, or one per table); the database's own words when it
+    refuses one or cannot be reached."""
+    values = (
+        placeholders.logical_values(spec.statement, schedule, now or datetime.now(UTC))
+        if spec.is_sql
+        else {}
+    )
     with contextlib.ExitStack() as stack:
         try:
-            session = stack.enter_context(open_readonly(engine, backend, PRECHECK_TIMEOUT_S))
+            session = stack.enter_context(open_readonly(engine, source.backend, PRECHECK_TIMEOUT_S))
         except sa.exc.SQLAlchemyError as exc:
             return LiveCheck((f"the datasource cannot be reached: {describe_db_error(exc)}",))
         try:
-            if backend == "postgresql":
-                problems = _pg_catalog_problems(session, statement, allowed_functions)
+            if source.backend == "postgresql" and spec.is_sql:
+                problems = _pg_catalog_problems(session, spec.statement, source.allowed_functions)
                 if problems:
                     return LiveCheck(tuple(problems))
-            sql, args = render(sql_statement(statement, values, dialect), session.dialect)
-            return LiveCheck(estimated_rows=_explain(session, sql, args))
+            parts = plan(spec, source, session, values)
+            if len(parts) > MAX_EXPLAINED:
+                return LiveCheck()  # a whole database: its tables' sizes say enough
+            estimates = [_explain(session, *render(p.stmt, session.dialect)) for p in parts]
         except SourceError as exc:
             return LiveCheck((str(exc),))
         except (sa.exc.SQLAlchemyError, psycopg.Error, pymysql.err.MySQLError) as exc:
             return LiveCheck((f"the database refused the query: {describe_db_error(exc)}",))
+    if any(e is None for e in estimates):
+        return LiveCheck()
+    return LiveCheck(estimated_rows=sum(e for e in estimates if e is not None))
 
 
 def _pg_catalog_problems(

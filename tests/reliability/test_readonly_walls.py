@@ -460,3 +460,22 @@ def test_unknown_names_fail_the_pre_check_in_the_databases_words(
     assert message == f"the database refused the query: {words}" or words in message
     for internal in ("psycopg", "pymysql", "(1146", "LINE 1", "sqlalche.me", "Traceback"):
         assert internal not in message
+
+
+@pytest.mark.parametrize(
+    "dialect",
+    [
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ],
+)
+def test_table_export_carries_the_databases_estimate(
+    request: pytest.FixtureRequest, dialect: str
+) -> None:
+    w: Walls = request.getfixturevalue("pg_walls" if dialect == "postgres" else "mysql_walls")
+    tables = [{"table": "walls_victim", "fields": ["id", "note"], "filter": "v >= 0"}]
+    resp = w.svc.submit("mallory", dsn="victim", tables=tables)
+    detail = w.svc.detail(resp.task_id)
+    assert resp.ok, detail.precheck_messages
+    assert detail.preview.estimated_rows >= 1
+    assert any(e.action == "estimate" and "row(s)" in e.comment for e in detail.events)
