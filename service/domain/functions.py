@@ -276,13 +276,13 @@ MYSQL_BUILTINS = frozenset(
 # Words that stand before "(" without calling anything: syntax, and type names in CAST.
 _MYSQL_SYNTAX_BEFORE_PAREN = frozenset(
     """
-    against all and any as between by columns dec decimal distinct distinctrow div
+    against all and any as between by case columns dec decimal distinct distinctrow div
     double else escape except exists float force from group having ignore in index
     intersect is join key lateral like limit nchar not numeric offset on or over
     partition recursive regexp rlike row rows select some then union use using values
     varchar when where window with xor
     """.split()  # noqa: SIM905 - a word list reads better as words
-)
+) | {"member of"}  # one token to sqlglot
 
 
 @dataclass(frozen=True)
