@@ -135,6 +135,23 @@ PG_HOSTILE = [
     Case("in-filter", "SELECT count(*) FILTER (WHERE walls_bump() = 1) FROM walls_victim"),
     Case("in-lateral", "SELECT * FROM walls_victim, LATERAL (SELECT walls_bump()) x"),
     Case("in-default-arg-cast", "SELECT CAST(walls_bump() AS text)"),
+    # injection cheat-sheet moves (file reads, error-based leaks, SQL run from text),
+    # respelled so that a list of names would miss them
+    Case("u-lo-import", "SELECT U&\"lo\\005fimport\"('/etc/passwd')"),
+    Case("u-lo-import-read-back", "SELECT lo_get(U&\"lo\\005fimport\"('/etc/passwd'))"),
+    Case("u-ls-dir-in-from", "SELECT * FROM U&\"pg\\005fls\\005fdir\"('/tmp')"),
+    Case(
+        "u-error-based-read",
+        "SELECT CAST(U&\"pg\\005fread\\005ffile\"('/etc/passwd', 0, 4096) AS numeric)",
+    ),
+    Case(
+        "u-sql-from-text",
+        "SELECT U&\"query\\005fto\\005fxml\"('UPDATE walls_victim SET v = 7 RETURNING 1', "
+        "true, true, '')",
+    ),
+    Case(
+        "u-binary-read", "SELECT pg_catalog.U&\"pg\\005fread\\005fbinary\\005ffile\"('/etc/passwd')"
+    ),
 ]
 
 MYSQL_HOSTILE = [
@@ -168,6 +185,15 @@ MYSQL_HOSTILE = [
     Case("release-all-locks", "SELECT RELEASE_ALL_LOCKS()"),
     Case("unknown-function", "SELECT walls_nothing_here(1)"),
     Case("updatexml", "SELECT UPDATEXML('<a/>', '/a', '<b/>')"),
+    # injection cheat-sheet moves
+    Case("load-file-hex-path", "SELECT LOAD_FILE(0x2f6574632f706173737764)"),
+    Case("conditional-benchmark", "SELECT IF(1 = 1, BENCHMARK(100000000, SHA1('a')), 0)"),
+    Case("error-based-leak", "SELECT EXTRACTVALUE(1, CONCAT(0x7e, VERSION()))", HARMLESS),
+    Case(
+        "stored-in-json-table-path",
+        "SELECT * FROM JSON_TABLE(CONCAT('[', walls_bump(), ']'), "
+        "'$[*]' COLUMNS (x INT PATH '$')) AS j",
+    ),
 ]
 
 
