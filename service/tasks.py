@@ -122,7 +122,7 @@ class TaskManager:
                 if estimated_rows is not None:  # what approvers see, kept with the task
                     tx.merge_preview(task_id, {"estimated_rows": estimated_rows})
                     tx.add_event(
-                        task_id, "pre-check", "estimate", describe_estimate(estimated_rows)
+                        task_id, "pre-check", "estimate", _describe_estimate(estimated_rows)
                     )
                 if new.schedule.is_cron:  # what the approvers approve, in plain dates
                     tx.add_event(
@@ -388,7 +388,7 @@ def _check_len(value: str, limit: int, what: str) -> None:
         raise InvalidRequest(f"{what} is {len(value):,} characters long; the limit is {limit:,}")
 
 
-def describe_estimate(rows: int) -> str:
+def _describe_estimate(rows: int) -> str:
     return f"about {rows:,} row(s), by the database's plan"
 
 

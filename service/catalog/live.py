@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -34,9 +33,6 @@ from service.domain.functions import (
 from service.domain.model import ExportSpec, Schedule
 from service.export.engine import plan
 from service.export.sources import ReadOnlySession, SourceError, mogrify, open_readonly, render
-
-log = logging.getLogger(__name__)
-
 
 # Long enough to plan a large query on a busy server; a pre-check waits for nothing else.
 PRECHECK_TIMEOUT_S = 10
