@@ -39,28 +39,30 @@ PRECHECK_TIMEOUT_S = 10
 # Tables of an export_all beyond which no estimate is made (one EXPLAIN each).
 MAX_EXPLAINED = 50
 
-# Every pg_proc entry a name may resolve to: the named schema, or all the schemas the
-# server searches for this session (pg_catalog included, wherever search_path puts it).
-_PG_FUNCTIONS = """
-SELECT c.schema, c.name, n.nspname, p.proname, p.oid < 16384, p.provolatile, l.lanname
-FROM unnest(%s::text[], %s::text[]) AS c(schema, name)
-JOIN pg_proc p ON p.proname = c.name
+# Every pg_proc entry a called name may resolve to (in the schema named, or in every schema
+# the server searches for this session, pg_catalog included wherever search_path puts it),
+# and the functions behind every operator of a name used: one round trip for both.
+_PG_CALLABLES = """
+WITH called(kind, schema, name) AS (
+  SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])
+), procs AS (
+  SELECT c.kind, c.schema, c.name, p.oid FROM called c
+  JOIN pg_proc p ON c.kind = 'f' AND p.proname = c.name
+  JOIN pg_namespace n ON n.oid = p.pronamespace
+  WHERE CASE WHEN c.schema = '' THEN n.nspname = ANY (current_schemas(true))
+             ELSE n.nspname = c.schema END
+  UNION ALL
+  SELECT c.kind, c.schema, c.name, o.oprcode FROM called c
+  JOIN pg_operator o ON c.kind = 'o' AND o.oprname = c.name
+  JOIN pg_namespace n ON n.oid = o.oprnamespace
+  WHERE CASE WHEN c.schema = '' THEN n.nspname = ANY (current_schemas(true))
+             ELSE n.nspname = c.schema END
+)
+SELECT f.kind, f.schema, f.name, n.nspname, p.proname, p.oid < 16384, p.provolatile, l.lanname
+FROM procs f
+JOIN pg_proc p ON p.oid = f.oid
 JOIN pg_namespace n ON n.oid = p.pronamespace
 JOIN pg_language l ON l.oid = p.prolang
-WHERE CASE WHEN c.schema = '' THEN n.nspname = ANY (current_schemas(true))
-           ELSE n.nspname = c.schema END
-"""
-
-_PG_OPERATORS = """
-SELECT c.schema, c.name, n.nspname, p.proname, p.oid < 16384, p.provolatile, l.lanname
-FROM unnest(%s::text[], %s::text[]) AS c(schema, name)
-JOIN pg_operator o ON o.oprname = c.name
-JOIN pg_namespace opn ON opn.oid = o.oprnamespace
-JOIN pg_proc p ON p.oid = o.oprcode
-JOIN pg_namespace n ON n.oid = p.pronamespace
-JOIN pg_language l ON l.oid = p.prolang
-WHERE CASE WHEN c.schema = '' THEN opn.nspname = ANY (current_schemas(true))
-           ELSE opn.nspname = c.schema END
 """
 
 
@@ -117,25 +119,37 @@ def _pg_catalog_problems(
         return [read.syntax_error]
     if read.problems:
         return list(read.problems)
-    functions = _resolve(session, _PG_FUNCTIONS, read.functions)
-    operators = _resolve(session, _PG_OPERATORS, read.operators)
+    functions, operators = _resolve(session, read.functions, read.operators)
     return judge_pg_functions(read.functions, functions, allowed_functions) + judge_pg_operators(
         read.operators, operators
     )
 
 
+Resolved = dict[FunctionName, list[CatalogFunction]]
+
+
 def _resolve(
-    session: ReadOnlySession, query: str, names: Sequence[FunctionName]
-) -> dict[FunctionName, list[CatalogFunction]]:
-    found: dict[FunctionName, list[CatalogFunction]] = defaultdict(list)
-    if not names:
-        return found
-    rows = session.catalog_rows(query, ([n.schema or "" for n in names], [n.name for n in names]))
-    for schema, name, nspname, proname, builtin, volatility, language in rows:
-        found[FunctionName(schema or None, name)].append(
-            CatalogFunction(nspname, proname, bool(builtin), str(volatility), language)
+    session: ReadOnlySession,
+    functions: Sequence[FunctionName],
+    operators: Sequence[FunctionName],
+) -> tuple[Resolved, Resolved]:
+    """What the catalog says each called function and used operator may resolve to."""
+    found: dict[str, Resolved] = {"f": defaultdict(list), "o": defaultdict(list)}
+    named = [("f", n) for n in functions] + [("o", n) for n in operators]
+    if named:
+        rows = session.catalog_rows(
+            _PG_CALLABLES,
+            (
+                [kind for kind, _ in named],
+                [n.schema or "" for _, n in named],
+                [n.name for _, n in named],
+            ),
         )
-    return found
+        for kind, schema, name, nspname, proname, builtin, volatility, language in rows:
+            found[kind][FunctionName(schema or None, name)].append(
+                CatalogFunction(nspname, proname, bool(builtin), str(volatility), language)
+            )
+    return found["f"], found["o"]
 
 
 def _explain(session: ReadOnlySession, sql: str, args: Any) -> int | None:

@@ -482,17 +482,19 @@ def open_readonly(
     broken = False
     try:
         if backend == "postgresql":
-            # The first statements of a fresh transaction: nothing may run before them.
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_s) * 1000}")
-            for setting in (
+            # The first statements of a fresh transaction: nothing may run before them. One
+            # round trip: a pre-check opens such a session for every submitted query.
+            settings = (
+                f"statement_timeout = {int(timeout_s) * 1000}",
                 "TimeZone = 'UTC'",
                 "DateStyle = 'ISO, YMD'",
                 "IntervalStyle = 'postgres'",
                 "extra_float_digits = 1",
                 "bytea_output = 'hex'",
-            ):
-                conn.exec_driver_sql(f"SET LOCAL {setting}")
+            )
+            conn.exec_driver_sql(
+                "; ".join(["SET TRANSACTION READ ONLY", *(f"SET LOCAL {s}" for s in settings)])
+            )
         elif backend == "mysql":
             conn.exec_driver_sql("ROLLBACK")  # end whatever the pool's ping began
             if getattr(conn.dialect, "is_mariadb", False):
