@@ -222,11 +222,16 @@ class Exports:
         with self.store.write() as tx:
             if not tx.finish_run(run_id, status, **outcome):  # type: ignore[arg-type]
                 return  # already ended (recovered by another process)
-            if not task.schedule.is_cron:
-                tx.set_status(
-                    task.id,
-                    TaskStatus.EXECUTE_SUCCESS if ok else TaskStatus.EXECUTE_FAILED,
-                    expected={TaskStatus.EXECUTING},
+            if not task.schedule.is_cron and not tx.set_status(
+                task.id,
+                TaskStatus.EXECUTE_SUCCESS if ok else TaskStatus.EXECUTE_FAILED,
+                expected={TaskStatus.EXECUTING},
+            ):
+                # The task left EXECUTING while its run worked (canceled): the run's own
+                # outcome is still recorded, but the task keeps the state it was given.
+                log.warning(
+                    "run ended after its task had moved on; task state left as it is",
+                    extra={"task_id": task.id, "run_id": run_id},
                 )
             detail = (
                 f"run {run_id}: {outcome.get('rows', 0)} rows"
