@@ -310,10 +310,10 @@ def mysql_calls(tokens: Sequence[Token], tree: exp.Expression) -> list[MysqlCall
             continue
         if token.token_type in (TokenType.STRING, TokenType.NUMBER, TokenType.R_PAREN):
             continue
-        if token.token_type is not TokenType.IDENTIFIER and not (
-            token.text[:1].isalpha() or token.text[:1] == "_"
+        if token.token_type is not TokenType.IDENTIFIER and not any(
+            c.isalnum() or c in "_$" for c in token.text
         ):
-            continue  # punctuation and operators: ",(" "=(" "+("
+            continue  # punctuation and operators: ",(" "=(" "+(", never a name ($fn, 9fn)
         word = token.text.casefold()
         if token.token_type is not TokenType.IDENTIFIER and word in _MYSQL_SYNTAX_BEFORE_PAREN:
             continue

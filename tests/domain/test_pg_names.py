@@ -113,6 +113,8 @@ def test_operator_running_a_volatile_function_is_refused() -> None:
         ("SELECT a FROM t USE INDEX (ix) WHERE a IN (1, 2)", []),
         ("SELECT MATCH (a) AGAINST ('x') FROM t", []),
         ("SELECT my_total(a) FROM t", ["my_total"]),
+        ("SELECT $total(a), 9total(a), a$b(1) FROM t", ["$total", "9total", "a$b"]),
+        ("SELECT a = (1), 1 + (2), ((3)) FROM t", []),
     ],
 )
 def test_mysql_functions_come_from_the_built_ins(sql: str, refused: list[str]) -> None:

@@ -74,6 +74,10 @@ MYSQL_SETUP = [
     "CREATE FUNCTION lower(x VARCHAR(20)) RETURNS INT MODIFIES SQL DATA "
     "BEGIN UPDATE walls_victim SET v = v + 1; RETURN 1; END",
     "CREATE FUNCTION walls_double(x INT) RETURNS INT DETERMINISTIC NO SQL RETURN x * 2",
+    "CREATE FUNCTION walls$bump() RETURNS INT MODIFIES SQL DATA "
+    "BEGIN UPDATE walls_victim SET v = v + 1; RETURN 1; END",
+    "CREATE FUNCTION 9walls() RETURNS INT MODIFIES SQL DATA "
+    "BEGIN UPDATE walls_victim SET v = v + 1; RETURN 1; END",
 ]
 
 REFUSED = "refused"
@@ -161,6 +165,8 @@ MYSQL_HOSTILE = [
     Case("stored-qualified-backticks", "SELECT `{db}`.`walls_bump`()"),
     Case("stored-spaced", "SELECT {db} . walls_bump ()"),
     Case("stored-upper", "SELECT WALLS_BUMP()"),
+    Case("stored-dollar-name", "SELECT walls$bump()"),
+    Case("stored-digit-first-name", "SELECT 9walls()"),
     Case("stored-shadowing-builtin-quoted", "SELECT `lower`('A')"),
     Case("stored-shadowing-builtin-qualified", "SELECT {db}.lower('A')"),
     Case("stored-in-where", "SELECT * FROM walls_victim WHERE v = walls_bump()"),
