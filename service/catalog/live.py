@@ -3,7 +3,10 @@
 Runs in the export's own read-only transaction with a short statement timeout. The order
 matters: PostgreSQL folds IMMUTABLE functions with constant arguments while planning, so
 EXPLAIN of a call to a mislabelled user function would run it; the catalog verdict comes
-first and EXPLAIN only follows a clean one. EXPLAIN plans the statement and runs nothing.
+first and EXPLAIN only follows a clean one. MariaDB evaluates constant expressions while
+optimizing, stored functions included (an UPDATE inside one meets the read-only
+transaction during EXPLAIN), so there too only a statement the rules accepted is EXPLAINed.
+EXPLAIN otherwise plans the statement and runs nothing.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ MYSQL_SETUP = [
     "CREATE FUNCTION lower(x VARCHAR(20)) RETURNS INT MODIFIES SQL DATA "
     "BEGIN UPDATE walls_victim SET v = v + 1; RETURN 1; END",
     "CREATE FUNCTION walls_double(x INT) RETURNS INT DETERMINISTIC NO SQL RETURN x * 2",
-    "CREATE FUNCTION walls$bump() RETURNS INT MODIFIES SQL DATA "
+    "CREATE FUNCTION $walls() RETURNS INT MODIFIES SQL DATA "
     "BEGIN UPDATE walls_victim SET v = v + 1; RETURN 1; END",
     "CREATE FUNCTION 9walls() RETURNS INT MODIFIES SQL DATA "
     "BEGIN UPDATE walls_victim SET v = v + 1; RETURN 1; END",
@@ -165,7 +165,7 @@ MYSQL_HOSTILE = [
     Case("stored-qualified-backticks", "SELECT `{db}`.`walls_bump`()"),
     Case("stored-spaced", "SELECT {db} . walls_bump ()"),
     Case("stored-upper", "SELECT WALLS_BUMP()"),
-    Case("stored-dollar-name", "SELECT walls$bump()"),
+    Case("stored-dollar-name", "SELECT $walls()"),
     Case("stored-digit-first-name", "SELECT 9walls()"),
     Case("stored-shadowing-builtin-quoted", "SELECT `lower`('A')"),
     Case("stored-shadowing-builtin-qualified", "SELECT {db}.lower('A')"),
