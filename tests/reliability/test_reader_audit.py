@@ -22,12 +22,13 @@ from service.datasources import DatasourceRegistry
 from service.server import Service
 
 TAG = uuid.uuid4().hex[:8]
+SCHEMA = f"woxqaq_audit_{TAG}"  # of its own: the session database's other tests see nothing
 
 PG_ROLES = {
-    "reader": ["GRANT SELECT ON audit_t TO {r}"],
-    "writer": ["GRANT SELECT, INSERT, UPDATE ON audit_t TO {r}"],
-    "truncater": ["GRANT SELECT, TRUNCATE ON audit_t TO {r}"],
-    "files": ["GRANT SELECT ON audit_t TO {r}", "GRANT pg_read_server_files TO {r}"],
+    "reader": ["GRANT SELECT ON {s}.audit_t TO {r}"],
+    "writer": ["GRANT SELECT, INSERT, UPDATE ON {s}.audit_t TO {r}"],
+    "truncater": ["GRANT SELECT, TRUNCATE ON {s}.audit_t TO {r}"],
+    "files": ["GRANT SELECT ON {s}.audit_t TO {r}", "GRANT pg_read_server_files TO {r}"],
     "program": ["GRANT pg_execute_server_program TO {r}"],
     "createrole": ["ALTER ROLE {r} CREATEROLE"],
     "bypassrls": ["ALTER ROLE {r} BYPASSRLS"],
@@ -79,12 +80,14 @@ def pg_roles(pg_url: URL) -> Iterator[dict[str, URL]]:
     admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
     roles = {kind: f"woxqaq_audit_{TAG}_{kind}" for kind in PG_ROLES}
     with admin.connect() as conn:
-        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS audit_t (id int)")
-        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS audit_secret (token text)")
+        conn.exec_driver_sql(f"CREATE SCHEMA {SCHEMA}")
+        conn.exec_driver_sql(f"CREATE TABLE {SCHEMA}.audit_t (id int)")
+        conn.exec_driver_sql(f"CREATE TABLE {SCHEMA}.audit_secret (token text)")
         for kind, role in roles.items():
             conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+            conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {SCHEMA} TO {role}")
             for grant in PG_ROLES[kind]:
-                conn.exec_driver_sql(grant.format(r=role))
+                conn.exec_driver_sql(grant.format(r=role, s=SCHEMA))
     try:
         yield {kind: pg_url.set(username=role, password=None) for kind, role in roles.items()}
     finally:
@@ -92,6 +95,7 @@ def pg_roles(pg_url: URL) -> Iterator[dict[str, URL]]:
             for role in roles.values():
                 conn.exec_driver_sql(f"DROP OWNED BY {role}")
                 conn.exec_driver_sql(f"DROP ROLE {role}")
+            conn.exec_driver_sql(f"DROP SCHEMA {SCHEMA} CASCADE")
         admin.dispose()
 
 
@@ -217,7 +221,9 @@ def test_privileged_reader_fails_the_pre_check_unless_allowed_with_a_warning_at_
                 resp = svc.submit("sam", dsn=dsn, sql="SELECT 1 AS one")
                 outcomes[dsn] = (resp.ok, list(svc.detail(resp.task_id).precheck_messages))
             # a table the reader may not read: the database says so before anyone approves
-            resp = svc.submit("sam", dsn="pg_reader", sql="SELECT token FROM audit_secret")
+            resp = svc.submit(
+                "sam", dsn="pg_reader", sql=f"SELECT token FROM {SCHEMA}.audit_secret"
+            )
             denied = list(svc.detail(resp.task_id).precheck_messages)
         finally:
             channel.close()
