@@ -88,6 +88,11 @@ def read_pg_statement(sql: str) -> PgStatement:
         tree = json.loads(parse_sql_json(sql))
     except ParseError as exc:
         return PgStatement(syntax_error=pg_syntax_problem(sql, exc))
+    except RecursionError:  # the parser's tree is deeper than Python reads JSON
+        return PgStatement(
+            syntax_error="the statement is nested too deeply to be checked: flatten its "
+            "parentheses and subqueries (a CTE helps)"
+        )
     statements = tree.get("stmts", [])
     if len(statements) != 1:
         return PgStatement(
