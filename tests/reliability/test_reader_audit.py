@@ -75,47 +75,49 @@ def _config(tmp: Path, datasources: dict[str, Any]) -> Any:
     )
 
 
-@pytest.fixture(scope="module")
-def pg_roles(pg_url: URL) -> Iterator[dict[str, URL]]:
-    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    roles = {kind: f"woxqaq_audit_{TAG}_{kind}" for kind in PG_ROLES}
+def _accounts(
+    url: URL, names: dict[str, str], setup: list[str], teardown: list[str]
+) -> Iterator[dict[str, URL]]:
+    """Run `setup` as the server's superuser, yield a URL per account, run `teardown`."""
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {SCHEMA}")
-        conn.exec_driver_sql(f"CREATE TABLE {SCHEMA}.audit_t (id int)")
-        conn.exec_driver_sql(f"CREATE TABLE {SCHEMA}.audit_secret (token text)")
-        for kind, role in roles.items():
-            conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
-            conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {SCHEMA} TO {role}")
-            for grant in PG_ROLES[kind]:
-                conn.exec_driver_sql(grant.format(r=role, s=SCHEMA))
+        for statement in setup:
+            conn.exec_driver_sql(statement)
     try:
-        yield {kind: pg_url.set(username=role, password=None) for kind, role in roles.items()}
+        yield {kind: url.set(username=name, password=None) for kind, name in names.items()}
     finally:
         with admin.connect() as conn:
-            for role in roles.values():
-                conn.exec_driver_sql(f"DROP OWNED BY {role}")
-                conn.exec_driver_sql(f"DROP ROLE {role}")
-            conn.exec_driver_sql(f"DROP SCHEMA {SCHEMA} CASCADE")
+            for statement in teardown:
+                conn.exec_driver_sql(statement)
         admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def pg_roles(pg_url: URL) -> Iterator[dict[str, URL]]:
+    roles = {kind: f"woxqaq_audit_{TAG}_{kind}" for kind in PG_ROLES}
+    setup = [
+        f"CREATE SCHEMA {SCHEMA}",
+        f"CREATE TABLE {SCHEMA}.audit_t (id int)",
+        f"CREATE TABLE {SCHEMA}.audit_secret (token text)",
+    ]
+    for kind, role in roles.items():
+        setup += [f"CREATE ROLE {role} LOGIN", f"GRANT USAGE ON SCHEMA {SCHEMA} TO {role}"]
+        setup += [grant.format(r=role, s=SCHEMA) for grant in PG_ROLES[kind]]
+    teardown = [f"DROP OWNED BY {role}; DROP ROLE {role}" for role in roles.values()]
+    yield from _accounts(pg_url, roles, setup, [*teardown, f"DROP SCHEMA {SCHEMA} CASCADE"])
 
 
 @pytest.fixture(scope="module")
 def mysql_users(mysql_url: URL) -> Iterator[dict[str, URL]]:
-    admin = sa.create_engine(mysql_url, isolation_level="AUTOCOMMIT")
     users = {kind: f"wx_{TAG}_{kind}" for kind in MYSQL_USERS}
-    with admin.connect() as conn:
-        for kind, user in users.items():
-            conn.exec_driver_sql(f"CREATE USER '{user}'@'%%'")  # %% : the driver's paramstyle
-            grants = MYSQL_USERS[kind].format(db=mysql_url.database, u=f"'{user}'@'%%'")
-            for grant in grants.split("; "):
-                conn.exec_driver_sql(grant)
-    try:
-        yield {kind: mysql_url.set(username=user, password=None) for kind, user in users.items()}
-    finally:
-        with admin.connect() as conn:
-            for user in users.values():
-                conn.exec_driver_sql(f"DROP USER IF EXISTS '{user}'@'%%'")
-        admin.dispose()
+    setup = []
+    for kind, user in users.items():
+        account = f"'{user}'@'%%'"  # %%: the driver's paramstyle
+        setup.append(f"CREATE USER {account}")
+        grants = MYSQL_USERS[kind].format(db=mysql_url.database, u=account)
+        setup += grants.split("; ")
+    teardown = [f"DROP USER IF EXISTS '{user}'@'%%'" for user in users.values()]
+    yield from _accounts(mysql_url, users, setup, teardown)
 
 
 def _audit(tmp: Path, url: URL, **ds: Any) -> Any:
@@ -126,22 +128,37 @@ def _audit(tmp: Path, url: URL, **ds: Any) -> Any:
         registry.dispose()
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("kind", list(PG_ROLES))
-def test_postgres_reader_audit_names_what_a_role_may_do(
-    pg_roles: dict[str, URL], tmp_path: Path, kind: str
-) -> None:
-    audit = _audit(tmp_path, pg_roles[kind])
-    assert not audit.error and audit.user == pg_roles[kind].username
-    expected = PG_EXPECTED[kind]
+def check_audit(audit: Any, backend: str, expected: str | None) -> None:
+    """`expected` names the privilege the audit must report; None: a plain reader."""
+    assert not audit.error
     if expected is None:
-        assert audit.privileges == ()
-        assert audit.problem("postgresql") is None
-    else:
-        assert any(expected in p for p in audit.privileges), audit.privileges
-        problem = audit.problem("postgresql")
-        assert problem and expected in problem and "GRANT SELECT" in problem
-        assert "allow_privileged_reader" in problem
+        assert audit.privileges == () and audit.problem(backend) is None
+        return
+    assert any(expected in p for p in audit.privileges), audit.privileges
+    problem = audit.problem(backend)
+    assert problem and expected in problem and "GRANT SELECT" in problem
+    assert "allow_privileged_reader" in problem
+
+
+ACCOUNTS = [
+    *(
+        pytest.param("postgresql", k, id=f"postgres-{k}", marks=pytest.mark.postgres)
+        for k in PG_ROLES
+    ),
+    *(pytest.param("mysql", k, id=f"mariadb-{k}", marks=pytest.mark.mysql) for k in MYSQL_USERS),
+]
+
+
+@pytest.mark.parametrize(("backend", "kind"), ACCOUNTS)
+def test_reader_audit_names_what_an_account_may_do(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str, kind: str
+) -> None:
+    accounts = request.getfixturevalue("pg_roles" if backend == "postgresql" else "mysql_users")
+    audit = _audit(tmp_path, accounts[kind])
+    # MariaDB says user@host
+    assert audit.user.split("@")[0] == accounts[kind].username
+    expected = (PG_EXPECTED if backend == "postgresql" else MYSQL_EXPECTED)[kind]
+    check_audit(audit, backend, expected)
 
 
 @pytest.mark.postgres
@@ -166,21 +183,6 @@ def test_postgres_dblink_executable_by_the_reader_until_revoked(
         assert _audit(tmp_path, reader).privileges == ()
     finally:
         admin.dispose()
-
-
-@pytest.mark.mysql
-@pytest.mark.parametrize("kind", list(MYSQL_USERS))
-def test_mariadb_reader_audit_names_what_a_user_may_do(
-    mysql_users: dict[str, URL], tmp_path: Path, kind: str
-) -> None:
-    audit = _audit(tmp_path, mysql_users[kind])
-    assert not audit.error and audit.user.startswith(f"{mysql_users[kind].username}@")
-    expected = MYSQL_EXPECTED[kind]
-    if expected is None:
-        assert audit.privileges == ()
-    else:
-        assert any(expected in p for p in audit.privileges), audit.privileges
-        assert "GRANT SELECT" in (audit.problem("mysql") or "")
 
 
 @pytest.mark.postgres

@@ -23,6 +23,7 @@ import grpc
 import pytest
 import requests
 import sqlalchemy as sa
+from fault_support import scratch_database
 from service_support import Running
 from sqlalchemy.engine import URL
 
@@ -309,27 +310,12 @@ class Walls:
     _pid: int = 0
 
 
-def _scratch(base: URL) -> Iterator[URL]:
-    """A database of this module's own on the session's server."""
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    name = f"{base.database}_walls"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield base.set(database=name)
-    finally:
-        with admin.connect() as conn:
-            force = " WITH (FORCE)" if base.get_backend_name() == "postgresql" else ""
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
-        admin.dispose()
-
-
 def _walls(
     dialect: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Walls]:
     base = request.getfixturevalue("pg_url" if dialect == "postgres" else "mysql_url")
     tmp = tmp_path_factory.mktemp(f"walls-{dialect}")
-    for url in _scratch(base):
+    for url in scratch_database(base, "walls"):
         engine = sa.create_engine(url)
         with engine.begin() as conn:
             for statement in PG_SETUP if dialect == "postgres" else MYSQL_SETUP:

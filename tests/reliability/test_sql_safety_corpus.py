@@ -19,6 +19,7 @@ import grpc
 import pytest
 import requests
 import sqlalchemy as sa
+from fault_support import scratch_database
 from service_support import Running
 from sqlalchemy.engine import URL, make_url
 
@@ -363,21 +364,6 @@ class Target:
         return tuple(tables), digest, repr(extra)
 
 
-def _scratch(base: URL, suffix: str) -> Iterator[URL]:
-    """A database of this module's own beside the session's (same server, same rules)."""
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    name = f"{base.database}_{suffix}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield base.set(database=name)
-    finally:
-        with admin.connect() as conn:
-            force = " WITH (FORCE)" if base.get_backend_name() == "postgresql" else ""
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
-        admin.dispose()
-
-
 def _victim_url(dialect: str, request: pytest.FixtureRequest, tmp: Path) -> Iterator[URL]:
     if dialect == "sqlite":
         path = tmp / "shop.db"
@@ -389,7 +375,7 @@ def _victim_url(dialect: str, request: pytest.FixtureRequest, tmp: Path) -> Iter
         yield make_url(f"sqlite:///{path}")
         return
     base = request.getfixturevalue("pg_url" if dialect == "postgres" else "mysql_url")
-    for url in _scratch(base, "corpus"):
+    for url in scratch_database(base, "corpus"):
         engine = sa.create_engine(url)
         with engine.begin() as conn:
             for statement in SCHEMA:
