@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from service.catalog.live import check_live  # noqa: E402
 from service.datasources import Datasource  # noqa: E402
+from service.dbcheck.live import check_live  # noqa: E402
 from service.domain.model import ExportSpec, Schedule  # noqa: E402
 from service.domain.precheck import check_sql  # noqa: E402
 

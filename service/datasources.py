@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from service.catalog.audit import ReaderAudit, audit_reader
 from service.config import DEMO_DATASOURCE, Config
+from service.dbcheck.audit import ReaderAudit, audit_reader
 from service.domain.errors import InvalidRequest, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class DatasourceRegistry:
 
     def __init__(self, config: Config) -> None:
         self._allow_raw = config.server.allow_raw_dsn
+        self._restrict_visibility = config.server.restrict_visibility
         self._default_timeout = config.export.statement_timeout_s
         self._by_name: dict[str, Datasource] = {}
         for name, ds in config.datasources.items():
@@ -114,6 +115,20 @@ class DatasourceRegistry:
 
     def all(self) -> list[Datasource]:
         return [self._by_name[n] for n in self.names()]
+
+    def visible_to(self, user: str) -> frozenset[str] | None:
+        """Names of the datasources `user` approves or views under `server.restrict_visibility`;
+        None when visibility is not restricted (everyone sees everything)."""
+        if not self._restrict_visibility:
+            return None
+        return frozenset(ds.name for ds in self.all() if user in ds.viewers or user in ds.approvers)
+
+    def audit_findings(self, ds: Datasource) -> tuple[str, ...]:
+        """What an audit of the reader's privileges found wrong with `ds` (one line each);
+        empty while no audit has run (this never starts one) or when it found nothing."""
+        with self._lock:
+            known = self._audits.get(ds.name)
+        return known.findings(ds.backend) if known is not None else ()
 
     def get(self, name: str) -> Datasource:
         try:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from service.catalog.live import check_live
 from service.config import Config
 from service.datasources import Datasource, DatasourceRegistry
+from service.dbcheck.live import check_live
 from service.domain import workflow
 from service.domain.errors import (
     InvalidRequest,
@@ -157,7 +157,7 @@ class TaskManager:
             problems += check_export(new.spec, ds.sqlglot_dialect, schema, ds.allowed_functions)
             if problems or ds.backend == "sqlite":
                 return problems, None
-            # Only a request every rule accepted meets the server (see service.catalog).
+            # Only a request every rule accepted meets the server (see service.dbcheck).
             live = check_live(self.registry.engine(ds), ds, new.spec, schedule=new.schedule)
         except Exception:  # a pre-check bug must fail the task, not the request
             log.exception("pre-check crashed")
@@ -363,11 +363,7 @@ class TaskManager:
         )
 
     def _visible_datasources(self, user: str) -> frozenset[str] | None:
-        if not self.config.server.restrict_visibility:
-            return None
-        return frozenset(
-            ds.name for ds in self.registry.all() if user in ds.viewers or user in ds.approvers
-        )
+        return self.registry.visible_to(user)
 
     def _check_visible(self, task: Task, user: str) -> None:
         visible = self._visible_datasources(user)

@@ -247,7 +247,7 @@ def test_privileged_reader_fails_the_pre_check_unless_allowed_with_a_warning_at_
 
 
 def test_pre_check_summary_is_a_plain_value_for_listings() -> None:
-    from service.catalog.audit import ReaderAudit
+    from service.dbcheck.audit import ReaderAudit
 
     audit = ReaderAudit("shop", "reader", ("it has INSERT on 2 table(s), e.g. public.t",))
     assert audit.privileged and audit.problem("postgresql")

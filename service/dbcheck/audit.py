@@ -74,6 +74,20 @@ class ReaderAudit:
     def privileged(self) -> bool:
         return bool(self.privileges)
 
+    def findings(self, backend: str) -> tuple[str, ...]:
+        """For listings: each privilege, then what it means for exports; or why the audit
+        could not run."""
+        if self.error:
+            return (f"the reader audit could not run: {self.error}",)
+        if not self.privileged:
+            return ()
+        verdict = (
+            "exports run anyway: allow_privileged_reader is set"
+            if self.allowed
+            else f"exports fail the pre-check: {READER_FIX.get(backend, 'use a read-only user')}"
+        )
+        return (*self.privileges, verdict)
+
     def problem(self, backend: str) -> str | None:
         """The pre-check problem of a privileged reader, None when exports may go ahead."""
         if not self.privileged or self.allowed:
