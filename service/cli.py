@@ -259,6 +259,9 @@ def render_detail(resp: pb.GetTaskDetailResponse) -> str:
         lines.append(f"  schedule    {t.schedule.cron} ({t.schedule.timezone}) -> {_delivery(t)}")
         if t.status in (pb.TASK_STATUS_APPROVING, pb.TASK_STATUS_APPROVED):
             lines.append(f"  next runs   {_next_runs(t.schedule)}")
+    if resp.HasField("preview") and resp.preview.estimated_rows:
+        rows = resp.preview.estimated_rows
+        lines.append(f"  estimate    about {rows:,} row(s), by the database's plan")
     if resp.precheck_messages:
         lines += ["  pre-check failed:", *(f"    - {m}" for m in resp.precheck_messages)]
     if resp.events:

@@ -144,6 +144,10 @@ class DatasourceConfig(_Section):
     writable_tables: tuple[str, ...] = ()
     # Test-data generation writes made-up rows: for test databases only.
     allow_generate: bool = False
+    # Functions beyond the built-in ones that exports may call, by name or schema.name.
+    allowed_functions: tuple[str, ...] = ()
+    # A reader that may write or is a superuser fails every pre-check unless this is set.
+    allow_privileged_reader: bool = False
 
     @field_validator("url", "write_url")
     @classmethod

@@ -192,6 +192,9 @@ class Service:
         for name in ("", *SERVICE_NAMES):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("woxqaq service listening on %s (port %d)", self.listen, self.port)
+        # A slow or unreachable datasource must not delay serving: the audit runs beside it
+        # (and again at a pre-check that finds no audit yet).
+        threading.Thread(target=self.registry.audit_all, name="reader-audit", daemon=True).start()
         return self.port
 
     def _audit(self) -> None:

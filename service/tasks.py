@@ -16,6 +16,7 @@ from typing import Protocol
 from service.app.kinds import KindHandler, Precheck
 from service.config import Config
 from service.datasources import Datasource, DatasourceRegistry
+from service.dbcheck.live import check_live
 from service.domain import workflow
 from service.domain.errors import (
     InvalidRequest,
@@ -30,6 +31,7 @@ from service.domain.model import (
     GenerateSpec,
     ImportSpec,
     Page,
+    Preview,
     Run,
     RunStatus,
     Schedule,
@@ -134,7 +136,10 @@ class TaskManager:
 
         # The pre-check reads the live schema: outside the write transaction, so a slow
         # datasource never holds the task store's lock.
-        checked = self._precheck(new, ds) if handler is None else _precheck_kind(handler, new, ds)
+        if handler is None:
+            checked, estimated_rows = self._precheck(new, ds)
+        else:
+            checked, estimated_rows = _precheck_kind(handler, new, ds), None
         problems = checked.problems
         with self.store.write() as tx:
             if checked.preview is not None:
@@ -149,6 +154,10 @@ class TaskManager:
             else:
                 _move(tx, task_id, S.APPROVING, {S.PRE_CHECK}, precheck_messages=[])
                 tx.add_event(task_id, "pre-check", "precheck_passed")
+                if estimated_rows is not None:  # kept in the preview; an event for Slack
+                    tx.add_event(
+                        task_id, "pre-check", "estimate", _describe_estimate(estimated_rows)
+                    )
                 if new.schedule.is_cron:  # what the approvers approve, in plain dates
                     tx.add_event(
                         task_id,
@@ -161,20 +170,31 @@ class TaskManager:
         log.info("task submitted", extra={"task_id": task_id, "status": task.status.name})
         return task
 
-    def _precheck(self, new: NewTask, ds: Datasource) -> Precheck:
+    def _precheck(self, new: NewTask, ds: Datasource) -> tuple[Precheck, int | None]:
+        """An export's pre-check, and the database's row estimate when it passed."""
         problems = schedule_problems(new.schedule)
+        reader = self.registry.reader_audit(ds).problem(ds.backend)
+        if reader is not None:
+            return Precheck([*problems, reader]), None
         schema = None
         if not new.spec.is_sql:
             try:
                 schema = self.registry.schema(ds, new.spec.database)
             except (NotFound, Unavailable) as exc:
-                return Precheck([*problems, str(exc)])
+                return Precheck([*problems, str(exc)]), None
         try:
-            problems += check_export(new.spec, ds.sqlglot_dialect, schema)
+            problems += check_export(new.spec, ds.sqlglot_dialect, schema, ds.allowed_functions)
+            if problems or ds.backend == "sqlite":
+                return Precheck(problems), None
+            # Only a request every rule accepted meets the server (see service.dbcheck).
+            live = check_live(self.registry.engine(ds), ds, new.spec, schedule=new.schedule)
         except Exception:  # a pre-check bug must fail the task, not the request
             log.exception("pre-check crashed")
             problems.append(PRECHECK_CRASHED)
-        return Precheck(problems)
+            return Precheck(problems), None
+        if live.problems or live.estimated_rows is None:
+            return Precheck(list(live.problems)), None
+        return Precheck([], Preview(estimated_rows=live.estimated_rows)), live.estimated_rows
 
     # -- decisions -----------------------------------------------------------------------
 
@@ -446,6 +466,10 @@ def _require_actor(actor: str, what: str) -> None:
 def _check_len(value: str, limit: int, what: str) -> None:
     if len(value) > limit:
         raise InvalidRequest(f"{what} is {len(value):,} characters long; the limit is {limit:,}")
+
+
+def _describe_estimate(rows: int) -> str:
+    return f"about {rows:,} row(s), by the database's plan"
 
 
 def _validate_sizes(new: NewTask) -> None:

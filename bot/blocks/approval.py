@@ -91,6 +91,9 @@ def approval_message(
             pb.TASK_STATUS_APPROVED,
         ):
             blocks.append(context(f"Next runs: {t.next_runs(task)}"))
+        estimate = t.last_event(events, "estimate")
+        if estimate is not None:  # recorded by the pre-check from the database's own plan
+            blocks.append(context(f"Rows: {escape(estimate.comment)}"))
         what_blocks, sql_cut = t.what(ded)
         blocks += what_blocks
         blocks.append(section(f"*Why*\n{t.reason(ded)}"))

@@ -79,10 +79,62 @@ class ExportCanceled(ExportFailed):
 
 
 @dataclass(frozen=True)
-class _Part:
+class Part:
     name: str  # table name, or "result" in SQL mode
     stmt: sa.Executable
     table: sa.Table | None = None
+
+
+def plan(
+    spec: ExportSpec,
+    source: Datasource,
+    session: ReadOnlySession,
+    params: Mapping[str, object] | None,
+) -> list[Part]:
+    """The statements an export runs, one per table (or the query), against the live schema;
+    the pre-check EXPLAINs these same statements."""
+    if spec.is_sql:
+        statement = sql_statement(spec.statement, params, source.sqlglot_dialect)
+        return [Part("result", statement)]
+    schema = spec.database or source.default_database()
+    if spec.export_all:
+        names = session.table_names(schema)
+        if not names:
+            raise SourceError(f"Database `{schema}` has no tables to export.")
+        return [Part(n, *_table_select(session, source, n, schema, (), "")) for n in names]
+    if not spec.tables:
+        raise SourceError("Nothing to export: name a table, choose all tables, or give a query.")
+    return [
+        Part(
+            o.table,
+            *_table_select(
+                session, source, o.table, schema, () if o.all_fields else o.fields, o.filter
+            ),
+        )
+        for o in spec.tables
+    ]
+
+
+def _table_select(
+    session: ReadOnlySession,
+    source: Datasource,
+    name: str,
+    schema: str,
+    fields: tuple[str, ...],
+    filter_text: str,
+) -> tuple[sa.Select[Any], sa.Table]:
+    table = session.reflect(name, schema)
+    columns = [_column(table, f) for f in fields] if fields else list(table.columns)
+    stmt = sa.select(*columns)
+    if filter_text.strip():
+        from service.domain.filters import parse_filter
+        from service.export.filter_sql import compile_filter
+
+        expr = parse_filter(
+            filter_text, [c.name for c in table.columns], source.sqlglot_dialect, table=name
+        )
+        stmt = stmt.where(compile_filter(expr, table))
+    return stmt, table
 
 
 def export(
@@ -204,49 +256,8 @@ class _Run:
                 if p.table is not None:
                     self.ddl[i] = ddl.table_ddl(session, p.table)
 
-    # planning --------------------------------------------------------------------------
-
-    def _plan(self, params: Mapping[str, object] | None) -> list[_Part]:
-        spec = self.spec
-        if spec.is_sql:
-            statement = sql_statement(spec.statement, params, self.source.sqlglot_dialect)
-            return [_Part("result", statement)]
-        schema = spec.database or self.source.default_database()
-        if spec.export_all:
-            names = self.s.table_names(schema)
-            if not names:
-                raise SourceError(f"Database `{schema}` has no tables to export.")
-            return [_Part(n, *self._table_select(n, schema, (), "")) for n in names]
-        if not spec.tables:
-            raise SourceError(
-                "Nothing to export: name a table, choose all tables, or give a query."
-            )
-        return [
-            _Part(
-                o.table,
-                *self._table_select(o.table, schema, () if o.all_fields else o.fields, o.filter),
-            )
-            for o in spec.tables
-        ]
-
-    def _table_select(
-        self, name: str, schema: str, fields: tuple[str, ...], filter_text: str
-    ) -> tuple[sa.Select[Any], sa.Table]:
-        table = self.s.reflect(name, schema)
-        columns = [_column(table, f) for f in fields] if fields else list(table.columns)
-        stmt = sa.select(*columns)
-        if filter_text.strip():
-            from service.domain.filters import parse_filter
-            from service.export.filter_sql import compile_filter
-
-            expr = parse_filter(
-                filter_text,
-                [c.name for c in table.columns],
-                self.source.sqlglot_dialect,
-                table=name,
-            )
-            stmt = stmt.where(compile_filter(expr, table))
-        return stmt, table
+    def _plan(self, params: Mapping[str, object] | None) -> list[Part]:
+        return plan(self.spec, self.source, self.s, params)
 
     # layout ----------------------------------------------------------------------------
 

@@ -173,7 +173,7 @@ class ReadOnlySession:
     def stream(self, stmt: sa.Executable) -> RowStream:
         sql, args = render(stmt, self.dialect)
         if self.backend == "postgresql":
-            return _PgStream(self, _mogrify(self.raw, sql, args))
+            return _PgStream(self, mogrify(self.raw, sql, args))
         if self.backend == "mysql":
             import pymysql.cursors
 
@@ -194,7 +194,7 @@ class ReadOnlySession:
             sql, args = render(stmt, self.dialect)
             cur = self.raw.cursor()
             try:
-                cur.execute(f"SELECT * FROM (\n{sql}\n) AS q LIMIT 0", args)
+                cur.execute(f"SELECT * FROM (\n{as_derived_table(sql)}\n) AS q LIMIT 0", args)
                 return _mysql_columns(cur)
             finally:
                 cur.close()
@@ -218,7 +218,7 @@ class ReadOnlySession:
         of the canonical text: the caller then reads rows instead.
         """
         sql, args = render(stmt, self.dialect)
-        query = _mogrify(self.raw, sql, args)
+        query = mogrify(self.raw, sql, args)
         probe = _PgStream(self, query)  # DECLARE: plans, runs nothing
         probe.close()
         exprs = []
@@ -293,6 +293,40 @@ _MYSQL_DUPLICATE_COLUMN = 1060
 _MYSQL_SYNTAX_ERROR = 1064
 
 
+# Options of a SELECT that change how it runs, never what it returns. MariaDB refuses them
+# in a derived table (error 1234), so they are left out where the query is wrapped for a
+# check; the query itself runs as written.
+_MYSQL_SELECT_OPTIONS = frozenset(
+    {"HIGH_PRIORITY", "STRAIGHT_JOIN", "SQL_SMALL_RESULT", "SQL_BIG_RESULT", "SQL_BUFFER_RESULT",
+     "SQL_CACHE", "SQL_NO_CACHE", "SQL_CALC_FOUND_ROWS"}
+)  # fmt: skip
+_MYSQL_SELECT_QUANTIFIERS = frozenset({"ALL", "DISTINCT", "DISTINCTROW"})
+
+
+def as_derived_table(sql: str) -> str:
+    """`sql` with its select options cut out, so that it can stand in `FROM (…) AS q`."""
+    import sqlglot
+    from sqlglot.errors import SqlglotError
+
+    try:
+        tokens = sqlglot.Dialect.get_or_raise("mysql").tokenize(sql)
+    except SqlglotError:
+        return sql  # the server will say what is wrong with it
+    cuts: list[tuple[int, int]] = []
+    after_select = False
+    for token in tokens:
+        word = token.text.upper()
+        if word == "SELECT":
+            after_select = True
+        elif after_select and word in _MYSQL_SELECT_OPTIONS:
+            cuts.append((token.start, token.end + 1))
+        elif not (after_select and word in _MYSQL_SELECT_QUANTIFIERS):
+            after_select = False
+    for start, end in reversed(cuts):
+        sql = sql[:start] + " " + sql[end:]
+    return sql
+
+
 def _mysql_require_query(raw: Any, sql: str, args: Any) -> None:
     """DDL and admin statements commit MySQL's read-only transaction implicitly and then run;
     SELECT … INTO OUTFILE writes files whatever the transaction. Neither parses as a derived
@@ -301,7 +335,7 @@ def _mysql_require_query(raw: Any, sql: str, args: Any) -> None:
 
     cur = raw.cursor()
     try:
-        cur.execute(f"EXPLAIN SELECT 1 FROM (\n{sql}\n) AS q", args)
+        cur.execute(f"EXPLAIN SELECT 1 FROM (\n{as_derived_table(sql)}\n) AS q", args)
     except pymysql.err.MySQLError as exc:
         code = exc.args[0] if exc.args else None
         # Columns sharing a name are refused only after the query has parsed as one.
@@ -328,7 +362,7 @@ def _require_result(cursor: Any) -> None:
         )
 
 
-def _mogrify(raw: Any, sql: str, args: Any) -> str:
+def mogrify(raw: Any, sql: str, args: Any) -> str:
     """Bind the values into the text with psycopg's own quoting (COPY takes no parameters)."""
     import psycopg
 
@@ -448,17 +482,19 @@ def open_readonly(
     broken = False
     try:
         if backend == "postgresql":
-            # The first statements of a fresh transaction: nothing may run before them.
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_s) * 1000}")
-            for setting in (
+            # The first statements of a fresh transaction: nothing may run before them. One
+            # round trip: a pre-check opens such a session for every submitted query.
+            settings = (
+                f"statement_timeout = {int(timeout_s) * 1000}",
                 "TimeZone = 'UTC'",
                 "DateStyle = 'ISO, YMD'",
                 "IntervalStyle = 'postgres'",
                 "extra_float_digits = 1",
                 "bytea_output = 'hex'",
-            ):
-                conn.exec_driver_sql(f"SET LOCAL {setting}")
+            )
+            conn.exec_driver_sql(
+                "; ".join(["SET TRANSACTION READ ONLY", *(f"SET LOCAL {s}" for s in settings)])
+            )
         elif backend == "mysql":
             conn.exec_driver_sql("ROLLBACK")  # end whatever the pool's ping began
             if getattr(conn.dialect, "is_mariadb", False):

@@ -216,3 +216,14 @@ def test_form_reads_back_into_a_request() -> None:
         v(datasource="shop", reason="r", tables="a", export_all=True), Metadata(mode="tables")
     )
     assert set(both.errors) == {"tables"}
+
+
+def test_approval_shows_the_databases_row_estimate() -> None:
+    short = long_task()
+    short.ded.ebs.statement = "SELECT 1"
+    estimate = pb.TaskEvent(
+        actor="pre-check", action="estimate", comment="about 1,270 row(s), by the database's plan"
+    )
+    text = json.dumps(approval.approval_message(short, [estimate], 1)["blocks"])
+    assert "Rows: about 1,270 row(s), by the database's plan" in text
+    assert "Rows:" not in json.dumps(approval.approval_message(short, [], 1)["blocks"])

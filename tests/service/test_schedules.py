@@ -267,6 +267,7 @@ def test_placeholders_export_exactly_the_firings_day(
         "orders_pg": {
             "url": fresh_pg_url.render_as_string(hide_password=False),
             "approvers": ["alice"],
+            "allow_privileged_reader": True,  # the test server's superuser
         }
     }
     config["scheduler"] = {"enabled": False}
