@@ -29,7 +29,12 @@ from woxqaq.v1 import task_service_pb2_grpc as pb_grpc
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 
 FORMATS = {"csv": pb.EXPORT_TYPE_CSV, "excel": pb.EXPORT_TYPE_EXCEL, "xlsx": pb.EXPORT_TYPE_EXCEL}
-ENCODINGS = {"utf8": pb.ENCODING_UTF8, "utf-8": pb.ENCODING_UTF8, "gbk": pb.ENCODING_GBK}
+ENCODINGS = {
+    "utf8": pb.ENCODING_UTF8,
+    "utf-8": pb.ENCODING_UTF8,
+    "utf8-bom": pb.ENCODING_UTF8_BOM,
+    "gbk": pb.ENCODING_GBK,
+}
 CONTENTS = {
     "data": pb.EXPORT_CONTENT_DATA,
     "struct": pb.EXPORT_CONTENT_STRUCT,
@@ -404,7 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--filter", help="boolean filter over the one --table's columns, e.g. \"status = 'paid'\""
     )
     s.add_argument("--format", choices=sorted(FORMATS), default="csv")
-    s.add_argument("--encoding", choices=sorted(ENCODINGS), default="utf8")
+    s.add_argument(
+        "--encoding",
+        choices=sorted(ENCODINGS),
+        default="utf8",
+        help="CSV text encoding; utf8-bom starts the file with a byte-order mark for Excel",
+    )
     s.add_argument("--content", choices=sorted(CONTENTS), default="data")
     s.add_argument("--executor", choices=sorted(EXECUTORS), default="auto")
     s.add_argument("--reason", default="", help="why you need the data (shown to approvers)")

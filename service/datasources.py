@@ -33,6 +33,7 @@ class Datasource:
     required_approvals: int = 1
     statement_timeout_s: int = 300
     viewers: frozenset[str] = frozenset()
+    timezone: str = "UTC"  # IANA name, checked by the config
 
     @property
     def backend(self) -> str:
@@ -88,6 +89,7 @@ class DatasourceRegistry:
                 required_approvals=ds.required_approvals,
                 statement_timeout_s=ds.statement_timeout_s or self._default_timeout,
                 viewers=frozenset(ds.viewers),
+                timezone=ds.timezone,
             )
         if config.embedded:
             self._by_name[DEMO_DATASOURCE] = Datasource(

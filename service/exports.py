@@ -144,10 +144,13 @@ class Exports:
         result = None
         try:
             ds = self.registry.get(task.datasource)
+            zone = placeholders.task_zone(task.schedule, ds.timezone)
             options = ExportOptions(
                 fetch_size=self.config.export.fetch_size,
                 csv_bom=self.config.export.csv_bom,
                 statement_timeout_s=ds.statement_timeout_s,
+                timezone=zone.key,
+                escape_formulas=self.config.export.csv_escape_formulas,
             )
 
             def on_progress(rows: int, size: int) -> None:
@@ -163,8 +166,9 @@ class Exports:
                 progress=on_progress,
                 cancelled=self._abandon.is_set,
                 params=placeholders.logical_values(
-                    task.spec.statement, task.schedule, logical_time or started
+                    task.spec.statement, task.schedule, logical_time or started, zone
                 ),
+                at=logical_time or started,
             )
             key = f"tasks/{task.id}/runs/{run_id}/{result.filename}"
             size = self.objects.put_file(

@@ -68,7 +68,11 @@ EXECUTOR_LABELS: dict[int, str] = {
     pb.EXEC_UNSPECIFIED: "automatically after approval",
 }
 FORMAT_LABELS: dict[int, str] = {pb.EXPORT_TYPE_CSV: "CSV", pb.EXPORT_TYPE_EXCEL: "Excel"}
-ENCODING_LABELS: dict[int, str] = {pb.ENCODING_UTF8: "UTF-8", pb.ENCODING_GBK: "GBK"}
+ENCODING_LABELS: dict[int, str] = {
+    pb.ENCODING_UTF8: "UTF-8",
+    pb.ENCODING_UTF8_BOM: "UTF-8 with BOM",
+    pb.ENCODING_GBK: "GBK",
+}
 CONTENT_LABELS: dict[int, str] = {
     pb.EXPORT_CONTENT_DATA: "data",
     pb.EXPORT_CONTENT_STRUCT: "structure",

@@ -39,6 +39,7 @@ class ExportType(enum.IntEnum):
 class Encoding(enum.IntEnum):
     UTF8 = 1
     GBK = 2
+    UTF8_BOM = 3  # UTF-8 starting with a byte-order mark, for Excel users (CSV only)
 
 
 class Content(enum.IntEnum):
