@@ -77,6 +77,7 @@ class RunStatus(enum.IntEnum):
     EXECUTING = 8
     SUCCESS = 9
     FAILED = 10
+    CANCELED = 11  # stopped by a cancel: nothing published
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 NOT_START → PRE_CHECK → PRE_CHECK_FAILED (final) | PRE_CHECK_SUCCESS → APPROVING;
 APPROVING → NOT_APPROVED (final, any approver's reject) | APPROVED (quorum reached);
 APPROVED → EXECUTING → EXECUTE_SUCCESS | EXECUTE_FAILED; CANCELED by the submitter from any
-state before EXECUTING. A CRON task stays APPROVED: each firing is a run, not a state.
+state before EXECUTING, and while EXECUTING by the submitter or an approver (the running
+export is stopped, nothing is published). A CRON task stays APPROVED: each firing is a run,
+not a state; canceling it ends the schedule and stops a firing that is running.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     S.APPROVING: frozenset({S.APPROVED, S.NOT_APPROVED, S.CANCELED}),
     S.APPROVED: frozenset({S.EXECUTING, S.CANCELED}),
     S.NOT_APPROVED: frozenset(),
-    S.EXECUTING: frozenset({S.EXECUTE_SUCCESS, S.EXECUTE_FAILED}),
+    S.EXECUTING: frozenset({S.EXECUTE_SUCCESS, S.EXECUTE_FAILED, S.CANCELED}),
     S.EXECUTE_SUCCESS: frozenset(),
     # A failed export may be started again by whoever may execute it (a new run).
     S.EXECUTE_FAILED: frozenset({S.EXECUTING}),
@@ -64,8 +66,18 @@ def quorum_reached(approvals: int, required: int) -> bool:
     return approvals >= max(1, required)
 
 
-def check_can_cancel(task: Task, actor: str) -> None:
-    if actor != task.submitter:
+def check_can_cancel(
+    task: Task, actor: str, approvers: Collection[str] = (), *, running: bool = False
+) -> None:
+    """Raise unless `actor` may cancel `task` now. While an export of it runs (`running`:
+    the task is EXECUTING, or a firing of its schedule is), an approver of the datasource
+    may stop it too; before that, canceling is the submitter's own decision."""
+    if actor != task.submitter and not (running and actor in approvers):
+        if running:
+            raise PermissionDenied(
+                f"only the submitter ({task.submitter}) or an approver of datasource "
+                f"{task.datasource!r} can cancel task {task.id} while it runs"
+            )
         raise PermissionDenied(f"only the submitter ({task.submitter}) can cancel task {task.id}")
     if task.status not in CANCELABLE:
         raise WrongState(

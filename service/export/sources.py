@@ -667,7 +667,11 @@ def _close(conn: Connection, backend: str, broken: bool) -> None:
 
 
 class _Watchdog:
-    """Cancels the running statement when the export is canceled."""
+    """Stops the running statement when the export is canceled.
+
+    From a connection of its own, on the server: `pg_cancel_backend` / `KILL QUERY` on the
+    export connection's id. Repeated each second until the export lets go, so a statement
+    that starts after the first interrupt (the export was between two) is stopped too."""
 
     def __init__(
         self, session: ReadOnlySession, engine: Engine, cancelled: Callable[[], bool] | None
@@ -692,7 +696,8 @@ class _Watchdog:
 
     def _run(self) -> None:
         assert self.cancelled is not None
-        while not self._stop.wait(0.25):
+        interval = 0.25
+        while not self._stop.wait(interval):
             try:
                 if not self.cancelled():
                     continue
@@ -700,17 +705,22 @@ class _Watchdog:
                 log.exception("cancellation check failed")
                 continue
             self.fired = True
-            self._cancel()
-            return
+            self._interrupt()
+            interval = 1.0
 
-    def _cancel(self) -> None:
+    def _interrupt(self) -> None:
         s = self.session
         try:
             if s.backend == "postgresql":
-                s.raw.cancel_safe()
-            elif s.backend == "mysql":
+                pid = int(s.raw.info.backend_pid)
                 with self.engine.connect() as other:
-                    other.exec_driver_sql(f"KILL QUERY {int(s.raw.thread_id())}")
+                    if not self._stop.is_set():
+                        other.exec_driver_sql("SELECT pg_cancel_backend(%s)", (pid,))
+            elif s.backend == "mysql":
+                thread_id = int(s.raw.thread_id())
+                with self.engine.connect() as other:
+                    if not self._stop.is_set():
+                        other.exec_driver_sql(f"KILL QUERY {thread_id}")
         except Exception as exc:  # the export stops at its next batch anyway
             log.warning("could not interrupt the running statement: %s", type(exc).__name__)
 
