@@ -31,7 +31,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from service.domain import placeholders
-from service.export.values import ServerText
+from service.export.values import FORMULA_STARTS, ServerText
 
 log = logging.getLogger(__name__)
 
@@ -481,7 +481,9 @@ def _pg_is_text(raw: Any, oid: int) -> bool:
 
 def _pg_escape_formula(expr: str) -> str:
     """`values.escape_formula` in SQL."""
-    return f"CASE WHEN left({expr}, 1) IN ('=', '+', '-', '@') THEN  || {expr} ELSE {expr} END"
+    quote = "''''"  # an SQL string literal holding one '
+    starts = ", ".join(f"'{c}'" for c in FORMULA_STARTS)
+    return f"CASE WHEN left({expr}, 1) IN ({starts}) THEN {quote} || {expr} ELSE {expr} END"
 
 
 def _pg_canonical_expr(raw: Any, x: str, oid: int) -> str | None:

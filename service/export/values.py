@@ -16,8 +16,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 # Excel's calendar: 1900-01-01 to 9999-12-31 23:59:59.999 (its precision is milliseconds,
-# so anything later rounds past the last day Excel shows).
-EXCEL_FIRST = datetime(1900, 1, 1)
+# so anything later rounds past the last day Excel shows). A time on 1900-01-01 would be
+# written as a bare time of day (Excel's day 0), so times start a day later.
+EXCEL_FIRST_DAY = date(1900, 1, 1)
+EXCEL_FIRST = datetime(1900, 1, 2)
 EXCEL_LAST = datetime(9999, 12, 31, 23, 59, 59, 999_000)
 
 FORMULA_STARTS = ("=", "+", "-", "@")
@@ -45,7 +47,7 @@ def excel_datetime(value: datetime | date) -> datetime | date | None:
     if isinstance(value, datetime):
         wall = value.replace(tzinfo=None)
         return wall if EXCEL_FIRST <= wall <= EXCEL_LAST else None
-    return value if value >= EXCEL_FIRST.date() else None
+    return value if value >= EXCEL_FIRST_DAY else None
 
 
 def excel_offset_format(base: str, value: datetime) -> str:
