@@ -271,7 +271,7 @@ class ReadOnlySession:
         probe.close()
         exprs = []
         for i, col in enumerate(probe.columns):
-            expr = _pg_canonical_expr(self.raw, f'q."c{i}"', col.type_code)
+            expr = _pg_canonical_expr(self.raw, f'q."c{i}"', col.type_code, self.zone)
             if expr is None:
                 log.info("export reads rows: no COPY rendering for type %s", col.type_name)
                 return None
@@ -468,6 +468,35 @@ def _pg_timestamp(x: str) -> str:
     )
 
 
+def _pg_timestamptz(x: str, zone: ZoneInfo) -> str:
+    """A timestamptz in the session's TimeZone (the task's) with its offset as +HH:MM.
+
+    PostgreSQL prints the offset as +08, +05:30 or +08:05:43 (a historic local mean time).
+    A regular expression fixes any of them, but costs a second per million rows: times
+    since 1970 take the short way when the zone's offsets since then are all whole hours
+    (append ':00') or none is (keep it)."""
+    fixed = f"regexp_replace(replace({x}::text, ' ', 'T'), '([+-][0-9]{{2}})$', '\\1:00')"
+    suffix = _whole_hours_suffix(zone)
+    if suffix is not None:
+        short = f"replace({x}::text, ' ', 'T')" + (f" || '{suffix}'" if suffix else "")
+        fixed = f"CASE WHEN {x} >= '1970-01-01T00:00:00Z' THEN {short} ELSE {fixed} END"
+    return f"CASE WHEN isfinite({x}) AND {x} >= '0001-01-01' THEN {fixed} ELSE {x}::text END"
+
+
+def _whole_hours_suffix(zone: ZoneInfo) -> str | None:
+    """':00' when every offset `zone` has had since 1970 is whole hours, '' when none is,
+    None when both occur (its offsets sampled twice a month up to 2100)."""
+    whole = {
+        (zone.utcoffset(datetime(year, month, day)) or timedelta(0)).total_seconds() % 3600 == 0
+        for year in range(1970, 2101)
+        for month in range(1, 13)
+        for day in (1, 16)
+    }
+    if whole == {True}:
+        return ":00"
+    return "" if whole == {False} else None
+
+
 _PG_TEXT = {25, 1043, 1042, 19, 18}  # text varchar bpchar name "char"
 
 
@@ -486,7 +515,7 @@ def _pg_escape_formula(expr: str) -> str:
     return f"CASE WHEN left({expr}, 1) IN ({starts}) THEN {quote} || {expr} ELSE {expr} END"
 
 
-def _pg_canonical_expr(raw: Any, x: str, oid: int) -> str | None:
+def _pg_canonical_expr(raw: Any, x: str, oid: int, zone: ZoneInfo) -> str | None:
     if oid in _PG_AS_IS:
         return x
     if oid == 16:  # bool: 'true'/'false' (COPY would say t/f)
@@ -496,13 +525,7 @@ def _pg_canonical_expr(raw: Any, x: str, oid: int) -> str | None:
     if oid == 1114:
         return _pg_timestamp(x)
     if oid == 1184:
-        # In the session's TimeZone (the task's), whose offset PostgreSQL prints as +08,
-        # +05:30 or +08:05:43: the hour-only form gets its minutes, as Python prints it.
-        return (
-            f"CASE WHEN isfinite({x}) AND {x} >= '0001-01-01' "
-            f"THEN regexp_replace(replace({x}::text, ' ', 'T'), '([+-][0-9]{{2}})$', '\\1:00') "
-            f"ELSE {x}::text END"
-        )
+        return _pg_timestamptz(x, zone)
     if oid in (1083, 1186):  # time; interval in IntervalStyle postgres
         return f"{x}::text"
     from psycopg.pq import Format

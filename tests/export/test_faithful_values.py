@@ -73,6 +73,8 @@ def pg(pg_url: URL) -> Any:
     with engine.begin() as conn:
         conn.exec_driver_sql(PG_SETUP)
     yield Datasource("pg", pg_url), engine
+    with engine.begin() as conn:  # the session's database is shared with other modules
+        conn.exec_driver_sql("DROP TABLE tricky")
     engine.dispose()
 
 
@@ -196,6 +198,8 @@ def my(mysql_url: URL) -> Any:
         for statement in MY_SETUP:
             conn.exec_driver_sql(statement)
     yield Datasource("my", url), engine
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE tricky")
     engine.dispose()
 
 

@@ -131,9 +131,13 @@ def exported(svc: Running, task_id: str, firing: datetime) -> list[list[str]]:
 
 
 def test_windows_select_exactly_their_rows_in_every_timezone_and_column_type(
-    start_service: Callable[..., Running], fresh_pg_url: Any, mysql_url: Any, tmp_path: Any
+    start_service: Callable[..., Running],
+    fresh_pg_url: Any,
+    fresh_mysql_url: Any,
+    tmp_path: Any,
 ) -> None:
     pg = sa.create_engine(fresh_pg_url)
+    mysql_url = fresh_mysql_url
     my = sa.create_engine(mysql_url)
     pg_windows = [SHANGHAI, KOLKATA, NEW_YORK_ACROSS_DST]
     # MariaDB here has no time zone tables: the session runs at the firing's UTC offset,
