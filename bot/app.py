@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
@@ -44,7 +45,11 @@ class DatasourceCache:
 
 @dataclass
 class Deps:
-    """What the listeners share: one of each, passed down, no globals."""
+    """What the listeners share: one of each, passed down, no globals.
+
+    A middleware puts it in Bolt's context, so a listener asks for it by name (`deps`)
+    like it asks for `ack` or `client`.
+    """
 
     settings: Settings
     service: ServiceClient
@@ -57,6 +62,16 @@ def with_rate_limit_retries(client: WebClient, retries: int = 3) -> WebClient:
     if not any(isinstance(h, RateLimitErrorRetryHandler) for h in client.retry_handlers):
         client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=retries))
     return client
+
+
+def provide_deps(deps: Deps) -> Callable[..., None]:
+    """The middleware that hands every listener the shared `deps`."""
+
+    def set_deps(context: BoltContext, next: Callable[[], None]) -> None:
+        context["deps"] = deps
+        next()
+
+    return set_deps
 
 
 def skip_event_retries(req: BoltRequest, resp: BoltResponse, next: Any) -> BoltResponse | None:
@@ -85,9 +100,9 @@ def build_app(
         listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="listener"),
     )
     app.use(skip_event_retries)
-    deps = Deps(settings=settings, service=service, datasources=DatasourceCache(service))
-    commands.register(app, deps)
-    actions.register(app, deps)
-    views.register(app, deps)
-    events.register(app, deps)
+    app.use(provide_deps(Deps(settings, service, DatasourceCache(service))))
+    commands.register(app)
+    actions.register(app)
+    views.register(app)
+    events.register(app)
     return app

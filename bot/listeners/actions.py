@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -35,164 +37,194 @@ def _from_home(body: dict[str, Any]) -> bool:
     )
 
 
-def register(app: App, deps: Deps) -> None:
-    def button(action_id: str):  # type: ignore[no-untyped-def]
-        """Register `work(user, task_id, body, client, respond)` to run after the ack."""
+def register(app: App) -> None:
+    app.action(c.APPROVE)(approve)
+    app.action(c.REJECT)(reject)
+    app.action(c.SHOW_SQL)(show_sql)
+    app.action(c.EXECUTE)(execute)
+    app.action(c.CANCEL)(cancel)
+    app.action(c.RENEW_LINK)(renew_link)
+    app.action(c.DOWNLOAD)(download)
+    app.action(c.EXPORT_MODE)(switch_mode)
+    app.action(c.NEW_EXPORT)(new_export)
+    app.action(c.REFRESH_HOME)(refresh_home)
 
-        def wrap(work):  # type: ignore[no-untyped-def]
-            @app.action(action_id)
-            def listener(
-                ack: Ack,
-                body: dict[str, Any],
-                action: dict[str, Any],
-                client: WebClient,
-                respond: Respond,
-            ) -> None:
-                ack()
-                user = body["user"]["id"]
-                task_id = task_id_of(action.get("value", ""))
 
-                def run() -> None:
-                    if task_id is None:
-                        tell(client, user, EDITED, respond=respond)
-                        return
-                    try:
-                        work(user, task_id, body, action, client, respond)
-                    except grpc.RpcError as exc:
-                        tell(client, user, describe(exc), respond=respond)
-                    if _from_home(body):
-                        publish_home(deps, client, user)
+@dataclass(frozen=True)
+class Click:
+    """A click on a button whose value names a task, with what answering it needs."""
 
-                guarded(action_id, run)
+    deps: Deps
+    user: str
+    task_id: int
+    body: dict[str, Any]
+    action: dict[str, Any]
+    client: WebClient
+    respond: Respond
 
-            return listener
+    def tell(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+        tell(self.client, self.user, text, respond=self.respond, blocks=blocks)
 
-        return wrap
 
-    @button(c.APPROVE)
-    def approve(
-        user: str, task_id: int, body: dict, action: dict, client: WebClient, respond: Respond
+TaskButtonListener = Callable[..., None]
+
+
+def task_button(work: Callable[[Click], None]) -> TaskButtonListener:
+    """The listener of a button that names a task: ack, then `work` after the ack.
+
+    An edited value and a request the service refuses are told to the person in one place;
+    a click from the App Home refreshes it, so the lists show what the click changed.
+    """
+
+    def listener(
+        ack: Ack,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        client: WebClient,
+        respond: Respond,
+        deps: Deps,
     ) -> None:
-        # The message itself is updated by the delivery of the service's notification.
-        deps.service.approve(user, task_id)
-
-    @button(c.REJECT)
-    def reject(
-        user: str, task_id: int, body: dict, action: dict, client: WebClient, respond: Respond
-    ) -> None:
-        # Ask for the reason only of someone who may reject: the service knows who that is.
-        page = deps.service.list_tasks(
-            user, pb.TASK_ROLE_TO_APPROVE, page_size=1, task_id=str(task_id)
-        )
-        if not page.data:
-            detail = deps.service.detail(user, str(task_id))
-            tell(client, user, _why_not_voting(detail.task, user), respond=respond)
-            return
-        meta = {"response_url": body.get("response_url", "") or ""}
-        client.views_open(trigger_id=body["trigger_id"], view=reject_modal(str(task_id), meta))
-
-    @button(c.SHOW_SQL)
-    def show_sql(
-        user: str, task_id: int, body: dict, action: dict, client: WebClient, respond: Respond
-    ) -> None:
-        detail = deps.service.detail(user, str(task_id))
-        if not is_sql(detail.task.ded):
-            tell(
-                client, user, f"Export #{task_id} exports tables, not a SQL query.", respond=respond
-            )
-            return
-        client.views_open(
-            trigger_id=body["trigger_id"],
-            view=full_sql_modal(str(task_id), detail.task.ded.ebs.statement),
-        )
-
-    @button(c.EXECUTE)
-    def execute(
-        user: str, task_id: int, body: dict, action: dict, client: WebClient, respond: Respond
-    ) -> None:
-        deps.service.execute(user, task_id)
-
-    @button(c.CANCEL)
-    def cancel(
-        user: str, task_id: int, body: dict, action: dict, client: WebClient, respond: Respond
-    ) -> None:
-        deps.service.cancel(user, task_id)
-        tell(client, user, f"Export #{task_id} is canceled.", respond=respond)
-
-    @button(c.RENEW_LINK)
-    def renew(
-        user: str, task_id: int, body: dict, action: dict, client: WebClient, respond: Respond
-    ) -> None:
-        run_id = action.get("value", "").partition(":")[2].strip()
-        if run_id and not run_id.isdigit():
-            tell(client, user, EDITED, respond=respond)
-            return
-        detail = deps.service.detail(user, str(task_id))
-        run = next((r for r in detail.runs if r.id == run_id), None) if run_id else None
-        run = run or next(
-            (r for r in detail.runs if r.status == pb.TASK_STATUS_EXECUTE_SUCCESS), None
-        )
-        if run is None:
-            tell(client, user, f"Export #{task_id} has no finished file yet.", respond=respond)
-            return
-        got = deps.service.download_url(user, str(task_id), run.id)
-        link = Link(got.url, c.as_datetime(got.expire_time), got.filename)
-        msg = run_message(detail.task, run, link=link)
-        container = body.get("container") or {}
-        if container.get("type") == "message" and not container.get("is_ephemeral"):
-            try:
-                client.chat_update(
-                    channel=container["channel_id"], ts=container["message_ts"], **msg
-                )
-                return
-            except SlackApiError as exc:
-                log.warning("could not update the result message: %s", exc.response.get("error"))
-        tell(client, user, msg["text"], respond=respond, blocks=msg["blocks"])
-
-    @app.action(c.DOWNLOAD)
-    def download(ack: Ack) -> None:
-        ack()  # a link button: Slack opens the URL; nothing to do here
-
-    @app.action(c.EXPORT_MODE)
-    def switch_mode(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
-    ) -> None:
-        ack()
-        view = body["view"]
-        mode = (action.get("selected_option") or {}).get("value")
-        meta = Metadata.load(view.get("private_metadata", ""))
-        if mode not in (MODE_SQL, MODE_TABLES) or mode == meta.mode:
-            return
-
-        def run() -> None:
-            new = Metadata(mode=mode, channel=meta.channel, response_url=meta.response_url)
-            try:
-                client.views_update(
-                    view_id=view["id"],
-                    hash=view.get("hash"),
-                    view=export_modal(deps.datasources.get(), new),
-                )
-            except SlackApiError as exc:  # hash_conflict: the person changed the form meanwhile
-                log.info("mode switch not applied: %s", exc.response.get("error"))
-
-        guarded("mode switch", run)
-
-    @app.action(c.NEW_EXPORT)
-    def new_export(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         user = body["user"]["id"]
+        task_id = task_id_of(action.get("value", ""))
 
         def run() -> None:
-            problem = open_export_modal(deps, client, body["trigger_id"], Metadata())
-            if problem:
-                tell(client, user, problem)
+            if task_id is None:
+                tell(client, user, EDITED, respond=respond)
+                return
+            try:
+                work(Click(deps, user, task_id, body, action, client, respond))
+            except grpc.RpcError as exc:
+                tell(client, user, describe(exc), respond=respond)
+            if _from_home(body):
+                publish_home(deps, client, user)
 
-        guarded("new export", run)
+        guarded(work.__name__, run)
 
-    @app.action(c.REFRESH_HOME)
-    def refresh_home(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        guarded("home refresh", lambda: publish_home(deps, client, body["user"]["id"]))
+    listener.__name__ = listener.__qualname__ = work.__name__
+    listener.__doc__ = work.__doc__
+    return listener
+
+
+@task_button
+def approve(click: Click) -> None:
+    # The message itself is updated by the delivery of the service's notification.
+    click.deps.service.approve(click.user, click.task_id)
+
+
+@task_button
+def reject(click: Click) -> None:
+    """Ask for the reason, only of someone who may reject: the service knows who that is."""
+    service = click.deps.service
+    page = service.list_tasks(
+        click.user, pb.TASK_ROLE_TO_APPROVE, page_size=1, task_id=str(click.task_id)
+    )
+    if not page.data:
+        detail = service.detail(click.user, str(click.task_id))
+        click.tell(_why_not_voting(detail.task, click.user))
+        return
+    meta = {"response_url": click.body.get("response_url", "") or ""}
+    click.client.views_open(
+        trigger_id=click.body["trigger_id"], view=reject_modal(str(click.task_id), meta)
+    )
+
+
+@task_button
+def show_sql(click: Click) -> None:
+    detail = click.deps.service.detail(click.user, str(click.task_id))
+    if not is_sql(detail.task.ded):
+        click.tell(f"Export #{click.task_id} exports tables, not a SQL query.")
+        return
+    click.client.views_open(
+        trigger_id=click.body["trigger_id"],
+        view=full_sql_modal(str(click.task_id), detail.task.ded.ebs.statement),
+    )
+
+
+@task_button
+def execute(click: Click) -> None:
+    click.deps.service.execute(click.user, click.task_id)
+
+
+@task_button
+def cancel(click: Click) -> None:
+    click.deps.service.cancel(click.user, click.task_id)
+    click.tell(f"Export #{click.task_id} is canceled.")
+
+
+@task_button
+def renew_link(click: Click) -> None:
+    """A fresh download link for a finished run, put in place of the expired one."""
+    service, user, task_id = click.deps.service, click.user, click.task_id
+    run_id = click.action.get("value", "").partition(":")[2].strip()
+    if run_id and not run_id.isdigit():
+        click.tell(EDITED)
+        return
+    detail = service.detail(user, str(task_id))
+    run = next((r for r in detail.runs if r.id == run_id), None) if run_id else None
+    run = run or next((r for r in detail.runs if r.status == pb.TASK_STATUS_EXECUTE_SUCCESS), None)
+    if run is None:
+        click.tell(f"Export #{task_id} has no finished file yet.")
+        return
+    got = service.download_url(user, str(task_id), run.id)
+    link = Link(got.url, c.as_datetime(got.expire_time), got.filename)
+    msg = run_message(detail.task, run, link=link)
+    container = click.body.get("container") or {}
+    if container.get("type") == "message" and not container.get("is_ephemeral"):
+        try:
+            click.client.chat_update(
+                channel=container["channel_id"], ts=container["message_ts"], **msg
+            )
+            return
+        except SlackApiError as exc:
+            log.warning("could not update the result message: %s", exc.response.get("error"))
+    click.tell(msg["text"], blocks=msg["blocks"])
+
+
+def download(ack: Ack) -> None:
+    ack()  # a link button: Slack opens the URL; nothing to do here
+
+
+def switch_mode(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, deps: Deps
+) -> None:
+    """The export form's SQL / tables choice: the form is redrawn with the other fields."""
+    ack()
+    view = body["view"]
+    mode = (action.get("selected_option") or {}).get("value")
+    meta = Metadata.load(view.get("private_metadata", ""))
+    if mode not in (MODE_SQL, MODE_TABLES) or mode == meta.mode:
+        return
+
+    def run() -> None:
+        new = Metadata(mode=mode, channel=meta.channel, response_url=meta.response_url)
+        try:
+            client.views_update(
+                view_id=view["id"],
+                hash=view.get("hash"),
+                view=export_modal(deps.datasources.get(), new),
+            )
+        except SlackApiError as exc:  # hash_conflict: the person changed the form meanwhile
+            log.info("mode switch not applied: %s", exc.response.get("error"))
+
+    guarded("mode switch", run)
+
+
+def new_export(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps) -> None:
+    ack()
+    user = body["user"]["id"]
+
+    def run() -> None:
+        problem = open_export_modal(deps, client, body["trigger_id"], Metadata())
+        if problem:
+            tell(client, user, problem)
+
+    guarded("new export", run)
+
+
+def refresh_home(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps) -> None:
+    ack()
+    guarded("home refresh", lambda: publish_home(deps, client, body["user"]["id"]))
 
 
 def _why_not_voting(task: Any, user: str) -> str:

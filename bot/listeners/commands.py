@@ -39,16 +39,19 @@ def open_export_modal(deps: Deps, client: WebClient, trigger_id: str, meta: Meta
     return None
 
 
-def register(app: App, deps: Deps) -> None:
-    @app.command("/export")
-    def export_command(
-        ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
-    ) -> None:
-        ack()
-        guarded("/export", lambda: _handle(deps, command, client, respond))
+def register(app: App) -> None:
+    app.command("/export")(export_command)
 
 
-def _handle(deps: Deps, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
+def export_command(
+    ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond, deps: Deps
+) -> None:
+    ack()
+    guarded("/export", lambda: handle_export(deps, command, client, respond))
+
+
+def handle_export(deps: Deps, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
+    """`/export` opens the form; `list`, `schedules`, `show <id>` and `help` answer in place."""
     user = command["user_id"]
     words = (command.get("text") or "").split()
     sub = words[0].lower() if words else ""

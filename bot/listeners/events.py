@@ -48,10 +48,12 @@ def publish_home(deps: Deps, client: WebClient, user: str) -> None:
         log.warning("views.publish failed: %s", exc.response.get("error", "unknown"))
 
 
-def register(app: App, deps: Deps) -> None:
-    @app.event("app_home_opened")
-    def home_opened(event: dict[str, Any], client: WebClient) -> None:
-        # Bolt acknowledges events before this runs.
-        if event.get("tab", "home") != "home":
-            return
-        guarded("app home", lambda: publish_home(deps, client, event["user"]))
+def register(app: App) -> None:
+    app.event("app_home_opened")(home_opened)
+
+
+def home_opened(event: dict[str, Any], client: WebClient, deps: Deps) -> None:
+    # Bolt acknowledges events before this runs.
+    if event.get("tab", "home") != "home":
+        return
+    guarded("app home", lambda: publish_home(deps, client, event["user"]))

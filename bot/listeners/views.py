@@ -83,93 +83,92 @@ def _confirmation(task_id: str, dsn: str, approval_channel: str) -> str:
     )
 
 
-def register(app: App, deps: Deps) -> None:
-    @app.view(CALLBACK)
-    def submit_export(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
-    ) -> None:
-        user = body["user"]["id"]
-        meta = Metadata.load(view.get("private_metadata", ""))
-        parsed = parse_submission(view["state"]["values"], meta)
-        if parsed.request is None:
-            ack(response_action="errors", errors=parsed.errors)
-            return
-        request = parsed.request
-        scheduled = request.schedule.trigger == pb.TRIGGER_KIND_CRON
+def register(app: App) -> None:
+    app.view(CALLBACK)(submit_export)
+    app.view(REJECT_CALLBACK)(submit_reject)
 
-        def work() -> Outcome:
-            future = deps.service.submit_future(user, request)
-            return _outcome_of(deps, user, future, SUBMIT_WAIT_S)
 
-        try:
-            outcome, first = deps.submissions.run_once(
-                _submission_key(view, user), work, SUBMIT_WAIT_S + 0.5
-            )
-        except Exception:
-            log.exception("submission failed")
-            ack(
-                response_action="errors",
-                errors={_main_block(meta): "Something went wrong; try again."},
-            )
-            return
-        if outcome is None:  # a repeat of a submission still being checked: the first answers
+def submit_export(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, deps: Deps
+) -> None:
+    """The export form: field errors go in the ack; a slow pre-check finishes by views.update."""
+    user = body["user"]["id"]
+    meta = Metadata.load(view.get("private_metadata", ""))
+    parsed = parse_submission(view["state"]["values"], meta)
+    if parsed.request is None:
+        ack(response_action="errors", errors=parsed.errors)
+        return
+    request = parsed.request
+    scheduled = request.schedule.trigger == pb.TRIGGER_KIND_CRON
+
+    def work() -> Outcome:
+        future = deps.service.submit_future(user, request)
+        return _outcome_of(deps, user, future, SUBMIT_WAIT_S)
+
+    try:
+        outcome, first = deps.submissions.run_once(
+            _submission_key(view, user), work, SUBMIT_WAIT_S + 0.5
+        )
+    except Exception:
+        log.exception("submission failed")
+        ack(
+            response_action="errors",
+            errors={_main_block(meta): "Something went wrong; try again."},
+        )
+        return
+    if outcome is None:  # a repeat of a submission still being checked: the first answers
+        ack()
+        return
+    if outcome.precheck:
+        ack(response_action="errors", errors=precheck_errors(outcome.precheck, meta, scheduled))
+        return
+    if outcome.refused:
+        block = _main_block(meta) if outcome.refused_code in FIELD_CODES else "reason"
+        if outcome.refused_code is grpc.StatusCode.NOT_FOUND and "datasource" in outcome.refused:
+            block = "datasource"
+        ack(response_action="errors", errors={block: outcome.refused[:1500]})
+        return
+    if outcome.pending is not None:
+        if not first:
             ack()
             return
-        if outcome.precheck:
-            ack(response_action="errors", errors=precheck_errors(outcome.precheck, meta, scheduled))
-            return
-        if outcome.refused:
-            block = _main_block(meta) if outcome.refused_code in FIELD_CODES else "reason"
-            if (
-                outcome.refused_code is grpc.StatusCode.NOT_FOUND
-                and "datasource" in outcome.refused
-            ):
-                block = "datasource"
-            ack(response_action="errors", errors={block: outcome.refused[:1500]})
-            return
-        if outcome.pending is not None:
-            if not first:
-                ack()
-                return
-            ack(response_action="update", view=message_modal("Checking…", "Checking your request…"))
-            guarded(
-                "slow submission",
-                lambda: _finish_slow(
-                    deps, client, user, view["id"], outcome.pending, request, meta
-                ),
-            )
-            return
-        ack()
-        if first:
-            guarded(
-                "confirmation", lambda: _confirm(deps, client, user, outcome.task_id, request, meta)
-            )
+        ack(response_action="update", view=message_modal("Checking…", "Checking your request…"))
+        guarded(
+            "slow submission",
+            lambda: _finish_slow(deps, client, user, view["id"], outcome.pending, request, meta),
+        )
+        return
+    ack()
+    if first:
+        guarded(
+            "confirmation", lambda: _confirm(deps, client, user, outcome.task_id, request, meta)
+        )
 
-    @app.view(REJECT_CALLBACK)
-    def submit_reject(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
-    ) -> None:
-        ack()
-        user = body["user"]["id"]
+
+def submit_reject(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, deps: Deps
+) -> None:
+    ack()
+    user = body["user"]["id"]
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        meta = {}
+    task_id = task_id_of(str(meta.get("task", "")))
+    reason = (
+        view["state"]["values"].get(REASON_BLOCK, {}).get(REASON_ACTION, {}).get("value") or ""
+    ).strip()
+
+    def run() -> None:
+        if task_id is None:
+            tell(client, user, "That form doesn't name a task I understand.")
+            return
         try:
-            meta = json.loads(view.get("private_metadata") or "{}")
-        except ValueError:
-            meta = {}
-        task_id = task_id_of(str(meta.get("task", "")))
-        reason = (
-            view["state"]["values"].get(REASON_BLOCK, {}).get(REASON_ACTION, {}).get("value") or ""
-        ).strip()
+            deps.service.reject(user, task_id, reason)
+        except grpc.RpcError as exc:
+            _tell_via(client, user, meta.get("response_url", ""), describe(exc))
 
-        def run() -> None:
-            if task_id is None:
-                tell(client, user, "That form doesn't name a task I understand.")
-                return
-            try:
-                deps.service.reject(user, task_id, reason)
-            except grpc.RpcError as exc:
-                _tell_via(client, user, meta.get("response_url", ""), describe(exc))
-
-        guarded("reject", run)
+    guarded("reject", run)
 
 
 def _main_block(meta: Metadata) -> str:
