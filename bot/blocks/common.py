@@ -32,6 +32,7 @@ REJECT = "reject_task"
 SHOW_SQL = "show_sql"
 EXECUTE = "execute_task"
 CANCEL = "cancel_task"
+STOP = "stop_run"  # cancels a task while its export runs
 RENEW_LINK = "renew_link"
 DOWNLOAD = "download_link"
 EXPORT_MODE = "export_mode"

@@ -15,6 +15,7 @@ from bot.blocks.common import (
     EXECUTE,
     RENEW_LINK,
     STATUS_LABELS,
+    STOP,
     Block,
     actions,
     button,
@@ -25,13 +26,26 @@ from bot.blocks.common import (
     fields,
     human_size,
     message,
+    mrkdwn,
+    plain,
     section,
     user,
     when,
 )
 from woxqaq.v1 import task_service_pb2 as pb
 
-RUN_DONE = {pb.TASK_STATUS_EXECUTE_SUCCESS, pb.TASK_STATUS_EXECUTE_FAILED}
+RUN_DONE = {
+    pb.TASK_STATUS_EXECUTE_SUCCESS,
+    pb.TASK_STATUS_EXECUTE_FAILED,
+    pb.TASK_STATUS_CANCELED,
+}
+CONFIRM_STOP = {
+    "title": plain("Stop the export?", 100),
+    "text": mrkdwn("The query is stopped on the database and no file is kept."),
+    "confirm": plain("Stop it", 30),
+    "deny": plain("Let it run", 30),
+    "style": "danger",
+}
 
 
 @dataclass(frozen=True)
@@ -90,11 +104,22 @@ def run_message(
     if run.status not in RUN_DONE:
         rows = rows_so_far if rows_so_far is not None else run.rows
         progress = f"{rows:,} rows so far" if rows else "starting"
+        scheduled = task.schedule.trigger == pb.TRIGGER_KIND_CRON
+        stop = "Stop (ends the schedule)" if scheduled else "Stop"
         blocks = [
             section(f":arrows_counterclockwise: {title}\nExporting… {progress}"),
             context(f"Started {when(run.start_time)} by {user(run.executor)}"),
+            actions(
+                f"run:{task.id}:{run.id}",
+                button(stop, STOP, task.id, style="danger", confirm=CONFIRM_STOP),
+            ),
         ]
         return message(f"Export #{task.id}: exporting, {progress}", blocks)
+
+    if run.status == pb.TASK_STATUS_CANCELED:
+        reason, _ = clip_escaped(run.error or "canceled", 2500)
+        blocks = [section(f":no_entry_sign: {title}\n*Stopped:* {reason}. No file was kept.")]
+        return message(f"Export #{task.id} was stopped", blocks)
 
     if run.status == pb.TASK_STATUS_EXECUTE_FAILED:
         reason, _ = clip_escaped(run.error or "no reason recorded", 2500)
