@@ -301,7 +301,8 @@ def cmd_watch(args: argparse.Namespace, client: Client) -> int:
         print("" if last is not None else f"Task {args.task_id} has no run to watch.")
     return (
         EXIT_FAILED
-        if last is not None and last.status == pb.TASK_STATUS_EXECUTE_FAILED
+        if last is not None
+        and last.status in (pb.TASK_STATUS_EXECUTE_FAILED, pb.TASK_STATUS_CANCELED)
         else EXIT_OK
     )
 

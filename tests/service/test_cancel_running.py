@@ -129,6 +129,8 @@ def test_a_long_mariadb_export_is_stopped_by_its_submitter_from_the_cli(
     assert_stopped_by(svc, task_id, "dave", mysql_url, "seq_1_to_100000000000")
     events = svc.detail(task_id).events
     assert next(e.comment for e in events if e.action == "cancel").endswith("wrong filter")
+    rc = cli.main(["--addr", svc.addr, "--user", "dave", "watch", task_id])
+    assert rc == cli.EXIT_FAILED and "canceled by dave" in capsys.readouterr().out
 
 
 @pytest.mark.postgres
