@@ -385,7 +385,8 @@ class Exports:
     def _poll_cancels(self) -> None:
         """Stop this process's runs whose task was canceled through another replica."""
         while not self._stopping.wait(CANCEL_POLL_S):
-            running = [run_id for run_id, stop in self._stops.items() if not stop.is_set()]
+            # A copy: export threads add and remove their runs meanwhile.
+            running = [run_id for run_id, stop in list(self._stops.items()) if not stop.is_set()]
             if not running:
                 continue
             try:

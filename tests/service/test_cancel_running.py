@@ -38,19 +38,21 @@ def config_with(tmp_path: Path, store_url: str = "", **urls: Any) -> dict[str, A
 
 
 def running_queries(url: Any, marker: str) -> list[str]:
-    """Statements containing `marker` the server is executing now (other than this one)."""
+    """Statements containing `marker` the database of `url` is executing now (other than
+    this one; other databases on the server belong to other test runs)."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
             if url.get_backend_name() == "postgresql":
                 sql = (
                     "SELECT query FROM pg_stat_activity WHERE state = 'active' "
-                    "AND pid <> pg_backend_pid() AND query LIKE %s"
+                    "AND datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND query LIKE %s"
                 )
             else:
                 sql = (
                     "SELECT info FROM information_schema.processlist "
-                    "WHERE id <> connection_id() AND info LIKE %s"
+                    "WHERE id <> connection_id() AND db = database() AND info LIKE %s"
                 )
             return [r[0] for r in conn.exec_driver_sql(sql, (f"%{marker}%",))]
     finally:
