@@ -163,6 +163,8 @@ class Exports:
         stop = self._stops.setdefault(run_id, _Stop())
         abandon = self._abandon
         try:
+            if stop.is_set():  # canceled while queued: the database is not even asked
+                raise ExportCanceled("The export was canceled.")
             ds = self.registry.get(task.datasource)
             zone = placeholders.task_zone(task.schedule, ds.timezone)
             options = ExportOptions(

@@ -189,3 +189,22 @@ def test_a_cancel_through_another_replica_stops_the_run(
     second.as_user("dave").Cancel(pb.CancelRequest(task_id=int(task_id), operator="dave"))
     assert_stopped_by(first, task_id, "dave", pg_url, marker)
     assert settled(second, task_id, 1)[0].error == "canceled by dave"
+
+
+@pytest.mark.postgres
+def test_an_export_queued_behind_another_is_canceled_too(
+    start_service: Start, pg_url: Any, tmp_path: Path
+) -> None:
+    config = config_with(tmp_path, pg=pg_url)
+    config["export"] = {"workers": 1}
+    svc = start_service(config)
+    marker = "generate_series(1, 3000000000)"
+    running = start_running(svc, "pg", PG_SLOW, pg_url, marker)
+    queued = svc.submit("dave", sql=PG_SLOW.replace("% 7 = 3", "% 7 = 4"), dsn="pg").task_id
+    svc.as_user("alice").Approve(pb.ApproveRequest(task_id=int(queued), approver="alice"))
+    assert svc.detail(queued).task.status == pb.TASK_STATUS_EXECUTING  # waits for the worker
+
+    svc.as_user("dave").Cancel(pb.CancelRequest(task_id=int(queued), operator="dave"))
+    svc.as_user("dave").Cancel(pb.CancelRequest(task_id=int(running), operator="dave"))
+    assert_stopped_by(svc, running, "dave", pg_url, marker)
+    assert_stopped_by(svc, queued, "dave", pg_url, "% 7 = 4")
