@@ -145,6 +145,15 @@ def divider() -> Block:
     return {"type": "divider"}
 
 
+CONFIRM_STOP = {  # the question a Stop button asks first
+    "title": plain("Stop the export?", 100),
+    "text": mrkdwn("The query is stopped on the database and no file is kept."),
+    "confirm": plain("Stop it", 30),
+    "deny": plain("Let it run", 30),
+    "style": "danger",
+}
+
+
 def button(
     text: str,
     action_id: str,

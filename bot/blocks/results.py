@@ -12,6 +12,7 @@ from bot.blocks.approval import DECIDED, decision_line
 from bot.blocks.common import (
     BUTTON_URL,
     CANCEL,
+    CONFIRM_STOP,
     EXECUTE,
     RENEW_LINK,
     STATUS_LABELS,
@@ -26,8 +27,6 @@ from bot.blocks.common import (
     fields,
     human_size,
     message,
-    mrkdwn,
-    plain,
     section,
     user,
     when,
@@ -38,13 +37,6 @@ RUN_DONE = {
     pb.TASK_STATUS_EXECUTE_SUCCESS,
     pb.TASK_STATUS_EXECUTE_FAILED,
     pb.TASK_STATUS_CANCELED,
-}
-CONFIRM_STOP = {
-    "title": plain("Stop the export?", 100),
-    "text": mrkdwn("The query is stopped on the database and no file is kept."),
-    "confirm": plain("Stop it", 30),
-    "deny": plain("Let it run", 30),
-    "style": "danger",
 }
 
 
