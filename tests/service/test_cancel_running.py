@@ -90,6 +90,7 @@ def assert_stopped_by(svc: Running, task_id: str, who: str, url: Any, marker: st
 
     took = wait_until("the run to end", ended)
     took += wait_until("the statement to stop", lambda: not running_queries(url, marker))
+    print(f"task {task_id}: stopped {took:.2f} s after the cancel")  # shown with -rP
     assert took < STOPPED_WITHIN_S, f"stopped after {took:.1f} s"
     detail = svc.detail(task_id)
     assert detail.task.status == pb.TASK_STATUS_CANCELED
@@ -179,8 +180,9 @@ def test_canceling_a_schedule_stops_its_running_firing_and_every_later_one(
 
 @pytest.mark.postgres
 def test_a_cancel_through_another_replica_stops_the_run(
-    start_service: Start, pg_url: Any, fresh_pg_url: Any, tmp_path: Path
+    fresh_pg_url: Any, pg_url: Any, tmp_path: Path, start_service: Start
 ) -> None:
+    # (the task store's database first: it is dropped after the services have stopped)
     store = fresh_pg_url.render_as_string(hide_password=False)
     first = start_service(config_with(tmp_path / "a", store, pg=pg_url))
     second = start_service(config_with(tmp_path / "b", store, pg=pg_url))
