@@ -27,7 +27,7 @@ def main() -> int:
         print(f"bot: {exc}", file=sys.stderr)
         return 2
     client = with_rate_limit_retries(WebClient(token=settings.bot_token, base_url=settings.api_url))
-    service = ServiceClient(settings.service_addr, settings.service_token)
+    service = ServiceClient.from_settings(settings)
     app = build_app(settings, client, service)
     delivery = Delivery(
         client,

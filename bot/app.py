@@ -91,7 +91,7 @@ def build_app(
     client = with_rate_limit_retries(
         client or WebClient(token=settings.bot_token, base_url=settings.api_url)
     )
-    service = service or ServiceClient(settings.service_addr, settings.service_token)
+    service = service or ServiceClient.from_settings(settings)
     app = App(
         client=client,
         signing_secret=settings.signing_secret,

@@ -1,16 +1,20 @@
 """The gRPC client of the woxqaq service, acting as a Slack user.
 
 Every call names the acting user in `x-woxqaq-user` (the Slack user id) and carries the
-bearer token when one is configured. Calls have deadlines: a listener never waits for ever.
+bearer token when one is configured; the bot's principal must act for everyone
+(`acts_for = ["*"]`, or `server.token`). TLS when a CA file or a client certificate is set.
+Calls have deadlines: a listener never waits for ever.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
 
+from bot.settings import Settings
 from woxqaq.v1 import notification_service_pb2 as npb
 from woxqaq.v1 import notification_service_pb2_grpc as npb_grpc
 from woxqaq.v1 import task_service_pb2 as pb
@@ -20,13 +24,29 @@ DEFAULT_TIMEOUT_S = 10.0
 
 
 class ServiceClient:
-    def __init__(self, addr: str, token: str = "", *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        addr: str,
+        token: str = "",
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        ca_file: str = "",
+        cert_file: str = "",
+        key_file: str = "",
+    ) -> None:
         self.addr = addr
         self._token = token
         self.timeout_s = timeout_s
-        self.channel = grpc.insecure_channel(
-            addr, options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)]
-        )
+        options = [("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+        if ca_file or cert_file:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_read(ca_file),
+                private_key=_read(key_file),
+                certificate_chain=_read(cert_file),
+            )
+            self.channel = grpc.secure_channel(addr, credentials, options=options)
+        else:
+            self.channel = grpc.insecure_channel(addr, options=options)
         self.tasks = pb_grpc.TaskServiceStub(self.channel)
         self.notifications = npb_grpc.NotificationServiceStub(self.channel)
 
@@ -37,6 +57,16 @@ class ServiceClient:
         if self._token:
             md.append(("authorization", f"Bearer {self._token}"))
         return md
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServiceClient:
+        return cls(
+            settings.service_addr,
+            settings.service_token,
+            ca_file=settings.service_ca_file,
+            cert_file=settings.service_cert_file,
+            key_file=settings.service_key_file,
+        )
 
     def close(self) -> None:
         self.channel.close()
@@ -146,3 +176,8 @@ class ServiceClient:
     def save_refs(self, task_id: str, refs: Sequence[npb.MessageRef]) -> None:
         req = npb.SaveMessageRefsRequest(task_id=task_id, refs=list(refs))
         self.notifications.SaveMessageRefs(req, metadata=self._md(), timeout=self.timeout_s)
+
+
+def _read(path: str) -> bytes | None:
+    """A PEM file's bytes; None when not configured (grpc then uses its defaults)."""
+    return Path(path).read_bytes() if path else None

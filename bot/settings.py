@@ -22,6 +22,11 @@ class Settings:
     api_url: str = SLACK_API_URL
     service_addr: str = "127.0.0.1:50051"
     service_token: str = field(default="", repr=False)
+    # TLS to the service: the CA its certificate is checked with; for mutual TLS, the bot's
+    # own certificate and key (its common name is the bot's principal).
+    service_ca_file: str = ""
+    service_cert_file: str = ""
+    service_key_file: str = field(default="", repr=False)
     port: int = 3000
     # Who holds delivery leases: unique per process so two replicas never share one.
     consumer: str = field(default_factory=lambda: f"bot-{socket.gethostname()}-{os.getpid()}")
@@ -53,6 +58,15 @@ class Settings:
                 f"WOXQAQ_SLACK_UPLOAD_MAX_BYTES must be a number of bytes, not {upload_text!r}"
             ) from None
         api_url = env.get("SLACK_API_URL") or SLACK_API_URL
+        tls_files = {
+            name: env.get(name, "")
+            for name in ("WOXQAQ_SERVICE_CA_FILE", "WOXQAQ_SERVICE_CERT", "WOXQAQ_SERVICE_KEY")
+        }
+        for name, path in tls_files.items():
+            if path and not os.path.isfile(path):
+                raise SettingsError(f"{name} names {path}, which is not a readable file")
+        if bool(tls_files["WOXQAQ_SERVICE_CERT"]) != bool(tls_files["WOXQAQ_SERVICE_KEY"]):
+            raise SettingsError("set WOXQAQ_SERVICE_CERT and WOXQAQ_SERVICE_KEY together")
         return cls(
             bot_token=env["SLACK_BOT_TOKEN"],
             signing_secret=env["SLACK_SIGNING_SECRET"],
@@ -60,6 +74,9 @@ class Settings:
             api_url=api_url if api_url.endswith("/") else api_url + "/",
             service_addr=env.get("WOXQAQ_SERVICE_ADDR") or "127.0.0.1:50051",
             service_token=env.get("WOXQAQ_SERVICE_TOKEN", ""),
+            service_ca_file=tls_files["WOXQAQ_SERVICE_CA_FILE"],
+            service_cert_file=tls_files["WOXQAQ_SERVICE_CERT"],
+            service_key_file=tls_files["WOXQAQ_SERVICE_KEY"],
             port=port,
             upload_max_bytes=upload_max_bytes,
         )

@@ -24,6 +24,9 @@ def main() -> int:
     try:
         service = Service(config)
         service.start()
+    except ConfigError as exc:  # a setting that cannot work where it is deployed
+        print(f"woxqaq: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:
         logging.getLogger("service").debug("start-up failed", exc_info=True)
         print(f"woxqaq: cannot start: {exc}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """`woxqaq`: the command-line client of the task service, for people and scripts.
 
-Every command is one or two gRPC calls as --user (metadata x-woxqaq-user). Readable tables
+Every command is one or two gRPC calls, as whoever --token (or a client certificate) proves,
+or as --user (metadata x-woxqaq-user) where the service lets the caller say. Readable tables
 by default, --json for scripts. Exit codes: 0 done, 1 the service refused (the message says
 why), 2 bad usage, 3 the task failed its pre-check or its export failed, 4 service unreachable.
 """
@@ -11,18 +12,21 @@ import argparse
 import getpass
 import json
 import os
+import ssl
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from datetime import UTC
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from service.domain.model import Schedule, Trigger
-from service.domain.schedule import describe_next_firings
+from woxqaq.v1 import identity_service_pb2 as ipb
+from woxqaq.v1 import identity_service_pb2_grpc as ipb_grpc
 from woxqaq.v1 import task_service_pb2 as pb
 from woxqaq.v1 import task_service_pb2_grpc as pb_grpc
 
@@ -65,17 +69,36 @@ def status_name(value: int) -> str:
 
 class Client:
     def __init__(self, args: argparse.Namespace) -> None:
-        self.channel = grpc.insecure_channel(args.addr)
+        self.channel = _channel(args)
         self.stub = pb_grpc.TaskServiceStub(self.channel)
-        self.metadata: list[tuple[str, str]] = [("x-woxqaq-user", args.user)]
+        self.identity = ipb_grpc.IdentityServiceStub(self.channel)
+        # No user named: the service takes the one the credentials prove.
+        self.metadata: list[tuple[str, str]] = [("x-woxqaq-user", args.user)] if args.user else []
         if args.token:
             self.metadata.append(("authorization", f"Bearer {args.token}"))
 
     def __getattr__(self, method: str) -> Any:
-        rpc = getattr(self.stub, method)
+        rpc = getattr(self.identity if method == "WhoAmI" else self.stub, method)
         return lambda request, **kw: rpc(
             request, metadata=self.metadata, timeout=kw.pop("timeout", 120), **kw
         )
+
+
+def _channel(args: argparse.Namespace) -> grpc.Channel:
+    """TLS when a CA file or a client certificate is given (the system's CAs otherwise)."""
+    if not (args.ca_file or args.cert):
+        return grpc.insecure_channel(args.addr)
+    if bool(args.cert) != bool(args.key):
+        raise UsageError("--cert and --key go together: the client certificate and its key")
+    try:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=Path(args.ca_file).read_bytes() if args.ca_file else None,
+            private_key=Path(args.key).read_bytes() if args.key else None,
+            certificate_chain=Path(args.cert).read_bytes() if args.cert else None,
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    return grpc.secure_channel(args.addr, credentials)
 
 
 # -- output -------------------------------------------------------------------------------
@@ -105,11 +128,18 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
 
 
 def _next_runs(s: pb.Schedule) -> str:
-    schedule = Schedule(Trigger.CRON, s.cron, s.timezone or "UTC", s.channel)
+    """The next firings as the service computed them, in the schedule's own timezone."""
     try:
-        return describe_next_firings(schedule, 3) or "never"
+        zone = ZoneInfo(s.timezone or "UTC")
     except (ValueError, KeyError):
-        return "-"
+        zone = ZoneInfo("UTC")
+    return (
+        ", ".join(
+            t.ToDatetime(tzinfo=UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+            for t in s.next_fire_times
+        )
+        or "never"
+    )
 
 
 def _when(ts: Any) -> str:
@@ -245,6 +275,18 @@ def cmd_show(args: argparse.Namespace, client: Client) -> int:
     return EXIT_OK
 
 
+def cmd_whoami(args: argparse.Namespace, client: Client) -> int:
+    me = client.WhoAmI(ipb.WhoAmIRequest())
+    if not me.principal:
+        text = f"{me.user or '(nobody named)'} (the service checks no credentials)"
+    elif me.user != me.principal:
+        text = f"{me.user}, via {me.principal} ({me.method})"
+    else:
+        text = f"{me.user} ({me.method})"
+    emit(args, me, text)
+    return EXIT_OK
+
+
 def cmd_approve(args: argparse.Namespace, client: Client) -> int:
     resp = client.Approve(
         pb.ApproveRequest(task_id=_id(args.task_id), approver=args.user, comment=args.comment)
@@ -331,7 +373,14 @@ def cmd_download(args: argparse.Namespace, client: Client) -> int:
         target = target / filename
     partial = target.with_name(target.name + ".part")
     try:
-        with urllib.request.urlopen(resp.url, timeout=60) as src, partial.open("wb") as out:
+        # The service's own CA also signs its download endpoint's certificate.
+        tls: dict[str, Any] = (
+            {"context": ssl.create_default_context(cafile=args.ca_file)} if args.ca_file else {}
+        )
+        with (
+            urllib.request.urlopen(resp.url, timeout=60, **tls) as src,
+            partial.open("wb") as out,
+        ):
             while chunk := src.read(1 << 20):
                 out.write(chunk)
         partial.replace(target)
@@ -377,13 +426,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--token",
-        default=os.environ.get("WOXQAQ_SERVICE_TOKEN", ""),
-        help="bearer token (env WOXQAQ_SERVICE_TOKEN)",
+        default=os.environ.get("WOXQAQ_TOKEN") or os.environ.get("WOXQAQ_SERVICE_TOKEN", ""),
+        help="your bearer token or identity-provider JWT (env WOXQAQ_TOKEN)",
     )
+    p.add_argument(
+        "--ca-file",
+        default=os.environ.get("WOXQAQ_CA_FILE", ""),
+        help="CA certificate(s) the service's TLS certificate is checked with (env WOXQAQ_CA_FILE)",
+    )
+    p.add_argument(
+        "--cert", default=os.environ.get("WOXQAQ_CERT", ""), help="client certificate (mutual TLS)"
+    )
+    p.add_argument("--key", default=os.environ.get("WOXQAQ_KEY", ""), help="its private key")
     p.add_argument(
         "--user",
         default=None,
-        help="who you act as (env WOXQAQ_USER; default: your login)",
+        help="who you act as (env WOXQAQ_USER; default: who your credentials prove, "
+        "else your login)",
     )
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     # --json also after the command (`woxqaq list --json`); SUPPRESS keeps a subcommand
@@ -433,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--page-size", type=int, default=20)
     s.set_defaults(func=cmd_list)
 
+    command("whoami", help="who the service thinks you are").set_defaults(func=cmd_whoami)
     for name, func, helptext in (
         ("show", cmd_show, "show a task with its history and runs"),
         ("execute", cmd_execute, "start an approved task"),
@@ -470,9 +530,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _resolve_user(given: str | None) -> str:
-    """--user, else WOXQAQ_USER, else the login name; every call must say who acts."""
+def _resolve_user(given: str | None, *, credentials: bool) -> str:
+    """--user, else WOXQAQ_USER; else "" with credentials (the service knows who they
+    prove), else the login name (a service that checks none needs to be told)."""
     user = given if given is not None else os.environ.get("WOXQAQ_USER", "")
+    if given is None and not user.strip() and credentials:
+        return ""
     if given is None and not user.strip():
         try:
             user = getpass.getuser()
@@ -505,11 +568,11 @@ def _unreachable(exc: grpc.RpcError) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.user = _resolve_user(args.user)
+        args.user = _resolve_user(args.user, credentials=bool(args.token or args.cert))
+        client = Client(args)
     except UsageError as exc:
         print(f"woxqaq: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    client = Client(args)
     try:
         return int(args.func(args, client))
     except UsageError as exc:

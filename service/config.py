@@ -8,6 +8,7 @@ has a default: an empty or missing file starts the embedded setup (SQLite task s
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -15,7 +16,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy.engine import make_url
 
 DEMO_DATASOURCE = "demo"
@@ -30,10 +38,26 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TlsConfig(_Section):
+    cert_file: Path
+    key_file: Path
+    # Mutual TLS: every client presents a certificate signed by this CA; its common name is
+    # its principal's name.
+    client_ca_file: Path | None = None
+
+    def files(self) -> dict[str, Path]:
+        """The files by their config key, to check where the service starts."""
+        named = {"cert_file": self.cert_file, "key_file": self.key_file}
+        return named | ({"client_ca_file": self.client_ca_file} if self.client_ca_file else {})
+
+
 class ServerConfig(_Section):
     listen: str = "127.0.0.1:50051"
-    # Bearer token every gRPC call must carry; empty disables the check (local use only).
-    token: str = ""
+    # Bearer token of one principal ("server.token") that may act for every user.
+    token: str = Field(default="", repr=False)
+    # Listening beyond loopback with no way to authenticate callers is refused unless set.
+    allow_unauthenticated: bool = False
+    tls: TlsConfig | None = None
     data_dir: Path = Path(".woxqaq")
     # Accept a raw SQLAlchemy URL in SubmitTaskRequest.dsn instead of a registry name.
     allow_raw_dsn: bool = False
@@ -141,6 +165,62 @@ class DatasourceConfig(_Section):
         return v
 
 
+class PrincipalConfig(_Section):
+    """Who a token (or a client certificate's common name) is, and for whom it may act."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    token: str = Field(default="", repr=False)
+    token_sha256: str = Field(default="", repr=False)
+    # Users this principal may name in x-woxqaq-user; ["*"]: any (a client that verified
+    # its users itself, such as the Slack bot).
+    acts_for: tuple[str, ...] = ()
+
+    @field_validator("token_sha256")
+    @classmethod
+    def _hex_digest(cls, v: str) -> str:
+        if v and not re.fullmatch(r"[0-9a-fA-F]{64}", v):
+            raise ValueError("is not a SHA-256 hex digest (64 hex digits): sha256sum of the token")
+        return v.lower()
+
+
+JwtAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"
+]
+
+
+class JwtConfig(_Section):
+    """Tokens of the company's identity provider, checked against its published keys."""
+
+    issuer: Annotated[str, Field(min_length=1)]
+    audience: Annotated[str, Field(min_length=1)]
+    jwks_url: Annotated[str, Field(pattern=r"^https?://")]
+    user_claim: str = "sub"
+    # Public-key algorithms only: `none` and shared-secret HS* are never accepted.
+    algorithms: Annotated[tuple[JwtAlgorithm, ...], Field(min_length=1)] = ("RS256", "ES256")
+    leeway_s: Annotated[int, Field(ge=0, le=300)] = 30
+    # How long fetched keys are kept; an unknown key id refetches them at most once per
+    # jwks_refresh_cooldown_s (key rotation without a restart, no fetch storm).
+    jwks_cache_s: Annotated[int, Field(ge=1, le=86400)] = 300
+    jwks_refresh_cooldown_s: Annotated[float, Field(ge=0, le=3600)] = 30
+
+
+class AuthConfig(_Section):
+    principals: tuple[PrincipalConfig, ...] = ()
+    jwt: JwtConfig | None = None
+
+    @field_validator("principals")
+    @classmethod
+    def _unique_names(cls, v: tuple[PrincipalConfig, ...]) -> tuple[PrincipalConfig, ...]:
+        names = [p.name for p in v]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"principal {name!r} is configured twice")
+        for p in v:
+            if p.token and p.token_sha256:
+                raise ValueError(f"principal {p.name!r}: give token or token_sha256, not both")
+        return v
+
+
 class DemoConfig(_Section):
     approvers: tuple[str, ...] = ("approver",)
     approval_channel: str = ""
@@ -148,12 +228,34 @@ class DemoConfig(_Section):
 
 class Config(_Section):
     server: ServerConfig = ServerConfig()
+    auth: AuthConfig = AuthConfig()
     task_store: TaskStoreConfig = TaskStoreConfig()
     export: ExportConfig = ExportConfig()
     storage: StorageConfig = StorageConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     demo: DemoConfig = DemoConfig()
     datasources: dict[str, DatasourceConfig] = {}
+
+    @model_validator(mode="after")
+    def _principals_can_authenticate(self) -> Config:
+        mutual_tls = self.server.tls is not None and self.server.tls.client_ca_file is not None
+        for p in self.auth.principals:
+            if not (p.token or p.token_sha256 or mutual_tls):
+                raise ValueError(
+                    f"auth.principals: {p.name!r} has no token or token_sha256 (without "
+                    "server.tls.client_ca_file it can only be a certificate's name)"
+                )
+        return self
+
+    @property
+    def authenticates(self) -> bool:
+        """Some way to prove who calls is configured."""
+        return bool(
+            self.server.token
+            or self.auth.principals
+            or self.auth.jwt
+            or (self.server.tls and self.server.tls.client_ca_file)
+        )
 
     @property
     def embedded(self) -> bool:
@@ -175,6 +277,17 @@ class Config(_Section):
     @property
     def demo_database_path(self) -> Path:
         return self.server.data_dir / "demo.db"
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether `host:port` (or `[v6]:port`) listens on this machine only."""
+    host = listen.rpartition(":")[0].strip("[]") if ":" in listen else listen
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name, or empty (every interface): assume it is reachable
 
 
 def _interpolate(value: Any, where: str) -> Any:

@@ -261,11 +261,16 @@ class Exports:
             if status is RunStatus.CANCELED:  # the task is CANCELED already
                 action, detail = "run_canceled", f"run {run_id}: {outcome['error']}"
             else:
-                if not task.schedule.is_cron:
-                    tx.set_status(
-                        task.id,
-                        TaskStatus.EXECUTE_SUCCESS if ok else TaskStatus.EXECUTE_FAILED,
-                        expected={TaskStatus.EXECUTING},
+                if not task.schedule.is_cron and not tx.set_status(
+                    task.id,
+                    TaskStatus.EXECUTE_SUCCESS if ok else TaskStatus.EXECUTE_FAILED,
+                    expected={TaskStatus.EXECUTING},
+                ):
+                    # The task left EXECUTING while its run worked: the run's own outcome is
+                    # still recorded, but the task keeps the state it was given.
+                    log.warning(
+                        "run ended after its task had moved on; task state left as it is",
+                        extra={"task_id": task.id, "run_id": run_id},
                     )
                 action = "run_succeeded" if ok else "run_failed"
                 detail = (

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-_CONTEXT_KEYS = ("task_id", "run_id", "status", "error")
+_CONTEXT_KEYS = ("task_id", "run_id", "status", "error", "user", "principal")
 
 
 class _ContextFormatter(logging.Formatter):

@@ -18,10 +18,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from service.api import notification_servicer
-from service.api.interceptors import BearerTokenInterceptor, UnreadableRequestInterceptor
+from service.api.identity_servicer import SERVICE_NAME as IDENTITY_SERVICE
+from service.api.identity_servicer import IdentityServicer
+from service.api.interceptors import AuthInterceptor, UnreadableRequestInterceptor
 from service.api.task_servicer import TaskServicer
 from service.api.upload_servicer import UploadServicer
-from service.config import Config
+from service.auth import Authenticator
+from service.config import Config, ConfigError, TlsConfig, is_loopback
 from service.datasources import DatasourceRegistry
 from service.demo import ensure_demo_database
 from service.exports import Exports
@@ -32,6 +35,7 @@ from service.storage.local import LocalStore
 from service.store.repository import TaskStore
 from service.tasks import TaskManager
 from woxqaq.v1 import (
+    identity_service_pb2_grpc,
     task_service_pb2,
     task_service_pb2_grpc,
     upload_service_pb2,
@@ -44,7 +48,24 @@ SERVICE_NAMES = (
     task_service_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
     upload_service_pb2.DESCRIPTOR.services_by_name["UploadService"].full_name,
     notification_servicer.SERVICE_NAME,
+    IDENTITY_SERVICE,
 )
+
+
+def check_tls_files(tls: TlsConfig | None) -> None:
+    for key, path in (tls.files() if tls else {}).items():
+        if not path.is_file():
+            raise ConfigError(f"config key server.tls.{key}: file {path} does not exist")
+
+
+def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
+    """TLS for the gRPC port; with a client CA, every client shows a certificate it signed."""
+    ca = tls.client_ca_file.read_bytes() if tls.client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
+        root_certificates=ca,
+        require_client_auth=ca is not None,
+    )
 
 
 class Service:
@@ -59,6 +80,15 @@ class Service:
     ) -> None:
         self.config = config
         self.listen = listen or config.server.listen
+        check_tls_files(config.server.tls)
+        if not (
+            config.authenticates or config.server.allow_unauthenticated or is_loopback(self.listen)
+        ):
+            raise ConfigError(
+                f"server.listen {self.listen} is reachable beyond this machine and no caller "
+                "can be authenticated: configure auth.principals, auth.jwt, server.token or "
+                "server.tls.client_ca_file, or set server.allow_unauthenticated = true"
+            )
         self.instance_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         config.server.data_dir.mkdir(parents=True, exist_ok=True)
         if config.embedded:
@@ -88,10 +118,10 @@ class Service:
 
     def _build_server(self) -> grpc.Server:
         limit = self.config.server.max_message_bytes
-        interceptors: list[grpc.ServerInterceptor] = (
-            [BearerTokenInterceptor(self.config.server.token)] if self.config.server.token else []
-        )
-        interceptors.append(UnreadableRequestInterceptor())
+        interceptors: list[grpc.ServerInterceptor] = [
+            AuthInterceptor(Authenticator(self.config)),
+            UnreadableRequestInterceptor(),
+        ]
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"),
             interceptors=interceptors,
@@ -109,6 +139,7 @@ class Service:
             UploadServicer(self.config, self.objects), server
         )
         notification_servicer.register(server, self.config, self.store, self.registry)
+        identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -120,7 +151,12 @@ class Service:
             self.objects.serve()  # the signed-link download endpoint
         self.exports.start()
         self._server = self._build_server()
-        self.port = self._server.add_insecure_port(self.listen)
+        tls = self.config.server.tls
+        self.port = (
+            self._server.add_secure_port(self.listen, server_credentials(tls))
+            if tls
+            else self._server.add_insecure_port(self.listen)
+        )
         if self.port == 0:
             raise OSError(f"cannot listen on {self.listen}: the address is taken or invalid")
         self._server.start()

@@ -8,6 +8,7 @@ recorded together or not at all.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -15,7 +16,13 @@ from typing import Protocol
 from service.config import Config
 from service.datasources import Datasource, DatasourceRegistry
 from service.domain import workflow
-from service.domain.errors import InvalidRequest, NotFound, Unavailable, WrongState
+from service.domain.errors import (
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+    WrongState,
+)
 from service.domain.model import (
     Executor,
     ExportSpec,
@@ -90,7 +97,7 @@ class TaskManager:
 
     # -- submit and pre-check ------------------------------------------------------------
 
-    def submit(self, new: NewTask, submitter: str) -> Task:
+    def submit(self, new: NewTask, submitter: str, *, via: str = "") -> Task:
         """Record the task, pre-check it, and return it as APPROVING or PRE_CHECK_FAILED."""
         _require_actor(submitter, "x-woxqaq-user metadata (the submitter)")
         _validate_sizes(new)
@@ -108,19 +115,17 @@ class TaskManager:
                 required_approvals=ds.required_approvals,
                 status=S.PRE_CHECK,
             )
-            tx.add_event(task_id, submitter, "submit", new.spec.reason)
+            tx.add_event(task_id, submitter, "submit", new.spec.reason, principal=via)
 
         # The pre-check reads the live schema: outside the write transaction, so a slow
         # datasource never holds the task store's lock.
         problems = self._precheck(new, ds)
         with self.store.write() as tx:
             if problems:
-                tx.set_status(
-                    task_id, S.PRE_CHECK_FAILED, expected={S.PRE_CHECK}, precheck_messages=problems
-                )
+                _move(tx, task_id, S.PRE_CHECK_FAILED, {S.PRE_CHECK}, precheck_messages=problems)
                 tx.add_event(task_id, "pre-check", "precheck_failed", "\n".join(problems))
             else:
-                tx.set_status(task_id, S.APPROVING, expected={S.PRE_CHECK}, precheck_messages=[])
+                _move(tx, task_id, S.APPROVING, {S.PRE_CHECK}, precheck_messages=[])
                 tx.add_event(task_id, "pre-check", "precheck_passed")
                 if new.schedule.is_cron:  # what the approvers approve, in plain dates
                     tx.add_event(
@@ -153,13 +158,13 @@ class TaskManager:
 
     # -- decisions -----------------------------------------------------------------------
 
-    def approve(self, task_id: int, approver: str, comment: str = "") -> Task:
-        return self._vote(task_id, approver, comment, approve=True)
+    def approve(self, task_id: int, approver: str, comment: str = "", *, via: str = "") -> Task:
+        return self._vote(task_id, approver, comment, approve=True, via=via)
 
-    def reject(self, task_id: int, approver: str, comment: str = "") -> Task:
-        return self._vote(task_id, approver, comment, approve=False)
+    def reject(self, task_id: int, approver: str, comment: str = "", *, via: str = "") -> Task:
+        return self._vote(task_id, approver, comment, approve=False, via=via)
 
-    def _vote(self, task_id: int, actor: str, comment: str, *, approve: bool) -> Task:
+    def _vote(self, task_id: int, actor: str, comment: str, *, approve: bool, via: str) -> Task:
         _require_actor(actor, "approver")
         _check_len(comment, MAX_COMMENT, "comment")
         launch_run: int | None = None
@@ -172,13 +177,13 @@ class TaskManager:
                 raise WrongState(f"you have already {word} task {task_id}; a vote counts once")
             workflow.check_can_vote(task, actor, ds.approvers)
             approvals = tx.add_vote(task_id, actor, approve=approve, comment=comment)
-            tx.add_event(task_id, actor, "approve" if approve else "reject", comment)
+            tx.add_event(task_id, actor, "approve" if approve else "reject", comment, principal=via)
             if not approve:
-                tx.set_status(task_id, S.NOT_APPROVED, expected={S.APPROVING})
+                _move(tx, task_id, S.NOT_APPROVED, {S.APPROVING})
                 tx.notify(task_id, "rejected", actor=actor)
             elif workflow.quorum_reached(approvals, task.required_approvals):
-                tx.set_status(task_id, S.APPROVED, expected={S.APPROVING})
-                tx.add_event(task_id, actor, "approved", f"{approvals} approval(s)")
+                _move(tx, task_id, S.APPROVED, {S.APPROVING})
+                tx.add_event(task_id, actor, "approved", f"{approvals} approval(s)", principal=via)
                 tx.notify(task_id, "approved", actor=actor)
                 if task.spec.executor is Executor.AUTO and not task.schedule.is_cron:
                     launch_run = self._start_run(tx, task, AUTO_EXECUTOR)
@@ -189,7 +194,7 @@ class TaskManager:
             self._launch(task, launch_run)
         return task
 
-    def cancel(self, task_id: int, operator: str, comment: str = "") -> Task:
+    def cancel(self, task_id: int, operator: str, comment: str = "", *, via: str = "") -> Task:
         """Cancel the task; a run of it in progress (the task EXECUTING, or a firing of its
         schedule) is stopped: its statement interrupted, nothing published, the run ended
         as canceled by `operator` once the export has let go of the database."""
@@ -200,9 +205,9 @@ class TaskManager:
             running = tx.executing_run(task_id)
             approvers = self._approvers(task)
             workflow.check_can_cancel(task, operator, approvers, running=running is not None)
-            tx.set_status(task_id, S.CANCELED, expected=workflow.CANCELABLE)
+            _move(tx, task_id, S.CANCELED, workflow.CANCELABLE)
             note = comment if running is None else f"run {running.id} stopped. {comment}".strip()
-            tx.add_event(task_id, operator, "cancel", note)
+            tx.add_event(task_id, operator, "cancel", note, principal=via)
             tx.notify(task_id, "canceled", actor=operator)
             task = tx.get_task(task_id)
         if running is not None and self.launcher is not None:
@@ -222,23 +227,23 @@ class TaskManager:
 
     # -- execution -----------------------------------------------------------------------
 
-    def execute(self, task_id: int, executor: str) -> int:
+    def execute(self, task_id: int, executor: str, *, via: str = "") -> int:
         """Start a run by hand; returns its id at once (the export runs in the background)."""
         _require_actor(executor, "executor")
         with self.store.write() as tx:
             task = tx.get_task(task_id, lock=True)
             ds = self.registry.get(task.datasource)
             workflow.check_can_execute(task, executor, ds.approvers)
-            run_id = self._start_run(tx, task, executor)
+            run_id = self._start_run(tx, task, executor, via=via)
         self._launch(task, run_id)
         return run_id
 
-    def _start_run(self, tx: Tx, task: Task, executor: str) -> int:
+    def _start_run(self, tx: Tx, task: Task, executor: str, *, via: str = "") -> int:
         if self.launcher is None:
             raise Unavailable("this service has no export workers configured")
-        tx.set_status(task.id, S.EXECUTING, expected=workflow.EXECUTABLE)
+        _move(tx, task.id, S.EXECUTING, workflow.EXECUTABLE)
         run_id = tx.add_run(task.id, executor, owner=self.instance_id)
-        tx.add_event(task.id, executor, "execute", f"run {run_id}")
+        tx.add_event(task.id, executor, "execute", f"run {run_id}", principal=via)
         tx.notify(task.id, "run_started", actor=executor, run_id=run_id)
         return run_id
 
@@ -341,16 +346,30 @@ class TaskManager:
             task = tx.get_task(task_id)
             self._check_visible(task, user)
             if run_id is None:
-                run = tx.latest_successful_run(task_id)
-                if run is None:
+                latest = tx.latest_successful_run(task_id)
+                if latest is None:
                     raise WrongState(f"task {task_id} has no finished export to download yet")
-                return run
+                self._check_may_download(task, latest, user)
+                return latest
             run = tx.get_run(run_id)
             if run.task_id != task_id:
                 raise NotFound(f"run {run_id} does not belong to task {task_id}")
             if run.status is not RunStatus.SUCCESS:
                 raise WrongState(f"run {run_id} has no file: it is {run.status.name.lower()}")
-            return run
+        self._check_may_download(task, run, user)
+        return run
+
+    def _check_may_download(self, task: Task, run: Run, user: str) -> None:
+        """The data goes to the submitter, the datasource's approvers and viewers, and the
+        person who ran it; seeing that a task exists is not enough."""
+        ds = self.registry.get(task.datasource)
+        if user and user in {task.submitter, run.executor, *ds.approvers, *ds.viewers}:
+            return
+        raise PermissionDenied(
+            f"{user or 'an unnamed caller'} may not download task {task.id}'s file: it goes to "
+            "its submitter, the approvers and viewers of datasource "
+            f"{task.datasource!r}, and whoever ran it"
+        )
 
     def _visible_datasources(self, user: str) -> frozenset[str] | None:
         if not self.config.server.restrict_visibility:
@@ -363,6 +382,25 @@ class TaskManager:
         visible = self._visible_datasources(user)
         if visible is not None and task.submitter != user and task.datasource not in visible:
             raise NotFound(f"task {task.id} does not exist")
+
+
+def _move(
+    tx: Tx,
+    task_id: int,
+    status: TaskStatus,
+    expected: Collection[TaskStatus],
+    *,
+    precheck_messages: Sequence[str] | None = None,
+) -> None:
+    """The guarded status change of every use case: when another request moved the task
+    first, this one loses with the task's real state, and raising rolls back whatever it
+    had written in the transaction (its events and notifications)."""
+    if not tx.set_status(task_id, status, expected=expected, precheck_messages=precheck_messages):
+        now = tx.get_task(task_id).status
+        raise WrongState(
+            f"task {task_id} is {workflow.status_label(now)}: another request changed it at "
+            f"the same moment, so it cannot become {workflow.status_label(status)}"
+        )
 
 
 def _record_unrun(

@@ -21,6 +21,7 @@ from bot.blocks.common import (
     fields,
     header,
     message,
+    own_words,
     plain,
     section,
     status_label,
@@ -111,7 +112,7 @@ def decision_line(task: pb.TaskListData, events: Sequence[pb.TaskEvent]) -> str:
         e = t.last_event(events, "reject")
         if e is None:
             return ":x: *Rejected*"
-        why, _ = clip_escaped(e.comment.strip(), 1500)
+        why, _ = clip_escaped(own_words(e.comment).strip(), 1500)
         return f":x: *Rejected* by {user(e.actor)} {when(e.time)}" + (f": {why}" if why else "")
     if status == pb.TASK_STATUS_CANCELED:
         e = t.last_event(events, "cancel")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -91,6 +92,15 @@ def clip(text: str, limit: int) -> str:
 def escape(text: str) -> str:
     """Slack mrkdwn control characters as entities, so user input cannot mention or link."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+VIA_MARKER = re.compile(r"^\[via [^\]]*\] ?")
+
+
+def own_words(comment: str) -> str:
+    """A person's comment without the service's "[via CLIENT] " marker (the client that
+    acted for them, which in Slack is this bot)."""
+    return VIA_MARKER.sub("", comment, count=1)
 
 
 def clip_escaped(text: str, limit: int) -> tuple[str, bool]:

@@ -17,11 +17,10 @@ from bot.blocks.common import (
     clip_escaped,
     code_block,
     escape,
+    own_words,
     section,
     when,
 )
-from service.domain.model import Schedule, Trigger
-from service.domain.schedule import next_fire_times
 from woxqaq.v1 import task_service_pb2 as pb
 
 SQL_PREVIEW = 2400  # leaves room in a 50-block message; the rest is behind "Show full SQL"
@@ -37,7 +36,7 @@ class Vote:
 
 def votes(events: Sequence[pb.TaskEvent]) -> list[Vote]:
     return [
-        Vote(e.actor, e.action == "approve", e.comment, as_datetime(e.time))
+        Vote(e.actor, e.action == "approve", own_words(e.comment), as_datetime(e.time))
         for e in events
         if e.action in ("approve", "reject")
     ]
@@ -92,17 +91,13 @@ def schedule_line(task: pb.TaskListData) -> str:
     return f"`{escape(s.cron)}` ({escape(s.timezone or 'UTC')}){where}"
 
 
-def next_runs(task: pb.TaskListData, count: int = 3, after: datetime | None = None) -> str:
-    """The schedule's next firings as dates Slack shows in the reader's time zone."""
+def next_runs(task: pb.TaskListData, count: int = 3) -> str:
+    """The schedule's next firings, as the service computed them, as dates Slack shows in
+    the reader's time zone."""
     s = task.schedule
     if s.trigger != pb.TRIGGER_KIND_CRON:
         return ""
-    schedule = Schedule(Trigger.CRON, s.cron, s.timezone or "UTC", s.channel)
-    try:
-        times = next_fire_times(schedule, count, after)
-    except (ValueError, KeyError):  # the pre-check says what is wrong with it
-        return "—"
-    return ", ".join(when(t) for t in times) or "never"
+    return ", ".join(when(t) for t in s.next_fire_times[:count]) or "—"
 
 
 def reason(ded: pb.DataExportDetail, limit: int = 1500) -> str:

@@ -24,6 +24,7 @@ from bot.blocks.common import (
     human_size,
     message,
     mrkdwn,
+    own_words,
     plain,
     section,
     status_label,
@@ -173,6 +174,6 @@ SYSTEM_ACTORS = ("pre-check", "export", "auto", "scheduler")
 def _event_line(e: pb.TaskEvent) -> str:
     who = escape(e.actor) if e.actor in SYSTEM_ACTORS else user(e.actor)
     line = f"{when(e.time)} · {who} · {escape(e.action)}"
-    if e.comment:
-        line += f": {clip_escaped(e.comment, 150)[0]}"
+    if comment := own_words(e.comment):
+        line += f": {clip_escaped(comment, 150)[0]}"
     return line

@@ -25,6 +25,7 @@ from service.domain.model import (
     TaskStatus,
     Trigger,
 )
+from service.domain.schedule import next_fire_times
 from service.tasks import NewTask
 from woxqaq.v1 import task_service_pb2 as pb
 
@@ -161,8 +162,27 @@ def spec_to_pb(spec: ExportSpec) -> pb.DataExportDetail:
     return ded
 
 
-def schedule_to_pb(s: Schedule) -> pb.Schedule:
-    return pb.Schedule(trigger=wire(s.trigger), cron=s.cron, timezone=s.timezone, channel=s.channel)
+# A schedule that may still fire: its next firings are shown (approvers see what they approve).
+FIRING_STATES = frozenset({TaskStatus.PRE_CHECK_SUCCESS, TaskStatus.APPROVING, TaskStatus.APPROVED})
+NEXT_FIRINGS = 3
+
+
+def schedule_to_pb(s: Schedule, *, may_fire: bool = False) -> pb.Schedule:
+    """The schedule; with `may_fire`, its next firings computed here, so every client shows
+    the same dates whatever its own tzdata and cron library."""
+    upcoming: list[datetime] = []
+    if may_fire and s.is_cron:
+        try:
+            upcoming = next_fire_times(s, NEXT_FIRINGS)
+        except (ValueError, KeyError):  # a bad expression or zone: the pre-check says so
+            upcoming = []
+    return pb.Schedule(
+        trigger=wire(s.trigger),
+        cron=s.cron,
+        timezone=s.timezone,
+        channel=s.channel,
+        next_fire_times=[timestamp(t) for t in upcoming],
+    )
 
 
 def task_to_pb(task: Task) -> pb.TaskListData:
@@ -176,7 +196,7 @@ def task_to_pb(task: Task) -> pb.TaskListData:
         submitter=task.submitter,
         status=wire(task.status),
         ded=spec_to_pb(task.spec),
-        schedule=schedule_to_pb(task.schedule),
+        schedule=schedule_to_pb(task.schedule, may_fire=task.status in FIRING_STATES),
     )
 
 
@@ -195,6 +215,9 @@ def run_to_pb(run: Run) -> pb.TaskRun:
 
 
 def event_to_pb(event: Event) -> pb.TaskEvent:
+    """`actor` is the user; a principal that acted for them leads the comment as
+    "[via NAME] " (TaskEvent has no field of its own for it)."""
+    comment = f"[via {event.principal}] {event.comment}" if event.principal else event.comment
     return pb.TaskEvent(
-        actor=event.actor, action=event.action, comment=event.comment, time=timestamp(event.time)
+        actor=event.actor, action=event.action, comment=comment.rstrip(), time=timestamp(event.time)
     )

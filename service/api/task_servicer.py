@@ -8,6 +8,7 @@ import grpc
 
 from service.api import convert
 from service.api.errors import abort_for, maps_errors
+from service.api.interceptors import current_caller
 from service.domain.errors import InvalidRequest, PermissionDenied
 from service.domain.model import TaskQuery
 from service.exports import Exports
@@ -15,28 +16,25 @@ from service.tasks import TaskManager
 from woxqaq.v1 import task_service_pb2 as pb
 from woxqaq.v1 import task_service_pb2_grpc as pb_grpc
 
-USER_HEADER = "x-woxqaq-user"
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
 
-def acting_user(context: grpc.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == USER_HEADER:
-            return value.strip() if isinstance(value, str) else ""
-    return ""
+def acting_user() -> str:
+    """The user this call acts as, proven by its credentials (see AuthInterceptor)."""
+    return current_caller().user
 
 
-def named_actor(context: grpc.ServicerContext, actor: str, field: str) -> str:
+def named_actor(actor: str, field: str) -> str:
     """The actor a request names, which must be the caller when the caller says who they are."""
     actor = actor.strip()
-    user = acting_user(context)
+    user = acting_user()
     if not actor:
         if user:
             return user
         raise InvalidRequest(f"{field} is empty: say who is acting")
     if user and user != actor:
-        raise PermissionDenied(f"{USER_HEADER} {user!r} may not act as {field} {actor!r}")
+        raise PermissionDenied(f"you act as {user!r} and may not name {field} {actor!r}")
     return actor
 
 
@@ -49,7 +47,9 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
     def SubmitTask(
         self, request: pb.SubmitTaskRequest, context: grpc.ServicerContext
     ) -> pb.SubmitTaskResponse:
-        task = self.tasks.submit(convert.new_task_from_pb(request), acting_user(context))
+        task = self.tasks.submit(
+            convert.new_task_from_pb(request), acting_user(), via=current_caller().via
+        )
         # ok says whether the task passed its pre-check; when it did not, the task is
         # recorded as PRE_CHECK_FAILED and GetTaskDetail gives precheck_messages.
         return pb.SubmitTaskResponse(ok=not task.precheck_messages, task_id=str(task.id))
@@ -59,7 +59,7 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
         self, request: pb.GetTaskDetailRequest, context: grpc.ServicerContext
     ) -> pb.GetTaskDetailResponse:
         task_id = convert.task_id_from_string(request.task_id)
-        detail = self.tasks.detail(task_id, acting_user(context))
+        detail = self.tasks.detail(task_id, acting_user())
         return pb.GetTaskDetailResponse(
             ok=True,
             ded=convert.spec_to_pb(detail.task.spec),
@@ -78,7 +78,7 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
         page_size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         page = self.tasks.list(
             TaskQuery(
-                user=acting_user(context),
+                user=acting_user(),
                 kind=convert.kind_from_pb(request.kind),
                 status=convert.status_from_pb(request.status),
                 datasource=request.dsn.strip(),
@@ -101,7 +101,10 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
     ) -> pb.ApproveResponse:
         task_id = convert.task_id_from_int(request.task_id)
         self.tasks.approve(
-            task_id, named_actor(context, request.approver, "approver"), request.comment
+            task_id,
+            named_actor(request.approver, "approver"),
+            request.comment,
+            via=current_caller().via,
         )
         return pb.ApproveResponse(ok=True)
 
@@ -109,7 +112,10 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
     def Reject(self, request: pb.RejectRequest, context: grpc.ServicerContext) -> pb.RejectResponse:
         task_id = convert.task_id_from_int(request.task_id)
         self.tasks.reject(
-            task_id, named_actor(context, request.approver, "approver"), request.comment
+            task_id,
+            named_actor(request.approver, "approver"),
+            request.comment,
+            via=current_caller().via,
         )
         return pb.RejectResponse(ok=True)
 
@@ -117,7 +123,10 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
     def Cancel(self, request: pb.CancelRequest, context: grpc.ServicerContext) -> pb.CancelResponse:
         task_id = convert.task_id_from_int(request.task_id)
         self.tasks.cancel(
-            task_id, named_actor(context, request.operator, "operator"), request.comment
+            task_id,
+            named_actor(request.operator, "operator"),
+            request.comment,
+            via=current_caller().via,
         )
         return pb.CancelResponse(ok=True)
 
@@ -126,7 +135,9 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
         self, request: pb.ExecuteRequest, context: grpc.ServicerContext
     ) -> pb.ExecuteResponse:
         task_id = convert.task_id_from_int(request.task_id)
-        run_id = self.tasks.execute(task_id, named_actor(context, request.executor, "executor"))
+        run_id = self.tasks.execute(
+            task_id, named_actor(request.executor, "executor"), via=current_caller().via
+        )
         return pb.ExecuteResponse(ok=True, run_id=str(run_id))
 
     @maps_errors
@@ -137,7 +148,7 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
         run_id = convert.task_id_from_string(request.run_id, "run_id") if request.run_id else None
         if request.expires_in < 0:
             raise InvalidRequest("expires_in must not be negative; 0 means the default")
-        run = self.tasks.run_for_download(task_id, run_id, acting_user(context))
+        run = self.tasks.run_for_download(task_id, run_id, acting_user())
         link = self.exports.download_link(run, request.expires_in)
         return pb.GetDownloadUrlResponse(
             url=link.url, expire_time=convert.timestamp(link.expires_at), filename=run.filename
@@ -148,7 +159,7 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
     ) -> Iterator[pb.TaskProgress]:
         try:
             task_id = convert.task_id_from_string(request.task_id)
-            self.tasks.detail(task_id, acting_user(context))  # exists and visible to the caller
+            self.tasks.detail(task_id, acting_user())  # exists and visible to the caller
             for p in self.exports.watch(task_id, is_active=context.is_active):
                 yield pb.TaskProgress(
                     task_id=str(task_id),

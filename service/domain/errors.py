@@ -15,6 +15,10 @@ class NotFound(WoxqaqError):
     """A task, run or datasource that does not exist (or that the user may not see)."""
 
 
+class Unauthenticated(WoxqaqError):
+    """The caller proved no identity: a missing, wrong, expired or foreign credential."""
+
+
 class PermissionDenied(WoxqaqError):
     """The actor may not do this: not an approver, self-approval, not the executor."""
 

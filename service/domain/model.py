@@ -125,6 +125,8 @@ class Event:
     action: str
     comment: str
     time: datetime
+    # The authenticated principal that acted for `actor` (the bot for a Slack user), else "".
+    principal: str = ""
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from service.config import Config, ConfigError
+import logging
+import ssl
+
+from service.config import Config, ConfigError, is_loopback
 from service.storage.base import ObjectStore
 from service.storage.local import SIGNING_KEY_BYTES, LocalStore, load_or_create_signing_key
 from service.storage.s3 import S3Store
+
+log = logging.getLogger(__name__)
 
 
 def build_object_store(config: Config) -> ObjectStore:
@@ -41,4 +46,23 @@ def build_object_store(config: Config) -> ObjectStore:
         signing_key=signing_key,
         public_url=local.public_url,
         listen=local.http_listen,
+        tls=_download_tls(config),
     )
+
+
+def _download_tls(config: Config) -> ssl.SSLContext | None:
+    """The download endpoint speaks TLS, with the gRPC port's certificate, when it is served
+    beyond loopback: signed links are bearer secrets and the files are the data itself."""
+    tls = config.server.tls
+    if is_loopback(config.storage.local.http_listen):
+        return None
+    if tls is None:
+        log.warning(
+            "the download endpoint %s is reachable beyond this machine without TLS; set "
+            "server.tls (or serve it behind a TLS proxy named by storage.local.public_url)",
+            config.storage.local.http_listen,
+        )
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert_file, tls.key_file)
+    return context

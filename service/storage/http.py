@@ -16,12 +16,14 @@ import logging
 import re
 import socket
 import socketserver
+import ssl
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from service.storage.base import LINK_EXPIRED, UploadTooLarge, content_disposition, validate_key
@@ -371,9 +373,28 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], store: LocalStore) -> None:
+    def __init__(
+        self, address: tuple[str, int], store: LocalStore, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.store = store
+        self.tls = tls
         super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        if self.tls is None:
+            return conn, addr
+        # The handshake happens on the first read, in the request's own thread: a client
+        # that stalls it holds up no one else.
+        return self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False), addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that fails the TLS handshake (plain HTTP, an untrusted certificate) is
+        its own problem: one debug line, not a traceback on stderr."""
+        if isinstance(sys.exc_info()[1], ssl.SSLError):
+            log.debug("TLS handshake with %s failed: %s", client_address, sys.exc_info()[1])
+            return
+        super().handle_error(request, client_address)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host's FQDN, a DNS lookup we do not need.
@@ -389,9 +410,15 @@ class _Server6(_Server):
 class DownloadServer:
     """The endpoint in a daemon thread; binds on construction so `url` is known at once."""
 
-    def __init__(self, store: LocalStore, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        store: LocalStore,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         cls = _Server6 if ":" in host else _Server
-        self._httpd = cls((host, port), store)
+        self._httpd = cls((host, port), store, tls)
         self._thread: threading.Thread | None = None
 
     @property
@@ -406,7 +433,8 @@ class DownloadServer:
             host = "127.0.0.1"
         elif host == "::":
             host = "::1"
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        scheme = "https" if self._httpd.tls else "http"
+        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
     def start(self) -> None:
         if self._thread is not None:

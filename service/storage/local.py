@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import shutil
+import ssl
 import stat
 import tempfile
 import time
@@ -123,6 +124,7 @@ class LocalStore:
         public_url: str = "",
         listen: str = "127.0.0.1:8780",
         max_upload_bytes: int = 5 * 1024**3,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if len(signing_key) < 16:
             raise ValueError("signing key is shorter than 16 bytes: use 32 random bytes")
@@ -138,6 +140,7 @@ class LocalStore:
         self._listen = listen
         self.max_upload_bytes = max_upload_bytes
         self._server: DownloadServer | None = None
+        self._tls = tls
 
     # -- serving ---------------------------------------------------------------------------
 
@@ -150,6 +153,7 @@ class LocalStore:
             self,
             default_host if host is None else host,
             default_port if port is None else port,
+            self._tls,
         )
         server.start()
         self._server = server
@@ -171,7 +175,7 @@ class LocalStore:
             return self._public_url
         if self._server is not None:
             return self._server.url
-        return f"http://{self._listen}"
+        return f"{'https' if self._tls else 'http'}://{self._listen}"
 
     # -- signing ---------------------------------------------------------------------------
 

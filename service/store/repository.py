@@ -213,8 +213,15 @@ class Tx:
             or 0
         )
 
-    def add_event(self, task_id: int, actor: str, action: str, comment: str = "") -> None:
-        self.s.add(EventRow(task_id=task_id, actor=actor, action=action, comment=comment))
+    def add_event(
+        self, task_id: int, actor: str, action: str, comment: str = "", *, principal: str = ""
+    ) -> None:
+        """Record a happening; `principal` when an authenticated client acted for `actor`."""
+        self.s.add(
+            EventRow(
+                task_id=task_id, actor=actor, action=action, comment=comment, principal=principal
+            )
+        )
 
     def notify(
         self, task_id: int, kind: str, *, actor: str = "", run_id: int | None = None
@@ -225,7 +232,7 @@ class Tx:
         rows = self.s.scalars(
             sa.select(EventRow).where(EventRow.task_id == task_id).order_by(EventRow.id)
         )
-        return [Event(r.actor, r.action, r.comment, r.created_at) for r in rows]
+        return [Event(r.actor, r.action, r.comment, r.created_at, r.principal) for r in rows]
 
     # -- runs ----------------------------------------------------------------------------
 

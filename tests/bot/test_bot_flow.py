@@ -126,6 +126,7 @@ def test_reject_asks_for_a_reason_and_tells_the_requester(bot: Bot, slack: Slack
     blocks = slack.messages[(msg.channel, msg.ts)].blocks
     assert not actions_of(blocks)
     assert "too much PII" in str(blocks) and "<@bob>" in str(blocks)
+    assert "[via" not in str(blocks)  # the service records the bot; Slack shows bob's words
     decision = wait_for(
         lambda: [m for m in slack.dm("dave") if "Rejected" in str(m.blocks)], what="decision DM"
     )

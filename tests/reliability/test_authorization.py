@@ -3,6 +3,7 @@ Slack requests that are forged, stale, or carry another user's click or another 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterator
@@ -16,26 +17,34 @@ from bot_support import shop_config as bot_shop_config
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from service_support import Running
+from service_support import Caller, Running
 from slack_standin import SlackStandIn
 
-from service.config import parse_config
+from service.config import ConfigError, parse_config
 from service.demo import ensure_demo_database
 from service.server import Service
+from woxqaq.v1 import identity_service_pb2 as ipb
+from woxqaq.v1 import identity_service_pb2_grpc as ipb_grpc
 from woxqaq.v1 import notification_service_pb2 as npb
+from woxqaq.v1 import notification_service_pb2_grpc as npb_grpc
 from woxqaq.v1 import task_service_pb2 as pb
 from woxqaq.v1 import upload_service_pb2 as upb
 
 TOKEN = "authz-token"
 METHODS: list[MethodDescriptor] = [
     m
-    for module, name in ((pb, "TaskService"), (upb, "UploadService"), (npb, "NotificationService"))
+    for module, name in (
+        (pb, "TaskService"),
+        (upb, "UploadService"),
+        (npb, "NotificationService"),
+        (ipb, "IdentityService"),
+    )
     for m in module.DESCRIPTOR.services_by_name[name].methods
 ]
 S = pb  # status names read better as S.TASK_STATUS_…
 
 
-def start(tmp: Path, **server: Any) -> Running:
+def start(tmp: Path, auth: dict[str, Any] | None = None, **server: Any) -> Running:
     """shop: approvers alice and bob, viewer vera; vault: approver carol, no viewers."""
     db = tmp / "shop.db"
     ensure_demo_database(db)
@@ -45,6 +54,7 @@ def start(tmp: Path, **server: Any) -> Running:
             "server": {"data_dir": str(tmp / "data"), "token": TOKEN, **server},
             "storage": {"local": {"http_listen": "127.0.0.1:0"}},
             "task_store": {"url": f"sqlite:///{tmp / 'tasks.db'}"},
+            "auth": auth or {},
             "datasources": {
                 "shop": {**ds, "approvers": ["alice", "bob"], "viewers": ["vera"]},
                 "vault": {**ds, "approvers": ["carol"]},
@@ -75,6 +85,20 @@ def code_of(call: Any) -> grpc.StatusCode:
         assert exc.details().strip()
         return exc.code()
     return grpc.StatusCode.OK
+
+
+def call_empty(channel: grpc.Channel, method: MethodDescriptor, metadata: list) -> None:  # type: ignore[type-arg]
+    """Call `method` with an empty request message, reading a stream to its end."""
+    path = f"/{method.containing_service.full_name}/{method.name}"
+    kw = {
+        "request_serializer": lambda m: m.SerializeToString(),
+        "response_deserializer": GetMessageClass(method.output_type).FromString,
+    }
+    request = GetMessageClass(method.input_type)()
+    if method.server_streaming:
+        list(channel.unary_stream(path, **kw)(request, metadata=metadata, timeout=10))
+    else:
+        channel.unary_unary(path, **kw)(request, metadata=metadata, timeout=10)
 
 
 def submit(svc: Running, user: str, dsn: str = "shop", **ded: Any) -> str:
@@ -113,20 +137,8 @@ def state(svc: Running, task_id: str) -> tuple[int, int, int]:
 def test_every_method_needs_the_token(
     svc: Running, method: MethodDescriptor, metadata: list
 ) -> None:
-    path = f"/{method.containing_service.full_name}/{method.name}"
-    request = GetMessageClass(method.input_type)()
-    kw = {
-        "request_serializer": lambda m: m.SerializeToString(),
-        "response_deserializer": GetMessageClass(method.output_type).FromString,
-    }
-    rpc = (
-        svc.channel.unary_stream(path, **kw)
-        if method.server_streaming
-        else svc.channel.unary_unary(path, **kw)
-    )
     with pytest.raises(grpc.RpcError) as info:
-        result = rpc(request, metadata=[*metadata, ("x-woxqaq-user", "alice")], timeout=10)
-        list(result) if method.server_streaming else None
+        call_empty(svc.channel, method, [*metadata, ("x-woxqaq-user", "alice")])
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert TOKEN not in info.value.details()
     health = health_pb2_grpc.HealthStub(svc.channel)  # probes stay open
@@ -373,6 +385,10 @@ def test_a_click_acts_as_the_clicker_and_the_service_rechecks(
         bot.click("alice", "approve_task", task, channel=msg.channel, ts=msg.ts).status_code == 200
     )
     wait_for(lambda: state(svc, task)[0] != S.TASK_STATUS_APPROVING, what="approval")
+    # The history has the clicker, and the bot's principal that acted for her.
+    events = svc.as_user("alice").GetTaskDetail(pb.GetTaskDetailRequest(task_id=task)).events
+    approve = next(e for e in events if e.action == "approve")
+    assert approve.actor == "alice" and approve.comment.startswith("[via server.token]")
 
 
 def test_a_button_edited_to_another_task_acts_only_where_the_clicker_may(
@@ -399,3 +415,197 @@ def test_a_button_edited_to_another_task_acts_only_where_the_clicker_may(
     wait_for(lambda: told(slack).count("task id") == 6, what="an answer to every edited button")
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert state(svc, shop)[0] == S.TASK_STATUS_APPROVING
+
+
+# -- principals: each user's own token, a bot that acts for users -----------------------------
+
+PRINCIPAL_TOKENS = {
+    name: f"{name}-token-{i}"
+    for i, name in enumerate(("alice", "bob", "zoe", "vera", "sam", "bot", "desk"))
+}
+PRINCIPALS = [
+    {"name": "alice", "token": PRINCIPAL_TOKENS["alice"]},
+    # Only the digest in the file: `printf %s "$TOKEN" | sha256sum`.
+    {"name": "bob", "token_sha256": hashlib.sha256(PRINCIPAL_TOKENS["bob"].encode()).hexdigest()},
+    {"name": "zoe", "token": PRINCIPAL_TOKENS["zoe"]},
+    {"name": "vera", "token": PRINCIPAL_TOKENS["vera"]},
+    {"name": "sam", "token": PRINCIPAL_TOKENS["sam"]},
+    {"name": "bot", "token": PRINCIPAL_TOKENS["bot"], "acts_for": ["*"]},
+    {"name": "desk", "token": PRINCIPAL_TOKENS["desk"], "acts_for": ["zoe"]},
+]
+
+
+@pytest.fixture(scope="module")
+def ids(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    running = start(tmp_path_factory.mktemp("principals"), auth={"principals": PRINCIPALS})
+    yield running
+    running.channel.close()
+    running.service.stop(grace_s=5)
+
+
+def as_principal(svc: Running, principal: str, user: str | None = None) -> Caller:
+    """TaskService as `principal` (its own token), naming `user` in x-woxqaq-user if given."""
+    return Caller(svc.channel, user, PRINCIPAL_TOKENS[principal])
+
+
+def whoami(svc: Running, metadata: list[tuple[str, str]]) -> ipb.WhoAmIResponse:
+    stub = ipb_grpc.IdentityServiceStub(svc.channel)
+    return stub.WhoAmI(ipb.WhoAmIRequest(), metadata=metadata, timeout=10)
+
+
+def submit_as(svc: Running, principal: str, **ded: Any) -> int:
+    req = pb.SubmitTaskRequest(
+        kind=pb.TASK_KIND_DATA_EXPORT,
+        dsn="shop",
+        ded=pb.DataExportDetail(
+            export_reason="report", ebs=pb.ExportBySQL(statement="SELECT 1 AS one"), **ded
+        ),
+    )
+    resp = as_principal(svc, principal).SubmitTask(req)
+    assert resp.ok
+    return int(resp.task_id)
+
+
+def test_each_token_is_its_principal_and_acts_as_itself(ids: Running) -> None:
+    me = whoami(ids, [("authorization", f"Bearer {PRINCIPAL_TOKENS['bob']}")])
+    assert (me.principal, me.method, me.user, list(me.acts_for)) == ("bob", "token", "bob", [])
+    bot = whoami(
+        ids, [("authorization", f"Bearer {PRINCIPAL_TOKENS['bot']}"), ("x-woxqaq-user", "U0APPR1")]
+    )
+    assert (bot.principal, bot.user, list(bot.acts_for)) == ("bot", "U0APPR1", ["*"])
+    task_id = submit_as(ids, "zoe")
+    detail = as_principal(ids, "zoe").GetTaskDetail(pb.GetTaskDetailRequest(task_id=str(task_id)))
+    assert detail.task.submitter == "zoe"
+    assert detail.events[0].comment == "report"  # acting as itself: no "via"
+
+
+@pytest.mark.parametrize(
+    "method",
+    [m for m in METHODS if m.containing_service.name in ("TaskService", "UploadService")],
+    ids=lambda m: f"{m.containing_service.name}.{m.name}",
+)
+def test_a_user_token_naming_another_user_is_refused_on_every_method(
+    ids: Running, method: MethodDescriptor
+) -> None:
+    metadata = [("authorization", f"Bearer {PRINCIPAL_TOKENS['zoe']}"), ("x-woxqaq-user", "alice")]
+    with pytest.raises(grpc.RpcError) as info:
+        call_empty(ids.channel, method, metadata)
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "'zoe'" in info.value.details() and "'alice'" in info.value.details()
+
+
+def test_an_actor_field_naming_another_user_changes_nothing(ids: Running) -> None:
+    task_id = submit_as(ids, "zoe", exector=pb.EXEC_COMMITTER)
+    zoe, alice = as_principal(ids, "zoe"), as_principal(ids, "alice")
+    before = state(ids, str(task_id))
+    for who, call in (
+        (zoe, lambda c: c.Approve(pb.ApproveRequest(task_id=task_id, approver="alice"))),
+        (zoe, lambda c: c.Reject(pb.RejectRequest(task_id=task_id, approver="bob"))),
+        (alice, lambda c: c.Cancel(pb.CancelRequest(task_id=task_id, operator="zoe"))),
+        (alice, lambda c: c.Execute(pb.ExecuteRequest(task_id=task_id, executor="zoe"))),
+    ):
+        assert code_of(lambda: call(who)) == grpc.StatusCode.PERMISSION_DENIED
+    assert state(ids, str(task_id)) == before
+    # The approver's own token approves; an empty actor field means the caller.
+    alice.Approve(pb.ApproveRequest(task_id=task_id))
+    detail = zoe.GetTaskDetail(pb.GetTaskDetailRequest(task_id=str(task_id)))
+    assert detail.task.status == pb.TASK_STATUS_APPROVED
+    assert [e.actor for e in detail.events if e.action == "approve"] == ["alice"]
+
+
+def test_a_client_acting_for_listed_users_only(ids: Running) -> None:
+    for_zoe = as_principal(ids, "desk", "zoe")
+    task_id = int(
+        for_zoe.SubmitTask(
+            pb.SubmitTaskRequest(
+                kind=pb.TASK_KIND_DATA_EXPORT,
+                dsn="shop",
+                ded=pb.DataExportDetail(ebs=pb.ExportBySQL(statement="SELECT 1 AS one")),
+            )
+        ).task_id
+    )
+    for_alice = as_principal(ids, "desk", "alice")
+    assert (
+        code_of(lambda: for_alice.Approve(pb.ApproveRequest(task_id=task_id, approver="alice")))
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
+    detail = for_zoe.GetTaskDetail(pb.GetTaskDetailRequest(task_id=str(task_id)))
+    assert detail.task.submitter == "zoe"
+    assert detail.events[0].actor == "zoe" and detail.events[0].comment == "[via desk]"
+
+
+def test_the_bot_acting_for_a_slack_user_is_recorded_with_both(
+    ids: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    task_id = submit_as(ids, "zoe", exector=pb.EXEC_COMMITTER)
+    with caplog.at_level(logging.INFO, logger="service.api.interceptors"):
+        as_principal(ids, "bot", "alice").Approve(
+            pb.ApproveRequest(task_id=task_id, approver="alice", comment="ok for March")
+        )
+    detail = as_principal(ids, "zoe").GetTaskDetail(pb.GetTaskDetailRequest(task_id=str(task_id)))
+    approve = next(e for e in detail.events if e.action == "approve")
+    assert (approve.actor, approve.comment) == ("alice", "[via bot] ok for March")
+    logged = [r for r in caplog.records if r.getMessage() == "call Approve"]
+    assert [(r.user, r.principal) for r in logged] == [("alice", "bot")]  # type: ignore[attr-defined]
+    # The bot is not a person: it cannot vote as itself.
+    assert (
+        code_of(lambda: as_principal(ids, "bot").Approve(pb.ApproveRequest(task_id=task_id)))
+        != grpc.StatusCode.OK
+    )
+
+
+def test_the_outbox_is_for_the_front_end_principal_only(ids: Running) -> None:
+    pull = npb.PullRequest(consumer="x", max=1, lease_seconds=30)
+    stub = npb_grpc.NotificationServiceStub(ids.channel)
+    for principal, expected in (
+        ("zoe", grpc.StatusCode.PERMISSION_DENIED),
+        ("bot", grpc.StatusCode.OK),
+    ):
+        md = [("authorization", f"Bearer {PRINCIPAL_TOKENS[principal]}")]
+        assert code_of(lambda: stub.Pull(pull, metadata=md, timeout=10)) == expected
+
+
+def test_a_link_goes_only_to_who_may_have_the_data(ids: Running) -> None:
+    task_id = submit_as(ids, "zoe")
+    as_principal(ids, "alice").Approve(pb.ApproveRequest(task_id=task_id))  # runs by itself
+    reader = as_principal(ids, "zoe")
+    deadline = time.monotonic() + 30
+    while (
+        reader.GetTaskDetail(pb.GetTaskDetailRequest(task_id=str(task_id))).task.status
+        != pb.TASK_STATUS_EXECUTE_SUCCESS
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    link = pb.GetDownloadUrlRequest(task_id=str(task_id))
+    for principal in ("zoe", "alice", "bob", "vera"):  # submitter, approvers, viewer
+        assert as_principal(ids, principal).GetDownloadUrl(link).url
+    stranger = as_principal(ids, "sam")
+    assert stranger.GetTaskDetail(pb.GetTaskDetailRequest(task_id=str(task_id))).ok  # may see
+    assert code_of(lambda: stranger.GetDownloadUrl(link)) == grpc.StatusCode.PERMISSION_DENIED
+    # The bot acting for a stranger is the stranger.
+    assert (
+        code_of(lambda: as_principal(ids, "bot", "sam").GetDownloadUrl(link))
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
+
+
+def test_a_wrong_token_or_digest_is_unauthenticated(ids: Running) -> None:
+    for token in ("bob", hashlib.sha256(PRINCIPAL_TOKENS["bob"].encode()).hexdigest(), ""):
+        md = [("authorization", f"Bearer {token}")]
+        with pytest.raises(grpc.RpcError) as info:
+            whoami(ids, md)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert PRINCIPAL_TOKENS["bob"] not in info.value.details()
+
+
+def test_listening_beyond_loopback_without_authentication_refuses_to_start(tmp_path: Path) -> None:
+    data = {
+        "server": {"data_dir": str(tmp_path / "data")},
+        "storage": {"local": {"http_listen": "127.0.0.1:0"}},
+    }
+    with pytest.raises(ConfigError) as info:
+        Service(parse_config(data), listen="0.0.0.0:0")
+    assert "server.allow_unauthenticated" in str(info.value)
+    assert "\n" not in str(info.value)
+    data["server"]["allow_unauthenticated"] = True
+    Service(parse_config(data), listen="0.0.0.0:0").stop(grace_s=0)

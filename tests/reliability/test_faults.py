@@ -65,6 +65,7 @@ def query_running(store_or_source: str, marker: str = "generate_series") -> bool
                 conn.execute(
                     sa.text(
                         "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                        "AND datname = current_database() "
                         "AND query LIKE :m AND pid <> pg_backend_pid()"
                     ),
                     {"m": f"%{marker}%"},

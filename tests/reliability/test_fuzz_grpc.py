@@ -117,6 +117,10 @@ SCALARS: dict[int, st.SearchStrategy[Any]] = {
     FieldDescriptor.TYPE_INT64: INT64,
     FieldDescriptor.TYPE_INT32: INT32,
     FieldDescriptor.TYPE_UINT32: st.integers(0, 2**32 - 1),
+    FieldDescriptor.TYPE_DOUBLE: st.one_of(
+        st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.5, 1e308, float("inf"), float("nan")]),
+        st.floats(allow_nan=True, allow_infinity=True),
+    ),
 }
 
 
@@ -124,6 +128,10 @@ def enum_values(field: FieldDescriptor) -> st.SearchStrategy[int]:
     """Known values mostly, and any int32: proto3 enums are open on the wire."""
     known = [v.number for v in field.enum_type.values]
     return st.one_of(st.sampled_from(known), INT32)
+
+
+def is_map(field: FieldDescriptor) -> bool:
+    return field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry
 
 
 def value_for(field: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
@@ -140,6 +148,12 @@ def message_for(desc: Descriptor, depth: int = 0) -> st.SearchStrategy[Message]:
         return st.just(cls())
     fields = {}
     for f in desc.fields:
+        if is_map(f):
+            entry = f.message_type.fields_by_name
+            fields[f.name] = st.dictionaries(
+                value_for(entry["key"], depth), value_for(entry["value"], depth), max_size=3
+            )
+            continue
         one = value_for(f, depth)
         if f.is_repeated:
             fields[f.name] = st.lists(one, max_size=3)
@@ -154,7 +168,9 @@ def message_for(desc: Descriptor, depth: int = 0) -> st.SearchStrategy[Message]:
             f = desc.fields_by_name[name]
             if value is None:
                 continue
-            if f.is_repeated:
+            if is_map(f):
+                getattr(msg, name).update(value)
+            elif f.is_repeated:
                 target = getattr(msg, name)
                 for v in value:
                     if f.type == FieldDescriptor.TYPE_MESSAGE:
