@@ -24,7 +24,7 @@ def main() -> int:
     try:
         service = Service(config)
         service.start()
-    except ConfigError as exc:  # a setting that cannot work where it is deployed
+    except ConfigError as exc:  # a setting that cannot work here, or a store that fails its check
         print(f"woxqaq: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:

@@ -3,21 +3,29 @@
 Every command is one or two gRPC calls, as whoever --token (or a client certificate) proves,
 or as --user (metadata x-woxqaq-user) where the service lets the caller say. Readable tables
 by default, --json for scripts. Exit codes: 0 done, 1 the service refused (the message says
-why), 2 bad usage, 3 the task failed its pre-check or its export failed, 4 service unreachable.
+why), 2 bad usage, 3 the task failed its pre-check or its export failed, 4 service unreachable,
+130 interrupted (Ctrl-C), 141 the output's reader went away (`woxqaq list | head -1`). No
+input ends in a traceback: every failure is one line on stderr, chosen in `main`.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import io
 import json
 import os
+import shutil
 import ssl
 import sys
+import tempfile
+import traceback
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,12 +33,17 @@ from zoneinfo import ZoneInfo
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from woxqaq.v1 import datasource_service_pb2 as dpb
+from woxqaq.v1 import datasource_service_pb2_grpc as dpb_grpc
 from woxqaq.v1 import identity_service_pb2 as ipb
 from woxqaq.v1 import identity_service_pb2_grpc as ipb_grpc
 from woxqaq.v1 import task_service_pb2 as pb
 from woxqaq.v1 import task_service_pb2_grpc as pb_grpc
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # as a shell reports SIGINT and SIGPIPE
+CRON_EXAMPLE = "0 9 * * MON-FRI"
+LIVE_SCHEDULE = (pb.TASK_STATUS_APPROVING, pb.TASK_STATUS_APPROVED)
 
 FORMATS = {"csv": pb.EXPORT_TYPE_CSV, "excel": pb.EXPORT_TYPE_EXCEL, "xlsx": pb.EXPORT_TYPE_EXCEL}
 ENCODINGS = {
@@ -72,13 +85,15 @@ class Client:
         self.channel = _channel(args)
         self.stub = pb_grpc.TaskServiceStub(self.channel)
         self.identity = ipb_grpc.IdentityServiceStub(self.channel)
+        self.datasources = dpb_grpc.DatasourceServiceStub(self.channel)
         # No user named: the service takes the one the credentials prove.
         self.metadata: list[tuple[str, str]] = [("x-woxqaq-user", args.user)] if args.user else []
         if args.token:
             self.metadata.append(("authorization", f"Bearer {args.token}"))
 
     def __getattr__(self, method: str) -> Any:
-        rpc = getattr(self.identity if method == "WhoAmI" else self.stub, method)
+        stubs = (self.stub, self.identity, self.datasources)
+        rpc = getattr(next((s for s in stubs if hasattr(s, method)), self.stub), method)
         return lambda request, **kw: rpc(
             request, metadata=self.metadata, timeout=kw.pop("timeout", 120), **kw
         )
@@ -148,8 +163,7 @@ def _when(ts: Any) -> str:
 
 def describe_spec(ded: pb.DataExportDetail) -> str:
     if ded.ebs.statement:
-        what = " ".join(ded.ebs.statement.split())
-        return what if len(what) <= 60 else what[:57] + "..."
+        return _cut(" ".join(ded.ebs.statement.split()), 60)
     if ded.eatt.export_all:
         return "all tables"
     return ", ".join(o.table for o in ded.eatt.option)
@@ -174,9 +188,7 @@ def render_detail(resp: pb.GetTaskDetailResponse) -> str:
             f"  table       {o.table} ({fields}){' where ' + o.filter if o.filter else ''}"
         )
     if t.schedule.trigger == pb.TRIGGER_KIND_CRON:
-        lines.append(
-            f"  schedule    {t.schedule.cron} ({t.schedule.timezone}) -> {t.schedule.channel}"
-        )
+        lines.append(f"  schedule    {t.schedule.cron} ({t.schedule.timezone}) -> {_delivery(t)}")
         if t.status in (pb.TASK_STATUS_APPROVING, pb.TASK_STATUS_APPROVED):
             lines.append(f"  next runs   {_next_runs(t.schedule)}")
     if resp.precheck_messages:
@@ -189,10 +201,25 @@ def render_detail(resp: pb.GetTaskDetailResponse) -> str:
         ]
     if resp.runs:
         lines.append("  runs")
-        for r in resp.runs:
-            outcome = r.error or f"{r.rows} rows, {r.bytes} bytes, {r.filename}"
-            lines.append(f"    #{r.id} {status_name(r.status):<16} by {r.executor}: {outcome}")
+        lines += [
+            f"    #{r.id} {status_name(r.status):<16} by {r.executor}: {_outcome(r)}"
+            for r in resp.runs
+        ]
     return "\n".join(lines)
+
+
+def _delivery(t: pb.TaskListData) -> str:
+    if t.schedule.channel:
+        return t.schedule.channel
+    return f"no channel: each run is kept for `woxqaq download {t.id} --run RUN`"
+
+
+def _outcome(r: pb.TaskRun) -> str:
+    if r.error:  # whole, however long: it says what to fix
+        return r.error
+    if r.status == pb.TASK_STATUS_EXECUTING:
+        return f"{r.rows} rows, {r.bytes} bytes so far"
+    return f"{r.rows} rows, {r.bytes} bytes, {r.filename}"
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -207,28 +234,30 @@ def cmd_submit(args: argparse.Namespace, client: Client) -> int:
         exector=EXECUTORS[args.executor],
     )
     ded.eatt.content = CONTENTS[args.content]
-    sql = Path(args.sql_file).read_text(encoding="utf-8") if args.sql_file else args.sql
-    if sql:
+    sql = _statement(args)
+    if (args.fields is not None or args.filter is not None) and len(args.table) != 1:
+        raise UsageError(
+            "--fields and --filter go with exactly one --table "
+            "(not with --sql, --sql-file or --all-tables)"
+        )
+    if sql is not None:
         ded.ebs.statement = sql
     elif args.all_tables:
         ded.eatt.export_all = True
     else:
-        if (args.fields or args.filter) and len(args.table) != 1:
-            raise UsageError("--fields and --filter go with exactly one --table")
+        fields = _fields(args.fields)
         for name in args.table:
-            fields = [f.strip() for f in (args.fields or "").split(",") if f.strip()]
+            if not name.strip():
+                raise UsageError("--table is empty: name a table of the datasource")
             ded.eatt.option.add(
-                table=name, all_field=not fields, fields=fields, filter=args.filter or ""
+                table=name.strip(), all_field=not fields, fields=fields, filter=args.filter or ""
             )
     request = pb.SubmitTaskRequest(
         name=args.name, kind=pb.TASK_KIND_DATA_EXPORT, dsn=args.dsn, ded=ded
     )
-    if args.cron:
-        request.schedule.CopyFrom(
-            pb.Schedule(
-                trigger=pb.TRIGGER_KIND_CRON, cron=args.cron, timezone=args.tz, channel=args.channel
-            )
-        )
+    schedule = _schedule(args)
+    if schedule is not None:
+        request.schedule.CopyFrom(schedule)
     resp = client.SubmitTask(request)
     detail = client.GetTaskDetail(pb.GetTaskDetailRequest(task_id=resp.task_id))
     if resp.ok:
@@ -240,6 +269,67 @@ def cmd_submit(args: argparse.Namespace, client: Client) -> int:
         )
     emit(args, detail, text)
     return EXIT_OK if resp.ok else EXIT_FAILED
+
+
+def _statement(args: argparse.Namespace) -> str | None:
+    """The SQL of --sql or --sql-file; None in table mode."""
+    if args.sql_file is not None:
+        sql = _read_sql_file(args.sql_file)
+        option = f"--sql-file {args.sql_file}"
+    elif args.sql is not None:
+        sql, option = args.sql, "--sql"
+    else:
+        return None
+    if not sql.strip():
+        raise UsageError(f"{option} is empty: give one SELECT statement")
+    return sql
+
+
+def _read_sql_file(name: str) -> str:
+    """The statement in the file `name` (`-`: standard input), as UTF-8 text."""
+    where = f"--sql-file {name}"
+    try:
+        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{where} is a directory: name the file holding the statement") from None
+    except OSError as exc:
+        raise UsageError(f"{where} cannot be read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")  # a byte-order mark (Windows editors) is not SQL
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{where} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            f"save it as UTF-8, e.g. iconv -f GBK -t UTF-8 {name} > query.sql"
+        ) from None
+
+
+def _fields(text: str | None) -> list[str]:
+    if text is None:
+        return []
+    fields = [f.strip() for f in text.split(",") if f.strip()]
+    if not fields:
+        raise UsageError("--fields names no field: give them comma-separated, e.g. id,amount")
+    return fields
+
+
+def _schedule(args: argparse.Namespace) -> pb.Schedule | None:
+    if args.cron is None:
+        for option, value in (("--tz", args.tz), ("--channel", args.channel)):
+            if value is not None:
+                raise UsageError(
+                    f"{option} goes with --cron: add the schedule, e.g. --cron '{CRON_EXAMPLE}'"
+                )
+        return None
+    if not args.cron.strip():
+        raise UsageError(f"--cron is empty: give five fields, e.g. --cron '{CRON_EXAMPLE}'")
+    return pb.Schedule(
+        trigger=pb.TRIGGER_KIND_CRON,
+        cron=args.cron.strip(),
+        timezone=(args.tz or "UTC").strip(),
+        channel=(args.channel or "").strip(),
+    )
 
 
 def cmd_list(args: argparse.Namespace, client: Client) -> int:
@@ -271,7 +361,11 @@ def cmd_list(args: argparse.Namespace, client: Client) -> int:
 
 def cmd_show(args: argparse.Namespace, client: Client) -> int:
     resp = client.GetTaskDetail(pb.GetTaskDetailRequest(task_id=str(_id(args.task_id))))
-    emit(args, resp, render_detail(resp))
+    text = render_detail(resp)
+    if resp.task.status == pb.TASK_STATUS_APPROVING and not args.json:
+        head, _, rest = text.partition("\n")
+        text = f"{head} ({_approval_progress(client, resp)})\n{rest}"
+    emit(args, resp, text)
     return EXIT_OK
 
 
@@ -291,8 +385,33 @@ def cmd_approve(args: argparse.Namespace, client: Client) -> int:
     resp = client.Approve(
         pb.ApproveRequest(task_id=_id(args.task_id), approver=args.user, comment=args.comment)
     )
-    emit(args, resp, f"Approved task {args.task_id}.")
+    emit(args, resp, "" if args.json else _approval_state(client, args.task_id))
     return EXIT_OK
+
+
+def _approval_state(client: Client, task_id: str) -> str:
+    """`Approved task 7.` once it is approved; else how many approvals it has and needs."""
+    detail = client.GetTaskDetail(pb.GetTaskDetailRequest(task_id=str(_id(task_id))))
+    if detail.task.status != pb.TASK_STATUS_APPROVING:
+        return f"Approved task {task_id}."
+    return f"Approved task {task_id}: {_approval_progress(client, detail)}."
+
+
+def _approval_progress(client: Client, detail: pb.GetTaskDetailResponse) -> str:
+    """`approved 1 of 2 — one more approval needed`, for a task still being approved."""
+    approvals = len({e.actor for e in detail.events if e.action == "approve"})
+    try:
+        listed = client.ListDatasources(dpb.DatasourceQuery()).datasources
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.UNIMPLEMENTED:  # type: ignore[attr-defined]
+            raise
+        listed = []  # a service older than DatasourceService: the vote counted all the same
+    needed = next((d.required_approvals for d in listed if d.name == detail.task.dsn), 0)
+    if needed <= approvals:  # a datasource hidden from the caller, or its quorum changed
+        return f"{approvals} approval(s) so far"
+    more = needed - approvals
+    more_text = "one more approval" if more == 1 else f"{more} more approvals"
+    return f"approved {approvals} of {needed} — {more_text} needed"
 
 
 def cmd_reject(args: argparse.Namespace, client: Client) -> int:
@@ -325,22 +444,31 @@ def cmd_execute(args: argparse.Namespace, client: Client) -> int:
 def cmd_watch(args: argparse.Namespace, client: Client) -> int:
     last = None
     request = pb.WatchTaskRequest(task_id=str(_id(args.task_id)))
-    for p in client.WatchTask(request, timeout=None):
-        last = p
-        if args.json:
-            print(
-                json.dumps(MessageToDict(p, preserving_proto_field_name=True), ensure_ascii=False),
-                flush=True,
-            )
-        else:
-            line = (
-                f"\rrun {p.run_id or '-'}  {status_name(p.status):<16} {p.rows:>12,} rows "
-                f"{p.bytes / 1e6:>10.1f} MB  {p.message[:60]}"
-            )
-            print(line.ljust(100), end="", flush=True)
-    if not args.json:
+    try:
+        for p in client.WatchTask(request, timeout=None):
+            last = p
+            if args.json:
+                print(
+                    json.dumps(
+                        MessageToDict(p, preserving_proto_field_name=True), ensure_ascii=False
+                    ),
+                    flush=True,
+                )
+            else:
+                # The line redrawn while the run goes on keeps to one terminal line; the final
+                # one carries the whole message, a failure's reason above all.
+                running = p.status == pb.TASK_STATUS_EXECUTING
+                line = (
+                    f"\rrun {p.run_id or '-'}  {status_name(p.status):<16} {p.rows:>12,} rows "
+                    f"{p.bytes / 1e6:>10.1f} MB  {p.message[:60] if running else p.message}"
+                )
+                print(line.ljust(100), end="", flush=True)
+    finally:
+        if last is not None and not args.json:
+            print()  # end the progress line, however the watch ends (Ctrl-C included)
+    if last is None and not args.json:
         # A task with no run gets no progress at all: say so rather than print nothing.
-        print("" if last is not None else f"Task {args.task_id} has no run to watch.")
+        print(f"Task {args.task_id} has no run to watch.")
     return (
         EXIT_FAILED
         if last is not None
@@ -350,9 +478,13 @@ def cmd_watch(args: argparse.Namespace, client: Client) -> int:
 
 
 def _link(args: argparse.Namespace, client: Client) -> pb.GetDownloadUrlResponse:
+    if args.expires_in < 0:
+        raise UsageError("--expires-in must not be negative; 0 means the default lifetime")
     return client.GetDownloadUrl(
         pb.GetDownloadUrlRequest(
-            task_id=str(_id(args.task_id)), run_id=args.run or "", expires_in=args.expires_in
+            task_id=str(_id(args.task_id)),
+            run_id=str(_id(args.run, "run id")) if args.run else "",
+            expires_in=args.expires_in,
         )
     )
 
@@ -371,7 +503,7 @@ def cmd_download(args: argparse.Namespace, client: Client) -> int:
     target = Path(args.output or filename)
     if target.is_dir():
         target = target / filename
-    partial = target.with_name(target.name + ".part")
+    _check_free(target, args.force)
     try:
         # The service's own CA also signs its download endpoint's certificate.
         tls: dict[str, Any] = (
@@ -379,13 +511,13 @@ def cmd_download(args: argparse.Namespace, client: Client) -> int:
         )
         with (
             urllib.request.urlopen(resp.url, timeout=60, **tls) as src,
-            partial.open("wb") as out,
+            _publishing(target, args.force) as out,
         ):
             while chunk := src.read(1 << 20):
                 out.write(chunk)
-        partial.replace(target)
+    except FileExistsError:  # it appeared while downloading
+        raise UsageError(_taken(target)) from None
     except OSError as exc:  # HTTPError and URLError are OSErrors too
-        partial.unlink(missing_ok=True)  # a half file is never left to pass for the result
         message, code = _download_failure(exc, target)
         print(f"woxqaq: {message}", file=sys.stderr)
         return code
@@ -397,6 +529,45 @@ def cmd_download(args: argparse.Namespace, client: Client) -> int:
     return EXIT_OK
 
 
+def _check_free(target: Path, force: bool) -> None:
+    if target.exists() and not (force and target.is_file()):
+        raise UsageError(_taken(target))
+
+
+def _taken(target: Path) -> str:
+    if target.is_dir():
+        return f"{target} is a directory; name the file to save to with -o"
+    return f"{target} exists; name another file with -o, or add --force to replace it"
+
+
+@contextmanager
+def _publishing(target: Path, force: bool) -> Iterator[Any]:
+    """A file written next to `target` and put in its place only when complete, so that a half
+    download never passes for the result; without `force` an existing file is never replaced."""
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    partial = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+        if force:
+            partial.replace(target)
+        else:
+            _link_new(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _link_new(src: Path, target: Path) -> None:
+    """Give `src`'s content the name `target`, which must not exist (FileExistsError)."""
+    try:
+        os.link(src, target)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links (FAT, some network shares)
+        with src.open("rb") as data, target.open("xb") as out:
+            shutil.copyfileobj(data, out)
+
+
 def _download_failure(exc: OSError, target: Path) -> tuple[str, int]:
     """What went wrong with a download, in one line, and its exit code."""
     if isinstance(exc, urllib.error.HTTPError):
@@ -406,19 +577,114 @@ def _download_failure(exc: OSError, target: Path) -> tuple[str, int]:
     return f"cannot save {target}: {exc.strerror or exc}", EXIT_REFUSED
 
 
+def cmd_datasources(args: argparse.Namespace, client: Client) -> int:
+    resp = client.ListDatasources(dpb.DatasourceQuery(check_reachable=not args.no_check))
+    rows = [
+        (
+            d.name,
+            d.dialect,
+            ", ".join(d.approvers) or "-",
+            str(d.required_approvals),
+            _reachable(d),
+            str(len(d.audit_findings)) if d.audit_findings else "-",
+        )
+        for d in resp.datasources
+    ]
+    header = ("NAME", "DIALECT", "APPROVERS", "APPROVALS", "REACHABLE", "AUDIT")
+    lines = [table(rows, header)]
+    for d in resp.datasources:
+        if d.reachable_checked and not d.reachable:
+            lines.append(f"{d.name}: not reachable: {d.unreachable_reason}")
+        lines += [f"{d.name}: audit: {finding}" for finding in d.audit_findings]
+    emit(args, resp, "\n".join(lines))
+    return EXIT_OK
+
+
+def _reachable(d: dpb.DatasourceInfo) -> str:
+    if not d.reachable_checked:
+        return "not checked"
+    return "yes" if d.reachable else "NO"
+
+
+def cmd_tables(args: argparse.Namespace, client: Client) -> int:
+    resp = client.ListTables(dpb.TableQuery(dsn=args.dsn, database=args.database))
+    rows = [(t.name, _cut(", ".join(t.columns), 80)) for t in resp.tables]
+    text = table(rows, ("TABLE", "COLUMNS"))
+    emit(args, resp, f"{text}\n{len(rows)} table(s) in {args.dsn}, database {resp.database}")
+    return EXIT_OK
+
+
+def cmd_schedules(args: argparse.Namespace, client: Client) -> int:
+    found = pb.ListTaskResponse(ok=True, data=_my_schedules(client))
+    found.total = found.page_size = len(found.data)
+    rows = [
+        (
+            t.id,
+            status_name(t.status),
+            t.dsn,
+            f"{t.schedule.cron} ({t.schedule.timezone})",
+            t.schedule.channel or "-",
+            _next_runs(t.schedule) if t.status == pb.TASK_STATUS_APPROVED else "after approval",
+        )
+        for t in found.data
+    ]
+    text = table(rows, ("ID", "STATUS", "DATASOURCE", "CRON", "CHANNEL", "NEXT RUNS"))
+    emit(args, found, f"{text}\n{len(rows)} schedule(s)")
+    return EXIT_OK
+
+
+def _my_schedules(client: Client) -> Iterator[pb.TaskListData]:
+    """The caller's scheduled tasks that still fire (or will, once approved), newest first."""
+    page = 1
+    while True:
+        resp = client.ListTaskDetail(
+            pb.ListTaskRequest(current=page, page_size=100, role=pb.TASK_ROLE_COMMITTER)
+        )
+        for t in resp.data:
+            if t.schedule.trigger == pb.TRIGGER_KIND_CRON and t.status in LIVE_SCHEDULE:
+                yield t
+        if page * 100 >= resp.total or not resp.data:
+            return
+        page += 1
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 class UsageError(Exception):
     pass
 
 
-def _id(text: str) -> int:
+def _id(text: str, what: str = "task id") -> int:
     text = text.strip()
     if not (text.isascii() and text.isdigit()):  # "²".isdigit() is True, int("²") fails
-        raise UsageError(f"{text!r} is not a task id (a number)")
+        raise UsageError(f"{text!r} is not a {what} (a number)")
     return int(text)
 
 
+def _positive(text: str) -> int:
+    """argparse type: a whole number from 1 (argparse names the option in its error)."""
+    if not (text.strip().isascii() and text.strip().isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1")
+    return int(text)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("woxqaq")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="woxqaq", description="Submit, approve and run data exports.")
+    p = argparse.ArgumentParser(
+        prog="woxqaq",
+        description="Submit, approve and run data exports.",
+        epilog="Exit codes: 0 done, 1 refused by the service, 2 bad usage, 3 pre-check or "
+        "export failed, 4 service unreachable, 130 interrupted, 141 output closed.",
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     p.add_argument(
         "--addr",
         default=os.environ.get("WOXQAQ_SERVICE_ADDR", "127.0.0.1:50051"),
@@ -451,45 +717,61 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
     )
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, **kw: Any) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], **kw)
+        return sub.add_parser(name, parents=[common], description=kw.get("help"), **kw)
 
     s = command("submit", help="submit an export task")
-    s.add_argument("--dsn", required=True, help="datasource name")
+    s.add_argument("--dsn", required=True, help="datasource name (see: woxqaq datasources)")
     s.add_argument("--database", default="", help="database / schema (default: the datasource's)")
     what = s.add_mutually_exclusive_group(required=True)
     what.add_argument("--sql", help="one SELECT statement")
-    what.add_argument("--sql-file", help="file holding one SELECT statement")
-    what.add_argument("--table", action="append", default=[], help="table to export (repeatable)")
+    what.add_argument("--sql-file", help="UTF-8 file holding one SELECT statement (-: stdin)")
+    what.add_argument(
+        "--table", action="append", default=[], help="table to export (repeatable; see: tables)"
+    )
     what.add_argument("--all-tables", action="store_true", help="every table of the database")
     s.add_argument("--fields", help="comma-separated fields of the one --table (default: all)")
     s.add_argument(
         "--filter", help="boolean filter over the one --table's columns, e.g. \"status = 'paid'\""
     )
-    s.add_argument("--format", choices=sorted(FORMATS), default="csv")
+    s.add_argument("--format", choices=sorted(FORMATS), default="csv", help="file format")
     s.add_argument(
         "--encoding",
         choices=sorted(ENCODINGS),
         default="utf8",
-        help="CSV text encoding; utf8-bom starts the file with a byte-order mark for Excel",
+        help="CSV encoding; utf8-bom starts the file with a byte-order mark for Excel",
     )
-    s.add_argument("--content", choices=sorted(CONTENTS), default="data")
-    s.add_argument("--executor", choices=sorted(EXECUTORS), default="auto")
+    s.add_argument(
+        "--content",
+        choices=sorted(CONTENTS),
+        default="data",
+        help="rows (data), table definitions (struct) or both (all)",
+    )
+    s.add_argument(
+        "--executor",
+        choices=sorted(EXECUTORS),
+        default="auto",
+        help="who starts the export once approved: nobody (auto), you, or an approver",
+    )
     s.add_argument("--reason", default="", help="why you need the data (shown to approvers)")
-    s.add_argument("--name", default="")
-    s.add_argument("--cron", default="", help="run on this five-field cron schedule")
-    s.add_argument("--tz", default="UTC", help="IANA timezone of --cron")
-    s.add_argument("--channel", default="", help="Slack channel id each scheduled run goes to")
+    s.add_argument("--name", default="", help="a short name for the task")
+    s.add_argument("--cron", help=f"run on this five-field cron schedule, e.g. '{CRON_EXAMPLE}'")
+    s.add_argument("--tz", help="IANA timezone of --cron, e.g. Asia/Shanghai (default: UTC)")
+    s.add_argument(
+        "--channel",
+        help="Slack channel id each scheduled run is posted to (default: none; runs are kept "
+        "for download)",
+    )
     s.set_defaults(func=cmd_submit)
 
     s = command("list", help="list tasks, newest first")
-    s.add_argument("--status", choices=sorted(STATUSES))
-    s.add_argument("--role", choices=sorted(ROLES))
-    s.add_argument("--dsn", default="")
-    s.add_argument("--page", type=int, default=1)
-    s.add_argument("--page-size", type=int, default=20)
+    s.add_argument("--status", choices=sorted(STATUSES), help="only tasks in this state")
+    s.add_argument("--role", choices=sorted(ROLES), help="only tasks where you have this role")
+    s.add_argument("--dsn", default="", help="only tasks of this datasource")
+    s.add_argument("--page", type=_positive, default=1, help="page number, from 1")
+    s.add_argument("--page-size", type=_positive, default=20, help="tasks per page (at most 100)")
     s.set_defaults(func=cmd_list)
 
     command("whoami", help="who the service thinks you are").set_defaults(func=cmd_whoami)
@@ -499,7 +781,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("watch", cmd_watch, "follow a task's running export"),
     ):
         s = command(name, help=helptext)
-        s.add_argument("task_id")
+        s.add_argument("task_id", help="the task's id (see: woxqaq list)")
         s.set_defaults(func=func)
     for name, func, helptext in (
         ("approve", cmd_approve, "approve a task"),
@@ -507,7 +789,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("cancel", cmd_cancel, "cancel your task"),
     ):
         s = command(name, help=helptext)
-        s.add_argument("task_id")
+        s.add_argument("task_id", help="the task's id (see: woxqaq list)")
         s.add_argument(
             "--comment",
             "-m",
@@ -518,15 +800,34 @@ def build_parser() -> argparse.ArgumentParser:
         s.set_defaults(func=func)
     for name, func, helptext in (
         ("url", cmd_url, "print a download link"),
-        ("download", cmd_download, "download the file"),
+        ("download", cmd_download, "download the file (never replaces one unless --force)"),
     ):
         s = command(name, help=helptext)
-        s.add_argument("task_id")
-        s.add_argument("--run", default="", help="run id (default: the newest successful run)")
-        s.add_argument("--expires-in", type=int, default=0, help="link lifetime in seconds")
+        s.add_argument("task_id", help="the task's id (see: woxqaq list)")
+        s.add_argument(
+            "--run", default="", help="run id, from show (default: the newest successful run)"
+        )
+        s.add_argument(
+            "--expires-in", type=int, default=0, help="link lifetime in seconds (0: the default)"
+        )
         if name == "download":
-            s.add_argument("--output", "-o", help="file or directory to save to")
+            s.add_argument(
+                "--output", "-o", help="file or directory to save to (default: the file's name)"
+            )
+            s.add_argument("--force", action="store_true", help="replace an existing file")
         s.set_defaults(func=func)
+
+    s = command("datasources", help="list the datasources you may export from")
+    s.add_argument(
+        "--no-check", action="store_true", help="do not connect to see whether each answers"
+    )
+    s.set_defaults(func=cmd_datasources)
+    s = command("tables", help="list a datasource's tables and their columns")
+    s.add_argument("--dsn", required=True, help="datasource name (see: woxqaq datasources)")
+    s.add_argument("--database", default="", help="database / schema (default: the datasource's)")
+    s.set_defaults(func=cmd_tables)
+    s = command("schedules", help="list your scheduled exports and their next runs")
+    s.set_defaults(func=cmd_schedules)
     return p
 
 
@@ -566,31 +867,69 @@ def _unreachable(exc: grpc.RpcError) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command. Every way it can end becomes an exit code and at most one line on
+    stderr here, in one place; only argparse's own exits (usage, --help) pass as SystemExit."""
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit:  # argparse printed help, a version or a usage error
+        sys.stdout.flush()  # a closed pipe shows here, where main handles it
+        raise
     try:
         args.user = _resolve_user(args.user, credentials=bool(args.token or args.cert))
         client = Client(args)
     except UsageError as exc:
-        print(f"woxqaq: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(str(exc), EXIT_USAGE)
     try:
-        return int(args.func(args, client))
+        code = int(args.func(args, client))
+        sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
+        return code
     except UsageError as exc:
-        print(f"woxqaq: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(str(exc), EXIT_USAGE)
     except grpc.RpcError as exc:
-        code = exc.code()  # type: ignore[attr-defined]
         if _unreachable(exc):
-            print(
-                f"woxqaq: cannot reach the service at {args.addr}; is it running?", file=sys.stderr
+            return _fail(
+                f"cannot reach the service at {args.addr}; is it running?", EXIT_UNREACHABLE
             )
-            return EXIT_UNREACHABLE
-        print(f"woxqaq: {code.name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
-        return EXIT_REFUSED
-    except KeyboardInterrupt:
-        return 130
+        code = exc.code()  # type: ignore[attr-defined]
+        return _fail(f"{code.name}: {exc.details()}", EXIT_REFUSED)  # type: ignore[attr-defined]
+    except BrokenPipeError:
+        raise
+    except Exception as exc:  # a bug: still one line, the traceback only when asked for
+        if os.environ.get("WOXQAQ_DEBUG"):
+            traceback.print_exc()
+        return _fail(
+            f"unexpected error ({type(exc).__name__}: {exc}); set WOXQAQ_DEBUG=1 for details "
+            "and report it",
+            EXIT_REFUSED,
+        )
     finally:
         client.channel.close()
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"woxqaq: {message}", file=sys.stderr)
+    return code
+
+
+def _discard_stdout() -> None:
+    """After the reader of stdout went away, let the interpreter's final flush go nowhere
+    instead of failing again with a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # not a real file (a test's captured output): nothing will flush to a pipe
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ class DatasourceRegistry:
 
     def __init__(self, config: Config) -> None:
         self._allow_raw = config.server.allow_raw_dsn
+        self._restrict_visibility = config.server.restrict_visibility
         self._default_timeout = config.export.statement_timeout_s
         self._by_name: dict[str, Datasource] = {}
         for name, ds in config.datasources.items():
@@ -107,6 +108,18 @@ class DatasourceRegistry:
 
     def all(self) -> list[Datasource]:
         return [self._by_name[n] for n in self.names()]
+
+    def visible_to(self, user: str) -> frozenset[str] | None:
+        """Names of the datasources `user` approves or views under `server.restrict_visibility`;
+        None when visibility is not restricted (everyone sees everything)."""
+        if not self._restrict_visibility:
+            return None
+        return frozenset(ds.name for ds in self.all() if user in ds.viewers or user in ds.approvers)
+
+    def audit_findings(self, ds: Datasource) -> tuple[str, ...]:
+        """What an audit of the reader's privileges found wrong with `ds` (one line each);
+        empty while no audit has run."""
+        return ()
 
     def get(self, name: str) -> Datasource:
         try:

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -332,8 +332,8 @@ class Exports:
                     run.error or f"done: {run.filename}",
                 )
                 return
-            current = live or Progress(
-                run.id, TaskStatus.EXECUTING, message="running on another replica"
+            current = live or Progress(  # counts as of the running replica's last heartbeat
+                run.id, TaskStatus.EXECUTING, run.rows, run.bytes, "running on another replica"
             )
             if current != last:
                 yield current
@@ -341,6 +341,14 @@ class Exports:
             with self._changed:
                 self._changed.wait(timeout=interval_s)
             time.sleep(interval_s / 2)  # throttle: a few updates a second at most
+
+    def with_live_progress(self, run: Run) -> Run:
+        """`run` with the rows and bytes written so far when this process is running it (the
+        task store has them as of the last heartbeat)."""
+        live = self._progress.get(run.id)
+        if run.status is not RunStatus.EXECUTING or live is None:
+            return run
+        return replace(run, rows=live.rows, bytes=live.bytes)
 
     def _current_run(self, task_id: int) -> Run | None:
         with self.store.read() as tx:
@@ -410,7 +418,9 @@ class Exports:
         while not self._stopping.wait(self.heartbeat_s):
             try:
                 with self.store.write() as tx:
-                    tx.heartbeat(list(self._progress))
+                    tx.heartbeat(
+                        {p.run_id: (p.rows, p.bytes) for p in list(self._progress.values())}
+                    )
                 self.recover()
                 if time.monotonic() - last_retention > 3600:
                     last_retention = time.monotonic()

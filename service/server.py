@@ -17,22 +17,22 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from service.api import notification_servicer
+from service.api import datasource_servicer, notification_servicer
 from service.api.identity_servicer import SERVICE_NAME as IDENTITY_SERVICE
 from service.api.identity_servicer import IdentityServicer
 from service.api.interceptors import AuthInterceptor, UnreadableRequestInterceptor
 from service.api.task_servicer import TaskServicer
 from service.api.upload_servicer import UploadServicer
 from service.auth import Authenticator
+from service.catalog import Catalog
 from service.config import Config, ConfigError, TlsConfig, is_loopback
 from service.datasources import DatasourceRegistry
 from service.demo import ensure_demo_database
 from service.exports import Exports
 from service.scheduler import Scheduler, utc_now
+from service.startup import open_object_store, open_task_store, prepare_data_dir
 from service.storage.base import ObjectStore
-from service.storage.factory import build_object_store
 from service.storage.local import LocalStore
-from service.store.repository import TaskStore
 from service.tasks import TaskManager
 from woxqaq.v1 import (
     identity_service_pb2_grpc,
@@ -48,6 +48,7 @@ SERVICE_NAMES = (
     task_service_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
     upload_service_pb2.DESCRIPTOR.services_by_name["UploadService"].full_name,
     notification_servicer.SERVICE_NAME,
+    datasource_servicer.SERVICE_NAME,
     IDENTITY_SERVICE,
 )
 
@@ -90,14 +91,18 @@ class Service:
                 "server.tls.client_ca_file, or set server.allow_unauthenticated = true"
             )
         self.instance_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-        config.server.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(config)
         if config.embedded:
             ensure_demo_database(config.demo_database_path)
 
-        self.store = TaskStore(config.task_store_url)
-        self.store.migrate()
+        # Both stores are checked before anything else starts; a failure is a ConfigError.
+        self.store = open_task_store(config)
+        try:
+            self.objects: ObjectStore = open_object_store(config)
+        except Exception:
+            self.store.close()
+            raise
         self.registry = DatasourceRegistry(config)
-        self.objects: ObjectStore = build_object_store(config)
         self.exports = Exports(
             config,
             self.store,
@@ -139,6 +144,7 @@ class Service:
             UploadServicer(self.config, self.objects), server
         )
         notification_servicer.register(server, self.config, self.store, self.registry)
+        datasource_servicer.register(server, Catalog(self.config, self.registry))
         identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(

@@ -372,11 +372,7 @@ class TaskManager:
         )
 
     def _visible_datasources(self, user: str) -> frozenset[str] | None:
-        if not self.config.server.restrict_visibility:
-            return None
-        return frozenset(
-            ds.name for ds in self.registry.all() if user in ds.viewers or user in ds.approvers
-        )
+        return self.registry.visible_to(user)
 
     def _check_visible(self, task: Task, user: str) -> None:
         visible = self._visible_datasources(user)

@@ -73,3 +73,17 @@ def fresh_mysql_url() -> Iterator[URL]:
 def mysql_url() -> Iterator[URL]:
     """A fresh, empty MariaDB/MySQL database for this test session."""
     yield from _scratch_database(MYSQL_URL, "MariaDB/MySQL")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """URL of a moto S3 server on a free loopback port, for the whole session."""
+    from moto.server import ThreadedMotoServer  # only test runs that use S3 pay for the import
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

@@ -64,7 +64,7 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
             ok=True,
             ded=convert.spec_to_pb(detail.task.spec),
             task=convert.task_to_pb(detail.task),
-            runs=[convert.run_to_pb(r) for r in detail.runs],
+            runs=[convert.run_to_pb(self.exports.with_live_progress(r)) for r in detail.runs],
             precheck_messages=detail.task.precheck_messages,
             events=[convert.event_to_pb(e) for e in detail.events],
         )

@@ -107,8 +107,6 @@ def schedule_problems(schedule: Schedule) -> list[str]:
         else:
             if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
                 problems.append(f"cron {schedule.cron!r} never fires")
-    if not schedule.channel.strip():
-        problems.append("a scheduled export needs a channel to deliver each run to")
     return problems
 
 

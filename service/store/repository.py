@@ -7,7 +7,7 @@ moment serialise and the second one sees the first one's outcome.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -344,10 +344,15 @@ class Tx:
         row, fired, approved = found
         return _dealt_with(row, fired, approved)
 
-    def heartbeat(self, run_ids: Sequence[int]) -> None:
-        if run_ids:
+    def heartbeat(self, progress: Mapping[int, tuple[int, int]]) -> None:
+        """Runs this process still runs are alive, with their (rows, bytes) so far, so that
+        every replica can show how far they are; finishing a run writes its final counts."""
+        now = utcnow()
+        for run_id, (rows, size) in progress.items():
             self.s.execute(
-                sa.update(RunRow).where(RunRow.id.in_(run_ids)).values(heartbeat_at=utcnow())
+                sa.update(RunRow)
+                .where(RunRow.id == run_id, RunRow.status == int(RunStatus.EXECUTING))
+                .values(heartbeat_at=now, rows=rows, bytes=size)
             )
 
     def stale_runs(self, *, owner: str | None, older_than: datetime) -> list[Run]:

@@ -1,5 +1,6 @@
 """Scheduled exports in Slack: the form's schedule, each run posted to its channel with its
-link, failures told to the owner too, `/export schedules` with next run and Cancel.
+link (or to its owner when it has none), failures told to the owner too, `/export schedules`
+with next run and Cancel.
 
 The scheduler's thread is off; a controllable clock drives its real tick, and the bot
 delivers what the service recorded through the Slack stand-in.
@@ -83,6 +84,30 @@ def test_each_firing_is_posted_to_the_schedules_channel_with_its_link(
     time.sleep(0.3)
     assert len(slack.in_channel(FINANCE)) == 2  # one message per run, updated in place
     assert not [m for m in slack.dm("dave") if "failed" in m.text]
+
+
+def test_a_schedule_without_a_channel_sends_each_run_to_its_owner(
+    start_service, make_bot, slack: SlackStandIn
+) -> None:
+    clock = Clock()
+    service: Service = start_service(clock=clock)
+    bot = make_bot(service)
+    request = pb.SubmitTaskRequest(  # as the CLI submits it: --cron without --channel
+        kind=pb.TASK_KIND_DATA_EXPORT,
+        dsn="shop",
+        ded=pb.DataExportDetail(export_reason="daily", ebs=pb.ExportBySQL(statement=SQL)),
+        schedule=pb.Schedule(trigger=pb.TRIGGER_KIND_CRON, cron="* * * * *", timezone="UTC"),
+    )
+    assert bot.service.submit("dave", request).ok
+    approve_first(bot, slack)
+    clock.to_next_minute()
+    assert len(service.scheduler.tick()) == 1
+
+    told = wait_for(lambda: [m for m in slack.dm("dave") if links(m)], what="the run to dave")
+    body = requests.get(links(told[0])[0], timeout=10).text
+    assert body.splitlines()[0] == "order_no,amount" and len(body.splitlines()) == 7
+    time.sleep(0.3)
+    assert len([m for m in slack.dm("dave") if links(m)]) == 1  # once, not also as a problem
 
 
 def test_a_failed_scheduled_run_is_told_to_the_channel_and_its_owner(

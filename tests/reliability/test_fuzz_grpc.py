@@ -1,4 +1,4 @@
-"""Random and boundary requests for every method of the three services, over a real socket.
+"""Random and boundary requests for every method of the services, over a real socket.
 
 Every answer is OK or a status a client can act on, with a message; never INTERNAL or
 UNKNOWN, never a hang, never a traceback in the service log, and the server keeps serving.
@@ -25,6 +25,7 @@ from service_support import Running, shop_config
 
 from service.config import parse_config
 from service.server import Service
+from woxqaq.v1 import datasource_service_pb2 as dpb
 from woxqaq.v1 import notification_service_pb2 as npb
 from woxqaq.v1 import task_service_pb2 as pb
 from woxqaq.v1 import upload_service_pb2 as upb
@@ -48,6 +49,7 @@ METHODS: list[MethodDescriptor] = [
         (pb, "TaskService"),
         (upb, "UploadService"),
         (npb, "NotificationService"),
+        (dpb, "DatasourceService"),
     )
     for method in module.DESCRIPTOR.services_by_name[name].methods
 ]

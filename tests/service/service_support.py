@@ -13,6 +13,7 @@ import grpc
 from service.config import Config
 from service.demo import ensure_demo_database
 from service.server import Service
+from woxqaq.v1 import datasource_service_pb2_grpc as dpb_grpc
 from woxqaq.v1 import task_service_pb2 as pb
 from woxqaq.v1 import task_service_pb2_grpc as pb_grpc
 from woxqaq.v1 import upload_service_pb2_grpc as upload_grpc
@@ -21,10 +22,17 @@ APPROVERS = ["alice", "bob", "carol", "dave", "erin"]
 
 
 class Caller:
-    """TaskService stub that acts as one user (x-woxqaq-user) with an optional token."""
+    """A stub (TaskService unless told) that acts as one user (x-woxqaq-user) with an
+    optional token."""
 
-    def __init__(self, channel: grpc.Channel, user: str | None, token: str | None) -> None:
-        self._stub = pb_grpc.TaskServiceStub(channel)
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        user: str | None,
+        token: str | None,
+        stub: Callable[[grpc.Channel], Any] = pb_grpc.TaskServiceStub,
+    ) -> None:
+        self._stub = stub(channel)
         self.metadata: list[tuple[str, str]] = []
         if user is not None:
             self.metadata.append(("x-woxqaq-user", user))
@@ -46,6 +54,10 @@ class Running:
 
     def as_user(self, user: str | None) -> Caller:
         return Caller(self.channel, user, self.token)
+
+    def datasources_as(self, user: str | None) -> Caller:
+        """DatasourceService as `user`."""
+        return Caller(self.channel, user, self.token, dpb_grpc.DatasourceServiceStub)
 
     def upload_stub(self) -> upload_grpc.UploadServiceStub:
         return upload_grpc.UploadServiceStub(self.channel)

@@ -7,14 +7,18 @@ the entry points, the environment variables and the absence of tracebacks.
 
 from __future__ import annotations
 
+import argparse
 import csv
+import io
 import json
 import os
 import re
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from fake_clock import Clock
 from service_support import Running
 
 from service import cli
@@ -55,6 +60,10 @@ def svc(start_service: Callable[..., Running]) -> Running:
 
 @pytest.fixture
 def woxqaq(svc: Running, capsys: pytest.CaptureFixture[str]) -> Cli:
+    return cli_for(svc, capsys)
+
+
+def cli_for(svc: Running, capsys: pytest.CaptureFixture[str]) -> Cli:
     """Run `woxqaq --addr <svc> --user <user> ARGS...` in-process; its exit code and output."""
 
     def run(*args: str, user: str | None = "zoe", addr: str | None = None) -> Result:
@@ -332,9 +341,6 @@ def test_list_as_a_table_and_as_json(svc: Running, woxqaq: Cli) -> None:
     assert page.out.strip().splitlines()[-1] == "4 task(s), page 2 of 2"
     assert [line.split()[0] for line in page.out.strip().splitlines()[2:-1]] == [approving]
 
-    bad = woxqaq("list", "--page", "-1")
-    assert bad.rc == cli.EXIT_REFUSED and "INVALID_ARGUMENT" in bad.err
-
 
 # -- execution ----------------------------------------------------------------------------
 
@@ -570,3 +576,426 @@ def test_console_script_and_unreachable_service_in_a_process() -> None:
     assert p.returncode == cli.EXIT_OK and "usage: woxqaq" in p.stdout
     for command in ("submit", "list", "show", "approve", "cancel", "execute", "watch", "download"):
         assert command in p.stdout
+
+
+# -- bad input: one line, the documented exit code, nothing submitted ----------------------
+
+
+def sql_files(tmp_path: Path) -> dict[str, Path]:
+    """SQL files a user may point --sql-file at by mistake, and one saved by a Windows editor."""
+    files = {
+        "gbk": tmp_path / "gbk.sql",
+        "empty": tmp_path / "empty.sql",
+        "bom": tmp_path / "bom.sql",
+    }
+    files["gbk"].write_bytes("SELECT title AS 名称 FROM products".encode("gbk"))
+    files["empty"].write_text("\n  \n", encoding="utf-8")
+    files["bom"].write_text("\ufeff" + PRODUCTS_SQL, encoding="utf-8")
+    return files
+
+
+def test_submit_usage_errors_name_the_option_and_submit_nothing(
+    svc: Running, woxqaq: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = sql_files(tmp_path)
+    one_table = "--fields and --filter go with exactly one --table"
+    for args, words in (
+        (("--sql", ""), "--sql is empty: give one SELECT statement"),
+        (("--sql", " \n "), "--sql is empty"),
+        (("--sql", PRODUCTS_SQL, "--tz", "Asia/Shanghai"), "--tz goes with --cron"),
+        (("--sql", PRODUCTS_SQL, "--channel", "C1"), "--channel goes with --cron"),
+        (("--sql", PRODUCTS_SQL, "--cron", " "), "--cron is empty"),
+        (("--sql", PRODUCTS_SQL, "--fields", "sku"), one_table),
+        (("--sql", PRODUCTS_SQL, "--filter", "sku = 'a'"), one_table),
+        (("--all-tables", "--fields", "id"), one_table),
+        (("--table", "orders", "--fields", " , "), "--fields names no field"),
+        (("--table", " "), "--table is empty"),
+        (("--sql-file", str(tmp_path / "nonexistent.sql")), "nonexistent.sql: no such file"),
+        (("--sql-file", str(tmp_path)), "is a directory: name the file"),
+        (("--sql-file", str(files["gbk"])), "is not UTF-8 text (byte 0x"),
+        (("--sql-file", str(files["gbk"])), "iconv -f GBK -t UTF-8"),
+        (("--sql-file", str(files["empty"])), "empty.sql is empty"),
+    ):
+        r = woxqaq("submit", "--dsn", "shop", *args)
+        assert r.rc == cli.EXIT_USAGE, (args, r)
+        assert r.out == "" and r.err.startswith("woxqaq: ") and r.err.count("\n") == 1, r.err
+        assert words in r.err, (args, r.err)
+    assert svc.as_user("zoe").ListTaskDetail(pb.ListTaskRequest()).total == 0
+
+    # A byte-order mark is not part of the statement.
+    task_id = submit(woxqaq, "--sql-file", str(files["bom"]))
+    assert svc.detail(task_id).task.ded.ebs.statement == PRODUCTS_SQL
+    # `-` reads standard input.
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"SELECT 2 AS two\n")))
+    task_id = submit(woxqaq, "--sql-file", "-")
+    assert svc.detail(task_id).task.ded.ebs.statement == "SELECT 2 AS two\n"
+
+
+def test_every_option_has_help_and_there_is_a_version(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    commands = dict(subparsers.choices)
+    assert {"datasources", "tables", "schedules"} <= set(commands)
+    for name, command in [("woxqaq", parser), *commands.items()]:
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            assert action.help and action.help.strip(), (name, action.dest)
+    assert all(a.help for a in subparsers._choices_actions), "every command has a summary"
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert re.fullmatch(r"woxqaq \d+\.\d+\.\d+\S*\n", capsys.readouterr().out)
+
+
+def test_every_subcommand_with_bad_input_exits_with_its_code_and_no_traceback(
+    svc: Running, tmp_path: Path
+) -> None:
+    """Each case is a real `python -m service.cli` process; they run side by side."""
+    files = sql_files(tmp_path)
+    existing = tmp_path / "taken.csv"
+    existing.write_text("keep me")
+    usage, refused, failed = cli.EXIT_USAGE, cli.EXIT_REFUSED, cli.EXIT_FAILED
+    cases: list[tuple[tuple[str, ...], int]] = [
+        ((), usage),
+        (("no-such-command",), usage),
+        (("submit", "--dsn", "shop"), usage),
+        (("submit", "--dsn", "shop", "--sql", ""), usage),
+        (("submit", "--dsn", "shop", "--sql-file", "/nonexistent.sql"), usage),
+        (("submit", "--dsn", "shop", "--sql-file", str(tmp_path)), usage),
+        (("submit", "--dsn", "shop", "--sql-file", str(files["gbk"])), usage),
+        (("submit", "--dsn", "shop", "--sql", "SELECT 1 AS a", "--tz", "UTC"), usage),
+        (("submit", "--dsn", "shop", "--sql", "SELECT 1 AS a", "--fields", "a"), usage),
+        (("submit", "--dsn", "shop", "--sql", "SELECT 1 AS a", "--format", "pdf"), usage),
+        (("submit", "--dsn", "nowhere", "--sql", "SELECT 1 AS a"), refused),
+        (("submit", "--dsn", "shop", "--sql", "DELETE FROM orders"), failed),
+        (("submit", "--dsn", "shop", "--sql", PRODUCTS_SQL, "--cron", "61 * * * *"), failed),
+        (("list", "--page", "0"), usage),
+        (("list", "--page-size", "x"), usage),
+        (("list", "--status", "sleeping"), usage),
+        (("show", "abc"), usage),
+        (("show", "999"), refused),
+        (("approve", "1x"), usage),
+        (("approve", "999"), refused),
+        (("reject", "1"), usage),  # no --comment
+        (("cancel", "²"), usage),
+        (("cancel", "999"), refused),
+        (("execute", "999"), refused),
+        (("watch", ""), usage),
+        (("watch", "999"), refused),
+        (("url", "1", "--run", "latest"), usage),
+        (("url", "1", "--expires-in", "-5"), usage),
+        (("url", "999"), refused),
+        (("download", "999", "-o", str(existing)), refused),
+        (("download", "1", "-o", str(tmp_path / "missing" / "x.csv")), usage),
+        (("datasources", "--bogus"), usage),
+        (("tables",), usage),
+        (("tables", "--dsn", "nowhere"), refused),
+        (("tables", "--dsn", "shop", "--database", "nope"), refused),
+        (("schedules", "extra"), usage),
+        (("whoami", "extra"), usage),
+        (("--ca-file", str(tmp_path / "missing.pem"), "list"), usage),
+        (("--cert", str(files["empty"]), "list"), usage),  # without --key
+    ]
+    base = {k: v for k, v in os.environ.items() if not k.startswith("WOXQAQ_")}
+    env = base | {"WOXQAQ_SERVICE_ADDR": svc.addr, "WOXQAQ_USER": "zoe"}
+    procs = [
+        (
+            argv,
+            code,
+            subprocess.Popen(
+                [sys.executable, "-m", "service.cli", *argv],
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+        )
+        for argv, code in cases
+    ]
+    for argv, code, proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == code, (argv, out, err)
+        assert "Traceback" not in err and "Traceback" not in out, (argv, err)
+        if code == failed:  # the pre-check's answer is the command's output
+            assert "failed its pre-check:" in out and err == "", (argv, out, err)
+            continue
+        assert out == "" and err.strip(), (argv, out)  # says why, on stderr
+        last = err.strip().splitlines()[-1]
+        assert last.startswith(("woxqaq: ", "woxqaq ")), (argv, err)  # ours or argparse's
+    assert existing.read_text() == "keep me"
+    assert svc.as_user("zoe").ListTaskDetail(pb.ListTaskRequest()).total == 2  # the two rc 3
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly(svc: Running, woxqaq: Cli) -> None:
+    """`woxqaq url 1 | head -1`, made certain: the output pipe is closed before anything is
+    written, so every write fails with EPIPE."""
+    task_id = submit(woxqaq, "--sql", PRODUCTS_SQL)
+    assert woxqaq("approve", task_id, user="alice").rc == cli.EXIT_OK
+    svc.wait_for_status(task_id, {pb.TASK_STATUS_EXECUTE_SUCCESS})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WOXQAQ_")}
+    env |= {"WOXQAQ_SERVICE_ADDR": svc.addr, "WOXQAQ_USER": "zoe"}
+    for argv, code in (
+        (("url", task_id), cli.EXIT_BROKEN_PIPE),
+        (("list",), cli.EXIT_BROKEN_PIPE),
+        (("--json", "show", task_id), cli.EXIT_BROKEN_PIPE),
+        (("--help",), 0),  # argparse itself ignores a failed write of its help
+    ):
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            p = subprocess.run(
+                [sys.executable, "-m", "service.cli", *argv],
+                env=env,
+                cwd=REPO,
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        finally:
+            os.close(write_end)
+        assert (p.returncode, p.stderr) == (code, ""), argv
+
+
+def test_ctrl_c_ends_with_130_and_one_line(tmp_path: Path) -> None:
+    """Interrupted while waiting for a service that accepts the connection but never answers."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        addr = f"127.0.0.1:{silent.getsockname()[1]}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WOXQAQ_")}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "--addr", addr, "--user", "zoe", "list"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.5)  # imported and waiting on the call
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert (proc.returncode, out, err) == (cli.EXIT_INTERRUPTED, "", "woxqaq: interrupted\n")
+
+
+# -- approvals, failures and progress -----------------------------------------------------
+
+
+def test_approve_says_how_many_approvals_are_still_needed(
+    start_service: Callable[..., Running], capsys: pytest.CaptureFixture[str]
+) -> None:
+    svc = start_service(shop={"required_approvals": 3})
+    woxqaq = cli_for(svc, capsys)
+    task_id = submit(woxqaq, "--sql", PRODUCTS_SQL, "--executor", "committer")
+    shown = woxqaq("show", task_id).out.splitlines()[0]
+    assert shown == f"Task {task_id}: APPROVING (approved 0 of 3 — 3 more approvals needed)"
+    for user, said in (
+        ("alice", "approved 1 of 3 — 2 more approvals needed"),
+        ("bob", "approved 2 of 3 — one more approval needed"),
+    ):
+        r = woxqaq("approve", task_id, user=user)
+        assert (r.rc, r.out.strip(), r.err) == (
+            cli.EXIT_OK,
+            f"Approved task {task_id}: {said}.",
+            "",
+        )
+        shown = woxqaq("show", task_id).out.splitlines()[0]
+        assert shown == f"Task {task_id}: APPROVING ({said})"
+    r = woxqaq("approve", task_id, user="carol")
+    assert (r.rc, r.out.strip(), r.err) == (cli.EXIT_OK, f"Approved task {task_id}.", "")
+    assert svc.detail(task_id).task.status == pb.TASK_STATUS_APPROVED
+
+
+def test_watch_and_show_give_a_failures_whole_reason(svc: Running, woxqaq: Cli) -> None:
+    # Passes the pre-check, fails at run time with SQLite's message quoting the whole path.
+    path = "x" + "b" * 120
+    task_id = submit(woxqaq, "--sql", f"SELECT json_extract('{{}}', '{path}') AS j")
+    assert woxqaq("approve", task_id, user="alice").rc == cli.EXIT_OK
+    svc.wait_for_status(task_id, {pb.TASK_STATUS_EXECUTE_FAILED})
+    error = svc.detail(task_id).runs[0].error
+    assert path in error and len(error) > 130
+
+    watched = woxqaq("watch", task_id)
+    assert watched.rc == cli.EXIT_FAILED
+    final = watched.out.split("\r")[-1]
+    assert "EXECUTE_FAILED" in final and error in final
+    shown = woxqaq("show", task_id)
+    assert f"EXECUTE_FAILED   by auto: {error}" in shown.out
+
+
+LONG_SQL = (
+    "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1500000) "
+    "SELECT x, 'row number ' || x AS label FROM n"
+)
+LIVE = re.compile(r"#(\d+) EXECUTING +by auto: (\d+) rows, (\d+) bytes so far")
+
+
+def test_show_gives_the_live_progress_of_a_running_export(svc: Running, woxqaq: Cli) -> None:
+    task_id = submit(woxqaq, "--sql", LONG_SQL)
+    assert woxqaq("approve", task_id, user="alice").rc == cli.EXIT_OK
+    seen: list[tuple[int, int]] = []
+    deadline = time.monotonic() + 30
+    while len(seen) < 2 and time.monotonic() < deadline:
+        shown = woxqaq("show", task_id).out
+        if "EXECUTE_SUCCESS" in shown:
+            break
+        match = LIVE.search(shown)
+        if match and int(match.group(2)) > 0 and (not seen or seen[-1][0] < int(match.group(2))):
+            seen.append((int(match.group(2)), int(match.group(3))))
+        time.sleep(0.1)
+    assert len(seen) == 2, f"no growing progress seen: {seen}"
+    assert seen[0][0] < seen[1][0] < 1_500_000 and 0 < seen[0][1] < seen[1][1]
+    run = svc.wait_for_status(task_id, {pb.TASK_STATUS_EXECUTE_SUCCESS}, timeout=120).runs[0]
+    assert run.rows == 1_500_000
+    assert (
+        f"by auto: 1500000 rows, {run.bytes} bytes, {run.filename}" in woxqaq("show", task_id).out
+    )
+
+
+def test_show_on_another_replica_gives_progress_as_of_the_last_heartbeat(
+    start_service: Callable[..., Running], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    store = f"sqlite:///{tmp_path / 'tasks.db'}"
+    settings = {"store_url": store, "export": {"stale_run_s": 3}, "scheduler": {"enabled": False}}
+    runner, other = start_service(**settings), start_service(**settings)
+    on_runner, on_other = cli_for(runner, capsys), cli_for(other, capsys)
+    task_id = submit(on_runner, "--sql", LONG_SQL)
+    assert on_runner("approve", task_id, user="alice").rc == cli.EXIT_OK  # runs on `runner`
+    rows_seen = 0
+    deadline = time.monotonic() + 30
+    while not rows_seen and time.monotonic() < deadline:
+        shown = on_other("show", task_id).out
+        assert "EXECUTE_SUCCESS" not in shown, "finished before a heartbeat was seen"
+        match = LIVE.search(shown)
+        rows_seen = int(match.group(2)) if match else 0
+        time.sleep(0.1)
+    assert 0 < rows_seen < 1_500_000
+    run = runner.wait_for_status(task_id, {pb.TASK_STATUS_EXECUTE_SUCCESS}, timeout=120).runs[0]
+    assert (run.rows, run.executor) == (1_500_000, "auto")
+
+
+# -- download -----------------------------------------------------------------------------
+
+
+def test_download_never_replaces_a_file_unless_forced(
+    svc: Running, woxqaq: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task_id = submit(woxqaq, "--sql", PRODUCTS_SQL)
+    assert woxqaq("approve", task_id, user="alice").rc == cli.EXIT_OK
+    run = svc.wait_for_status(task_id, {pb.TASK_STATUS_EXECUTE_SUCCESS}).runs[0]
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    monkeypatch.chdir(out_dir)
+    precious = out_dir / run.filename
+    precious.write_text("precious")
+
+    r = woxqaq("download", task_id)
+    assert r.rc == cli.EXIT_USAGE and r.out == ""
+    assert r.err == (
+        f"woxqaq: {run.filename} exists; name another file with -o, or add --force to replace it\n"
+    )
+    r = woxqaq("download", task_id, "-o", str(out_dir))  # a directory holding that name
+    assert r.rc == cli.EXIT_USAGE and "exists" in r.err
+    assert precious.read_text() == "precious"
+
+    named = out_dir / "products.csv"
+    assert woxqaq("download", task_id, "-o", str(named)).rc == cli.EXIT_OK
+    export = named.read_bytes()
+    assert export.startswith(b"sku,title,price")
+    again = woxqaq("download", task_id, "-o", str(named))
+    assert again.rc == cli.EXIT_USAGE and "add --force" in again.err
+
+    forced = woxqaq("download", task_id, "--force")
+    assert forced.rc == cli.EXIT_OK, forced.err
+    assert precious.read_bytes() == export
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([run.filename, "products.csv"])
+
+
+# -- datasources, tables, schedules ---------------------------------------------------------
+
+
+def test_datasources_and_tables(svc: Running, woxqaq: Cli, tmp_path: Path) -> None:
+    r = woxqaq("datasources")
+    assert r.rc == cli.EXIT_OK, r.err
+    header, _rule, row, *rest = r.out.strip().splitlines()
+    assert header.split() == ["NAME", "DIALECT", "APPROVERS", "APPROVALS", "REACHABLE", "AUDIT"]
+    assert row.split("  ")[0] == "shop" and rest == []
+    assert re.fullmatch(r"shop +sqlite +alice, bob, carol, dave, erin +1 +yes +-", row)
+    body = woxqaq("datasources", "--json").json()["datasources"]
+    assert [(d["name"], d["reachable"], d["required_approvals"]) for d in body] == [
+        ("shop", True, 1)
+    ]
+    assert "not checked" in woxqaq("datasources", "--no-check").out
+
+    r = woxqaq("tables", "--dsn", "shop")
+    assert r.rc == cli.EXIT_OK, r.err
+    lines = r.out.strip().splitlines()
+    with sqlite3.connect(tmp_path / "shop.db") as db:
+        names = sorted(
+            n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        )
+        product_columns = [c[1] for c in db.execute("PRAGMA table_info(products)")]
+    assert [line.split()[0] for line in lines[2:-1]] == names
+    assert any(
+        line.startswith("products ") and ", ".join(product_columns) in line for line in lines
+    )
+    assert lines[-1] == f"{len(names)} table(s) in shop, database main"
+    missing = woxqaq("tables", "--dsn", "shop", "--database", "nope")
+    assert missing.rc == cli.EXIT_REFUSED
+    assert missing.err == "woxqaq: NOT_FOUND: database 'nope' does not exist in datasource 'shop'\n"
+
+
+def test_a_schedule_without_slack_runs_and_is_downloaded_from_the_cli(
+    start_service: Callable[..., Running], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    clock = Clock()
+    svc = start_service(clock=clock, scheduler={"enabled": False})
+    woxqaq = cli_for(svc, capsys)
+    task_id = submit(woxqaq, "--sql", PRODUCTS_SQL, "--cron", "* * * * *", "--tz", "Asia/Shanghai")
+    other = submit(woxqaq, "--sql", PRODUCTS_SQL)  # not scheduled: not listed
+    assert svc.detail(task_id).task.schedule.channel == ""
+    shown = woxqaq("show", task_id).out
+    assert (
+        f"  schedule    * * * * * (Asia/Shanghai) -> no channel: each run is kept for "
+        f"`woxqaq download {task_id} --run RUN`"
+    ) in shown.splitlines()
+
+    listed = woxqaq("schedules")
+    assert listed.rc == cli.EXIT_OK
+    rows = listed.out.strip().splitlines()
+    assert rows[0].split() == ["ID", "STATUS", "DATASOURCE", "CRON", "CHANNEL", "NEXT", "RUNS"]
+    assert re.fullmatch(
+        rf"{task_id} +APPROVING +shop +\* \* \* \* \* \(Asia/Shanghai\) +- +after approval", rows[2]
+    )
+    assert rows[-1] == "1 schedule(s)" and other not in [r.split()[0] for r in rows[2:-1]]
+    assert woxqaq("schedules", user="alice").out.strip().endswith("0 schedule(s)")
+
+    assert woxqaq("approve", task_id, user="alice").rc == cli.EXIT_OK
+    row = woxqaq("schedules").out.strip().splitlines()[2]
+    assert "APPROVED" in row and row.count(" CST") == 3  # the next three firings
+    assert [t["id"] for t in woxqaq("schedules", "--json").json()["data"]] == [task_id]
+
+    clock.to_next_minute()
+    assert len(svc.service.scheduler.tick()) == 1
+    run = svc.wait_for_status(task_id, {pb.TASK_STATUS_APPROVED}).runs
+    deadline = time.monotonic() + 30
+    while run[0].status == pb.TASK_STATUS_EXECUTING and time.monotonic() < deadline:
+        time.sleep(0.05)
+        run = svc.detail(task_id).runs
+    assert run[0].status == pb.TASK_STATUS_EXECUTE_SUCCESS, run
+    shown = woxqaq("show", task_id).out
+    assert f"    #{run[0].id} EXECUTE_SUCCESS  by scheduler: {run[0].rows} rows" in shown
+
+    target = tmp_path / "scheduled.csv"
+    saved = woxqaq("download", task_id, "--run", run[0].id, "-o", str(target))
+    assert saved.rc == cli.EXIT_OK, saved.err
+    with target.open(encoding="utf-8", newline="") as f:
+        got = list(csv.reader(f))
+    with sqlite3.connect(tmp_path / "shop.db") as db:
+        expected = [[str(v) for v in row] for row in db.execute(PRODUCTS_SQL)]
+    assert got[0] == ["sku", "title", "price"] and len(got) - 1 == len(expected) == run[0].rows

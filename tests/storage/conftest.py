@@ -9,7 +9,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from service.config import parse_config
 from service.storage import LocalStore, S3Store, build_object_store
@@ -17,18 +16,6 @@ from service.storage import LocalStore, S3Store, build_object_store
 # Fake credentials, recognisable so that tests can assert they never leak into a message.
 ACCESS_KEY = "AKIAWOXQAQTESTACCESS"
 SECRET_KEY = "woxqaq-test-secret-never-shown"
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """URL of a moto S3 server on a free loopback port, for the whole session."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture
