@@ -80,9 +80,22 @@ def skip_event_retries(req: BoltRequest, resp: BoltResponse, next: Any) -> BoltR
     View submissions are not skipped here: their own idempotency key answers a repeat with
     the first one's outcome, which also covers a repeat that carries no retry header.
     """
-    if req.headers.get("x-slack-retry-num") and req.body.get("type") == "event_callback":
+    if retry_number(req) > 0 and req.body.get("type") == "event_callback":
         return BoltResponse(status=200, body="")
     return next()
+
+
+def retry_number(req: BoltRequest) -> int:
+    """How many times Slack sent this before: 0 for a first delivery.
+
+    Socket Mode marks a first delivery `retry_attempt: 0`, which Bolt passes on as a retry
+    header of "0"; over HTTP a first delivery has no such header.
+    """
+    values = req.headers.get("x-slack-retry-num") or []
+    try:
+        return int(values[0])
+    except (IndexError, ValueError):
+        return 0
 
 
 def build_app(
@@ -95,7 +108,7 @@ def build_app(
     app = App(
         client=client,
         signing_secret=settings.signing_secret,
-        token_verification_enabled=False,  # no auth.test call at start: the app may start offline
+        token_verification_enabled=False,  # bot.startup checks the tokens, with a clearer message
         process_before_response=False,  # ack() answers Slack at once; the work goes on after
         listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="listener"),
     )

@@ -9,7 +9,10 @@ repeated delivery harmless.
 
 Failures are never dropped silently: a channel the bot cannot post to is reported to the
 requester by direct message; anything else is Acked as failed so the service retries it
-with back-off (HTTP 429 after the client's own retries: after Retry-After).
+with back-off (HTTP 429 after the client's own retries: after Retry-After). A token Slack
+refuses (revoked, app uninstalled) pauses delivery instead: the notifications wait in the
+outbox, the bot reports itself unhealthy, and asks Slack now and then whether the token
+works again.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from bot.blocks.results import (
     run_message,
     schedule_problem,
 )
+from bot.health import TOKEN_ERRORS, Health
 from bot.service_client import ServiceClient
 from woxqaq.v1 import notification_service_pb2 as npb
 from woxqaq.v1 import task_service_pb2 as pb
@@ -54,6 +58,14 @@ class Retry(Exception):
     def __init__(self, message: str, after_s: int = 0) -> None:
         super().__init__(message)
         self.after_s = after_s
+
+
+class TokenRefused(Retry):
+    """Slack refuses the bot token itself: no retry can succeed until the token works."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(f"slack: {error}", after_s=1)
+        self.error = error
 
 
 @dataclass
@@ -77,8 +89,12 @@ class Delivery:
         lease_s: int = 120,
         progress_interval_s: float = 2.0,
         upload_max_bytes: int = 0,
+        health: Health | None = None,
+        token_check_interval_s: float = 30.0,
     ) -> None:
         self.client = client
+        self.health = health or Health()
+        self.token_check_interval_s = token_check_interval_s
         self.upload_max_bytes = upload_max_bytes
         self.service = service
         self.consumer = consumer
@@ -111,6 +127,9 @@ class Delivery:
     def _loop(self) -> None:
         failures = 0
         while not self._stop.is_set():
+            if self.health.token_error:
+                self._wait_for_a_working_token()
+                continue
             try:
                 busy = self.run_once()
                 failures = 0
@@ -124,6 +143,21 @@ class Delivery:
                 busy = False
             if not busy:
                 self._stop.wait(min(self.poll_interval_s * (2 ** min(failures, 5)), 30.0))
+
+    def _wait_for_a_working_token(self) -> None:
+        if self._stop.wait(self.token_check_interval_s):
+            return
+        try:
+            self.client.auth_test()
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            if error in TOKEN_ERRORS:
+                self.health.token_refused(error)
+            return
+        except OSError:
+            return  # Slack out of reach: ask again later
+        log.info("Slack accepts the bot token again; delivering the waiting notifications")
+        self.health.token_works()
 
     def run_once(self) -> bool:
         """Deliver one notification if there is one; True when one was handled."""
@@ -139,6 +173,19 @@ class Delivery:
         extra = {"task_id": n.task_id, "run_id": n.run_id, "notification": n.id, "kind": n.kind}
         try:
             self._render(d)
+        except TokenRefused as exc:
+            log.error(
+                "Slack refuses the bot token (%s): delivery paused until it works; "
+                "the notifications wait in the outbox",
+                exc.error,
+                extra=extra,
+            )
+            self.health.token_refused(exc.error)
+            # Released at once, so a bot with a working token can deliver it.
+            self.service.ack(
+                n.id, self.consumer, delivered=False, error=str(exc), refs=d.posted, retry_after_s=1
+            )
+            return
         except Retry as exc:
             log.warning("delivery failed, will retry: %s", exc, extra=extra)
             self.service.ack(
@@ -343,6 +390,8 @@ class Delivery:
     def _retry(exc: SlackApiError) -> Retry:
         status = exc.response.status_code
         error = str(exc.response.get("error", "")) or f"HTTP {status}"
+        if error in TOKEN_ERRORS:
+            return TokenRefused(error)
         after = 0
         if status == 429:
             try:
@@ -406,3 +455,5 @@ class Delivery:
                 )
             except SlackApiError as exc:  # progress is best effort; the result is not
                 log.info("progress update skipped: %s", exc.response.get("error"))
+            except OSError as exc:  # Slack out of reach: the next update or the result follows
+                log.info("progress update skipped: %s", getattr(exc, "reason", None) or exc)

@@ -17,7 +17,7 @@ class SettingsError(Exception):
 @dataclass(frozen=True)
 class Settings:
     bot_token: str = field(repr=False)
-    signing_secret: str = field(repr=False)
+    signing_secret: str = field(default="", repr=False)  # HTTP mode only
     app_token: str = field(default="", repr=False)
     api_url: str = SLACK_API_URL
     service_addr: str = "127.0.0.1:50051"
@@ -34,6 +34,8 @@ class Settings:
     lease_s: int = 120
     # A scheduled run's file up to this size is also uploaded to its channel; 0: links only.
     upload_max_bytes: int = 1024 * 1024
+    # While Slack refuses the bot token, how often to ask whether it works again.
+    token_check_interval_s: float = 30.0
 
     @property
     def socket_mode(self) -> bool:
@@ -42,9 +44,17 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        missing = [n for n in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET") if not env.get(n)]
-        if missing:
-            raise SettingsError(f"set {' and '.join(missing)} (from the Slack app's settings)")
+        if not env.get("SLACK_BOT_TOKEN"):
+            raise SettingsError(
+                "set SLACK_BOT_TOKEN: the Bot User OAuth Token (xoxb-…) on the Slack app's "
+                "OAuth & Permissions page"
+            )
+        # Slack signs HTTP requests only; in Socket Mode the app-level token is the proof.
+        if not env.get("SLACK_APP_TOKEN") and not env.get("SLACK_SIGNING_SECRET"):
+            raise SettingsError(
+                "set SLACK_APP_TOKEN (xapp-…, for Socket Mode) or SLACK_SIGNING_SECRET (for "
+                "HTTP mode): both are on the Slack app's Basic Information page"
+            )
         port_text = env.get("PORT", "3000")
         try:
             port = int(port_text)
@@ -69,7 +79,7 @@ class Settings:
             raise SettingsError("set WOXQAQ_SERVICE_CERT and WOXQAQ_SERVICE_KEY together")
         return cls(
             bot_token=env["SLACK_BOT_TOKEN"],
-            signing_secret=env["SLACK_SIGNING_SECRET"],
+            signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
             app_token=env.get("SLACK_APP_TOKEN", ""),
             api_url=api_url if api_url.endswith("/") else api_url + "/",
             service_addr=env.get("WOXQAQ_SERVICE_ADDR") or "127.0.0.1:50051",

@@ -1,5 +1,6 @@
-"""Driving the bot as Slack does: signed HTTP requests into the real Bolt app, the real
-service behind it, the Slack stand-in in front of its Web API calls."""
+"""Driving the bot as Slack does, in either of its modes: signed HTTP requests into the
+real Bolt app served by waitress, or envelopes over the Socket Mode stand-in's WebSocket;
+the real service behind it, the Slack stand-in in front of its Web API calls."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -15,16 +16,19 @@ from urllib.parse import urlencode
 import requests
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
-from slack_standin import TOKEN, SlackStandIn
+from slack_standin import APP_TOKEN, TOKEN, SlackStandIn
+from socket_mode_standin import ACK_DEADLINE_S, Envelope
 
 from bot.app import build_app
 from bot.delivery import Delivery
-from bot.http import SlackHTTPServer
+from bot.health import Health
 from bot.service_client import ServiceClient
+from bot.serving import HTTPServer, SocketMode, wsgi_app
 from bot.settings import Settings
 from service.demo import ensure_demo_database
 
 SECRET = "test-signing-secret"
+MODES = ("http", "socket")  # how Slack reaches the bot: signed HTTP requests, or Socket Mode
 APPROVERS = ["alice", "bob", "carol"]
 APPROVAL_CHANNEL = "C_APPROVALS"
 
@@ -90,19 +94,40 @@ def values_for(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
+class Answer:
+    """What Slack got back: over HTTP the response, in Socket Mode the envelope's ack
+    (status 200 when it came within Slack's 3 seconds, else 504)."""
+
+    status_code: int
+    text: str = ""
+    envelope: Envelope | None = None
+
+    @property
+    def content(self) -> bytes:
+        return self.text.encode()
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+@dataclass
 class Bot:
-    """One running bot: its HTTP endpoint, its delivery loop, and helpers to act on Slack."""
+    """One running bot: its connection to Slack in `mode`, its /healthz, its delivery loop,
+    and helpers to act on Slack."""
 
     slack: SlackStandIn
     service_addr: str
     service_token: str
-    acks: list[tuple[float, int]] = field(default_factory=list)
+    mode: str = "http"
     upload_max_bytes: int = 64 * 1024
+    token_check_interval_s: float = 0.2
 
     def __post_init__(self) -> None:
+        assert self.mode in MODES, self.mode
         self.settings = Settings(
             bot_token=TOKEN,
-            signing_secret=SECRET,
+            signing_secret=SECRET if self.mode == "http" else "",
+            app_token=APP_TOKEN if self.mode == "socket" else "",
             api_url=self.slack.api_url,
             service_addr=self.service_addr,
             service_token=self.service_token,
@@ -112,9 +137,18 @@ class Bot:
         self.client = WebClient(token=TOKEN, base_url=self.slack.api_url)
         self.service = ServiceClient(self.service_addr, self.service_token)
         self.app = build_app(self.settings, self.client, self.service)
-        self.http = SlackHTTPServer(self.app, host="127.0.0.1", port=0)
-        self.http.start()
-        self.url = f"http://127.0.0.1:{self.http.port}/slack/events"
+        self.health = Health()
+        self.socket: SocketMode | None = None
+        if self.mode == "socket":
+            self.socket = SocketMode(self.app, APP_TOKEN, ping_interval_s=2.0, token_retry_s=0.5)
+            self.health.watch_socket(self.socket.problem)
+            greeted = len(self.slack.socket_mode.hellos)
+            self.socket.connect()
+            assert self.slack.socket_mode.wait_connections(greeted + 1), "no Socket Mode hello"
+        served = None if self.socket else self.app
+        self.http = HTTPServer(wsgi_app(self.health, served), host="127.0.0.1", port=0).start()
+        self.base_url = f"http://127.0.0.1:{self.http.port}"
+        self.url = f"{self.base_url}/slack/events"
         self.delivery: Delivery | None = None
         self.session = requests.Session()
 
@@ -127,6 +161,8 @@ class Bot:
             lease_s=30,
             progress_interval_s=0.2,
             upload_max_bytes=self.upload_max_bytes,
+            health=self.health,
+            token_check_interval_s=self.token_check_interval_s,
         )
         self.delivery.start()
         return self.delivery
@@ -138,8 +174,13 @@ class Bot:
 
     def stop(self) -> None:
         self.stop_delivery()
+        if self.socket is not None:
+            self.socket.close()
         self.http.stop()
         self.service.close()
+
+    def healthz(self) -> requests.Response:
+        return self.session.get(f"{self.base_url}/healthz", timeout=5)
 
     # -- requests as Slack sends them ----------------------------------------------------
 
@@ -150,38 +191,65 @@ class Bot:
         resp = self.session.post(self.url, data=body.encode(), headers=h, timeout=10)
         return resp
 
-    def command(self, user: str, text: str = "", **kw: Any) -> requests.Response:
-        body = urlencode(
-            {
-                "command": "/export",
-                "text": text,
-                "user_id": user,
-                "user_name": user,
-                "team_id": "T1",
-                "channel_id": "C_GENERAL",
-                "trigger_id": f"trig-{uuid.uuid4().hex[:8]}",
-                "response_url": self.slack.response_url(),
-                "api_app_id": "A1",
-            }
+    def send(self, kind: str, payload: dict[str, Any], *, retry: int = 0, **http: Any) -> Answer:
+        """Deliver `payload` as Slack does in this bot's mode: `kind` is the envelope type
+        (slash_commands, interactive, events_api); `retry` > 0 marks Slack's retry number.
+        Signature options (secret, timestamp, headers) are for HTTP mode."""
+        if self.mode == "http":
+            if kind == "slash_commands":
+                body, ctype = urlencode(payload), "application/x-www-form-urlencoded"
+            elif kind == "interactive":
+                body = urlencode({"payload": json.dumps(payload)})
+                ctype = "application/x-www-form-urlencoded"
+            else:
+                body, ctype = json.dumps(payload), "application/json"
+            if retry:
+                retry_headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "timeout"}
+                http["headers"] = {**retry_headers, **http.get("headers", {})}
+            resp = self.post(body, ctype, **http)
+            return Answer(resp.status_code, resp.text)
+        assert not http, f"HTTP-only options in Socket Mode: {sorted(http)}"
+        envelope = Envelope(
+            kind,
+            payload,
+            # Slack marks every delivery of an event with its attempt, a first one with 0.
+            retry_attempt=retry if kind == "events_api" or retry else None,
+            retry_reason="timeout" if retry else "",
+            accepts_response_payload=kind != "events_api",
         )
-        return self.post(body, "application/x-www-form-urlencoded", **kw)
+        self.slack.socket_mode.deliver(envelope)
+        if not envelope.wait_ack(ACK_DEADLINE_S):
+            return Answer(504, "", envelope)
+        body = json.dumps(envelope.ack_payload) if envelope.ack_payload else ""
+        return Answer(200, body, envelope)
 
-    def interact(self, payload: dict[str, Any], **kw: Any) -> requests.Response:
-        body = urlencode({"payload": json.dumps(payload)})
-        return self.post(body, "application/x-www-form-urlencoded", **kw)
+    def command(self, user: str, text: str = "", **kw: Any) -> Answer:
+        payload = {
+            "command": "/export",
+            "text": text,
+            "user_id": user,
+            "user_name": user,
+            "team_id": "T1",
+            "channel_id": "C_GENERAL",
+            "trigger_id": f"trig-{uuid.uuid4().hex[:8]}",
+            "response_url": self.slack.response_url(),
+            "api_app_id": "A1",
+        }
+        return self.send("slash_commands", payload, **kw)
 
-    def event(self, event: dict[str, Any], **kw: Any) -> requests.Response:
-        body = json.dumps(
-            {
-                "type": "event_callback",
-                "team_id": "T1",
-                "api_app_id": "A1",
-                "event": event,
-                "event_id": f"Ev{uuid.uuid4().hex[:8]}",
-                "event_time": int(time.time()),
-            }
-        )
-        return self.post(body, "application/json", **kw)
+    def interact(self, payload: dict[str, Any], **kw: Any) -> Answer:
+        return self.send("interactive", payload, **kw)
+
+    def event(self, event: dict[str, Any], **kw: Any) -> Answer:
+        body = {
+            "type": "event_callback",
+            "team_id": "T1",
+            "api_app_id": "A1",
+            "event": event,
+            "event_id": f"Ev{uuid.uuid4().hex[:8]}",
+            "event_time": int(time.time()),
+        }
+        return self.send("events_api", body, **kw)
 
     def click(
         self,
@@ -193,7 +261,7 @@ class Bot:
         ts: str = "",
         view: dict[str, Any] | None = None,
         **kw: Any,
-    ) -> requests.Response:
+    ) -> Answer:
         payload: dict[str, Any] = {
             "type": "block_actions",
             "user": {"id": user, "username": user},
@@ -227,7 +295,7 @@ class Bot:
 
     def submit_view(
         self, user: str, view: dict[str, Any], values: dict[str, Any], **kw: Any
-    ) -> requests.Response:
+    ) -> Answer:
         payload = {
             "type": "view_submission",
             "user": {"id": user, "username": user},
@@ -252,7 +320,7 @@ class Bot:
         assert opened.params["view"]["callback_id"] == "export_submit"
         return self.slack.views[view_id]
 
-    def submit_export(self, user: str, **fields: Any) -> requests.Response:
+    def submit_export(self, user: str, **fields: Any) -> Answer:
         view = self.open_form(user)
         if "tables" in fields or "export_all" in fields:
             self.switch_mode(user, view, "tables")

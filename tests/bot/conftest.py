@@ -19,10 +19,12 @@ from service.server import Service
 
 @pytest.fixture
 def slack() -> Iterator[SlackStandIn]:
-    """The stand-in for Slack; at the end every payload the bot sent must fit Slack's limits."""
+    """The stand-in for Slack; at the end every payload the bot sent must fit Slack's limits
+    and every Socket Mode ack must have named an envelope that was sent."""
     standin = SlackStandIn().start()
     yield standin
     standin.stop()
+    assert not standin.socket_mode.stray_acks, "acks naming no envelope sent"
     problems = [
         f"{kind} {i}: {p}"
         for i, (kind, payload) in enumerate(standin.sent_payloads())
@@ -62,12 +64,22 @@ def service(start_service: Callable[..., Service]) -> Service:
 
 
 @pytest.fixture
-def make_bot(slack: SlackStandIn, request: pytest.FixtureRequest) -> Callable[..., Bot]:
+def slack_mode() -> str:
+    """How Slack reaches the bot: "http" (signed requests) or "socket" (Socket Mode). The
+    suites that drive the bot as Slack does run in both, with
+    `pytestmark = pytest.mark.parametrize("slack_mode", MODES)`."""
+    return "http"
+
+
+@pytest.fixture
+def make_bot(
+    slack: SlackStandIn, slack_mode: str, request: pytest.FixtureRequest
+) -> Callable[..., Bot]:
     """Bots in front of `service` (default: the `service` fixture's)."""
 
     def make(service: Service | None = None, *, delivery: bool = True) -> Bot:
         service = service or request.getfixturevalue("service")
-        b = Bot(slack, f"127.0.0.1:{service.port}", service.config.server.token)
+        b = Bot(slack, f"127.0.0.1:{service.port}", service.config.server.token, slack_mode)
         # Registered after the service started, so the bot stops before the service does.
         request.addfinalizer(b.stop)
         if delivery:

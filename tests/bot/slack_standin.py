@@ -2,7 +2,10 @@
 
 Answers like Slack does (`{"ok": true, "channel": ..., "ts": ...}`), keeps the current
 content of every message so a test can read what a channel shows, and can be scripted to
-fail: an error such as `channel_not_found`, or HTTP 429 with Retry-After.
+fail: an error such as `channel_not_found`, or HTTP 429 with Retry-After. Tokens are
+checked as Slack checks them: the bot token for the Web API, the app-level token for
+`apps.connections.open`, which hands out a URL of the Socket Mode stand-in; a token can
+be revoked (`token_revoked`, `account_inactive`) and restored.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from socket_mode_standin import SocketModeStandIn
+
 TOKEN = "xoxb-test"
+APP_TOKEN = "xapp-test"
 JSON_FIELDS = ("blocks", "view", "attachments", "metadata")
 
 
@@ -68,9 +74,14 @@ class SlackStandIn:
         self._files = itertools.count(1)
         self.uploads: dict[str, bytes] = {}  # file id → the bytes uploaded to its URL
         self.files: list[dict[str, Any]] = []  # completed uploads: id, title, channel
+        self.socket_mode = SocketModeStandIn()
+        self._revoked: dict[str, str] = {}  # token → the error Slack answers it with
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll: stopping the stand-in then takes 50 ms, not half a second per test.
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -84,9 +95,11 @@ class SlackStandIn:
 
     def start(self) -> SlackStandIn:
         self._thread.start()
+        self.socket_mode.start()
         return self
 
     def stop(self) -> None:
+        self.socket_mode.stop()
         self.server.shutdown()
         self.server.server_close()
 
@@ -118,6 +131,29 @@ class SlackStandIn:
             self._scripts.append(
                 Script(method, status=429, retry_after=retry_after, times=times, when=when)
             )
+
+    def revoke(self, token: str = TOKEN, error: str = "token_revoked") -> None:
+        """From now on Slack refuses `token` with `error`, as after an uninstall."""
+        with self._lock:
+            self._revoked[token] = error
+
+    def restore(self, token: str = TOKEN) -> None:
+        with self._lock:
+            self._revoked.pop(token, None)
+
+    def _auth_error(self, method: str, authorization: str | None) -> str:
+        """What Slack answers a call made with this Authorization header, "" when allowed."""
+        token = (authorization or "").removeprefix("Bearer ")
+        if not token:
+            return "not_authed"
+        with self._lock:
+            if token in self._revoked:
+                return self._revoked[token]
+        if token not in (TOKEN, APP_TOKEN):
+            return "invalid_auth"
+        if (method == "apps.connections.open") != (token == APP_TOKEN):
+            return "not_allowed_token_type"
+        return ""
 
     def of(self, method: str, **match: Any) -> list[Call]:
         with self._lock:
@@ -189,6 +225,8 @@ class SlackStandIn:
             return 200, self._ok(method, params), {}
 
     def _ok(self, method: str, p: dict[str, Any]) -> dict[str, Any]:
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.socket_mode.new_url()}
         if method == "auth.test":
             return {
                 "ok": True,
@@ -275,8 +313,11 @@ class SlackStandIn:
                     self._send(200, b"ok", "text/plain", {})
                     return
                 method = path.removeprefix("/api/")
-                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                    self._json(200, {"ok": False, "error": "not_authed"}, {})
+                refused = standin._auth_error(method, self.headers.get("Authorization"))
+                if refused:
+                    with standin._lock:
+                        standin.calls.append(Call(method, params, error=refused))
+                    self._json(200, {"ok": False, "error": refused}, {})
                     return
                 status, body, headers = standin._answer(method, params)
                 self._json(status, body, headers)

@@ -1,4 +1,4 @@
-"""The whole flow over real HTTP, real gRPC and the Slack stand-in."""
+"""The whole flow in both modes (signed HTTP, Socket Mode), real gRPC, the Slack stand-in."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from bot_support import APPROVAL_CHANNEL, Bot, wait_for
+from bot_support import APPROVAL_CHANNEL, MODES, Bot, wait_for
 from slack_standin import SlackStandIn
 
 from woxqaq.v1 import task_service_pb2 as pb
+
+pytestmark = pytest.mark.parametrize("slack_mode", MODES)
 
 SQL = "SELECT order_no, amount FROM orders ORDER BY id"
 

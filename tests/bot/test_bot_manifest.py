@@ -20,6 +20,7 @@ SCOPE_OF = {
     "views_push": None,
     "views_publish": None,
     "auth_test": None,
+    "apps_connections_open": None,  # the app-level token's connections:write, no bot scope
     "conversations_join": "channels:join",
     "users_info": "users:read",
     "files_upload_v2": "files:write",
