@@ -51,7 +51,8 @@ def test_stop_on_the_progress_message_stops_the_export(
     )
     assert service.tasks.detail(1).task.status == pb.TASK_STATUS_EXECUTING
 
-    assert bot.click("dave", "stop_run", "1", channel=progress.channel, ts=progress.ts).ok
+    answer = bot.click("dave", "stop_run", "1", channel=progress.channel, ts=progress.ts)
+    assert answer.status_code == 200
     stopped = wait_for(
         lambda: [m for m in slack.dm("dave") if "was stopped" in m.text], what="stopped message"
     )[0]
