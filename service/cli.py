@@ -51,7 +51,12 @@ CRON_EXAMPLE = "0 9 * * MON-FRI"
 LIVE_SCHEDULE = (pb.TASK_STATUS_APPROVING, pb.TASK_STATUS_APPROVED)
 
 FORMATS = {"csv": pb.EXPORT_TYPE_CSV, "excel": pb.EXPORT_TYPE_EXCEL, "xlsx": pb.EXPORT_TYPE_EXCEL}
-ENCODINGS = {"utf8": pb.ENCODING_UTF8, "utf-8": pb.ENCODING_UTF8, "gbk": pb.ENCODING_GBK}
+ENCODINGS = {
+    "utf8": pb.ENCODING_UTF8,
+    "utf-8": pb.ENCODING_UTF8,
+    "utf8-bom": pb.ENCODING_UTF8_BOM,
+    "gbk": pb.ENCODING_GBK,
+}
 CONTENTS = {
     "data": pb.EXPORT_CONTENT_DATA,
     "struct": pb.EXPORT_CONTENT_STRUCT,
@@ -632,7 +637,8 @@ def cmd_watch(args: argparse.Namespace, client: Client) -> int:
         print(f"Task {args.task_id} has no run to watch.")
     return (
         EXIT_FAILED
-        if last is not None and last.status == pb.TASK_STATUS_EXECUTE_FAILED
+        if last is not None
+        and last.status in (pb.TASK_STATUS_EXECUTE_FAILED, pb.TASK_STATUS_CANCELED)
         else EXIT_OK
     )
 
@@ -897,7 +903,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--filter", help="boolean filter over the one --table's columns, e.g. \"status = 'paid'\""
     )
     s.add_argument("--format", choices=sorted(FORMATS), default="csv", help="file format")
-    s.add_argument("--encoding", choices=sorted(ENCODINGS), default="utf8", help="CSV encoding")
+    s.add_argument(
+        "--encoding",
+        choices=sorted(ENCODINGS),
+        default="utf8",
+        help="CSV encoding; utf8-bom starts the file with a byte-order mark for Excel",
+    )
     s.add_argument(
         "--content",
         choices=sorted(CONTENTS),

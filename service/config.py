@@ -14,6 +14,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -85,6 +86,8 @@ class ExportConfig(_Section):
     statement_timeout_s: Annotated[int, Field(ge=1, le=86400)] = 300
     fetch_size: Annotated[int, Field(ge=100, le=1_000_000)] = 10_000
     csv_bom: bool = False
+    # Prefix text cells starting with = + - @ with ' so a spreadsheet shows, not runs, them.
+    csv_escape_formulas: bool = False
     work_dir: Path | None = None  # where files are written before upload; default data_dir/work
     # A run whose process stopped heartbeating this long ago is failed (its process died).
     stale_run_s: Annotated[float, Field(ge=1, le=86400)] = 60
@@ -148,6 +151,19 @@ class DatasourceConfig(_Section):
     allowed_functions: tuple[str, ...] = ()
     # A reader that may write or is a superuser fails every pre-check unless this is set.
     allow_privileged_reader: bool = False
+    # IANA name: what a one-off export's times and placeholders mean (a schedule has its own).
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_exists(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(
+                "is not an IANA timezone name (like Asia/Shanghai or America/New_York)"
+            ) from None
+        return v
 
     @field_validator("url", "write_url")
     @classmethod

@@ -43,6 +43,7 @@ class Datasource:
     allow_generate: bool = False
     allowed_functions: frozenset[str] = frozenset()
     allow_privileged_reader: bool = False
+    timezone: str = "UTC"  # IANA name, checked by the config
 
     @property
     def backend(self) -> str:
@@ -109,6 +110,7 @@ class DatasourceRegistry:
                 allow_generate=ds.allow_generate,
                 allowed_functions=frozenset(ds.allowed_functions),
                 allow_privileged_reader=ds.allow_privileged_reader,
+                timezone=ds.timezone,
             )
         if config.embedded:
             self._by_name[DEMO_DATASOURCE] = Datasource(

@@ -70,6 +70,10 @@ class RunLauncher(Protocol):
 
     def launch(self, task: Task, run_id: int, logical_time: datetime | None = None) -> None: ...
 
+    def stop_run(self, run_id: int, operator: str) -> None:
+        """Stop the run at once if this process runs it (others notice the canceled task)."""
+        ...
+
 
 @dataclass(frozen=True)
 class NewTask:
@@ -235,16 +239,35 @@ class TaskManager:
         return task
 
     def cancel(self, task_id: int, operator: str, comment: str = "", *, via: str = "") -> Task:
+        """Cancel the task; a run of it in progress (the task EXECUTING, or a firing of its
+        schedule) is stopped: its statement interrupted, nothing published, the run ended
+        as canceled by `operator` once the export has let go of the database."""
         _require_actor(operator, "operator")
         _check_len(comment, MAX_COMMENT, "comment")
         with self.store.write() as tx:
             task = tx.get_task(task_id, lock=True)
-            approvers = self.registry.get(task.datasource).approvers
-            workflow.check_can_cancel(task, operator, approvers)
+            running = tx.executing_run(task_id)
+            approvers = self._approvers(task)
+            workflow.check_can_cancel(task, operator, approvers, running=running is not None)
             _move(tx, task_id, S.CANCELED, workflow.CANCELABLE)
-            tx.add_event(task_id, operator, "cancel", comment, principal=via)
+            note = comment if running is None else f"run {running.id} stopped. {comment}".strip()
+            tx.add_event(task_id, operator, "cancel", note, principal=via)
             tx.notify(task_id, "canceled", actor=operator)
-            return tx.get_task(task_id)
+            task = tx.get_task(task_id)
+        if running is not None and self.launcher is not None:
+            self.launcher.stop_run(running.id, operator)
+        log.info(
+            "task canceled",
+            extra={"task_id": task_id, "run_id": running.id if running else None},
+        )
+        return task
+
+    def _approvers(self, task: Task) -> frozenset[str]:
+        """The datasource's approvers; none when it has left the config since."""
+        try:
+            return self.registry.get(task.datasource).approvers
+        except NotFound:
+            return frozenset()
 
     # -- execution -----------------------------------------------------------------------
 

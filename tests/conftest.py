@@ -63,6 +63,12 @@ def pg_url() -> Iterator[URL]:
     yield from _scratch_database(PG_URL, "PostgreSQL")
 
 
+@pytest.fixture
+def fresh_mysql_url() -> Iterator[URL]:
+    """A fresh, empty MariaDB/MySQL database for one test (tables no other test sees)."""
+    yield from _scratch_database(MYSQL_URL, "MariaDB/MySQL")
+
+
 @pytest.fixture(scope="session")
 def mysql_url() -> Iterator[URL]:
     """A fresh, empty MariaDB/MySQL database for this test session."""

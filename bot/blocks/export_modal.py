@@ -44,7 +44,7 @@ MAX_INPUT = 3000  # Slack's plain_text_input max_length
 METADATA_LIMIT = 3000
 
 FORMATS = {"csv": pb.EXPORT_TYPE_CSV, "excel": pb.EXPORT_TYPE_EXCEL}
-ENCODINGS = {"utf8": pb.ENCODING_UTF8, "gbk": pb.ENCODING_GBK}
+ENCODINGS = {"utf8": pb.ENCODING_UTF8, "utf8-bom": pb.ENCODING_UTF8_BOM, "gbk": pb.ENCODING_GBK}
 CONTENTS = {
     "data": pb.EXPORT_CONTENT_DATA,
     "struct": pb.EXPORT_CONTENT_STRUCT,
@@ -223,7 +223,14 @@ def export_modal(
             "Format",
             _select([("CSV", "csv"), ("Excel", "excel")], "csv"),
         ),
-        _input("encoding", "Encoding", _select([("UTF-8", "utf8"), ("GBK", "gbk")], "utf8")),
+        _input(
+            "encoding",
+            "Encoding",
+            _select(
+                [("UTF-8", "utf8"), ("UTF-8 with BOM (for Excel)", "utf8-bom"), ("GBK", "gbk")],
+                "utf8",
+            ),
+        ),
         _input(
             "content",
             "Content",

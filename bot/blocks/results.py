@@ -13,9 +13,11 @@ from bot.blocks.approval import DECIDED, decision_line
 from bot.blocks.common import (
     BUTTON_URL,
     CANCEL,
+    CONFIRM_STOP,
     EXECUTE,
     RENEW_LINK,
     STATUS_LABELS,
+    STOP,
     Block,
     actions,
     button,
@@ -32,7 +34,11 @@ from bot.blocks.common import (
 )
 from woxqaq.v1 import task_service_pb2 as pb
 
-RUN_DONE = {pb.TASK_STATUS_EXECUTE_SUCCESS, pb.TASK_STATUS_EXECUTE_FAILED}
+RUN_DONE = {
+    pb.TASK_STATUS_EXECUTE_SUCCESS,
+    pb.TASK_STATUS_EXECUTE_FAILED,
+    pb.TASK_STATUS_CANCELED,
+}
 
 
 @dataclass(frozen=True)
@@ -100,11 +106,22 @@ def run_message(
     if run.status not in RUN_DONE:
         rows = rows_so_far if rows_so_far is not None else run.rows
         progress = f"{rows:,} rows so far" if rows else "starting"
+        scheduled = task.schedule.trigger == pb.TRIGGER_KIND_CRON
+        stop = "Stop (ends the schedule)" if scheduled else "Stop"
         blocks = [
             section(f":arrows_counterclockwise: {title}\n{doing}… {progress}"),
             context(f"Started {when(run.start_time)} by {user(run.executor)}"),
+            actions(
+                f"run:{task.id}:{run.id}",
+                button(stop, STOP, task.id, style="danger", confirm=CONFIRM_STOP),
+            ),
         ]
         return message(f"{kind} #{task.id}: {doing.lower()}, {progress}", blocks)
+
+    if run.status == pb.TASK_STATUS_CANCELED:
+        reason, _ = clip_escaped(run.error or "canceled", 2500)
+        blocks = [section(f":no_entry_sign: {title}\n*Stopped:* {reason}. No file was kept.")]
+        return message(f"Export #{task.id} was stopped", blocks)
 
     if run.status == pb.TASK_STATUS_EXECUTE_FAILED:
         reason, _ = clip_escaped(run.error or "no reason recorded", 2500)

@@ -9,8 +9,10 @@ from bot.blocks import generation, imports
 from bot.blocks import task as t
 from bot.blocks.common import (
     CANCEL,
+    CONFIRM_STOP,
     EXECUTE,
     RENEW_LINK,
+    STOP,
     Block,
     actions,
     button,
@@ -182,6 +184,8 @@ def task_detail(detail: pb.GetTaskDetailResponse, viewer: str) -> dict[str, Any]
     buttons = []
     if task.status in CANCELABLE and task.submitter == viewer:
         buttons.append(button("Cancel", CANCEL, task.id, style="danger"))
+    if task.status == pb.TASK_STATUS_EXECUTING and task.submitter == viewer:
+        buttons.append(button("Stop", STOP, task.id, style="danger", confirm=CONFIRM_STOP))
     scheduled = task.schedule.trigger == pb.TRIGGER_KIND_CRON
     manual = imports.executor_of(task) != pb.EXEC_AUTO
     if task.status == pb.TASK_STATUS_APPROVED and manual and not scheduled:

@@ -40,6 +40,7 @@ class ExportType(enum.IntEnum):
 class Encoding(enum.IntEnum):
     UTF8 = 1
     GBK = 2
+    UTF8_BOM = 3  # UTF-8 starting with a byte-order mark, for Excel users (CSV only)
 
 
 class Content(enum.IntEnum):
@@ -85,6 +86,7 @@ class RunStatus(enum.IntEnum):
     EXECUTING = 8
     SUCCESS = 9
     FAILED = 10
+    CANCELED = 11  # stopped by a cancel: nothing published
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,10 @@ import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -44,6 +46,7 @@ from service.export.writers import (
     CsvWriter,
     WriteError,
     XlsxBook,
+    codec_of,
     safe_filename,
 )
 
@@ -59,6 +62,8 @@ class ExportOptions:
     csv_bom: bool = False
     statement_timeout_s: int = 300
     xlsx_max_rows: int = XLSX_MAX_ROWS  # rows per sheet, header included
+    timezone: str = "UTC"  # the task's: what times mean in the session and in the file
+    escape_formulas: bool = False  # CSV text starting with = + - @ gets a leading '
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ def plan(
     """The statements an export runs, one per table (or the query), against the live schema;
     the pre-check EXPLAINs these same statements."""
     if spec.is_sql:
-        statement = sql_statement(spec.statement, params, source.sqlglot_dialect)
+        statement = sql_statement(spec.statement, params, source.sqlglot_dialect, session.wall_zone)
         return [Part("result", statement)]
     schema = spec.database or source.default_database()
     if spec.export_all:
@@ -148,6 +153,7 @@ def export(
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     params: Mapping[str, object] | None = None,
+    at: datetime | None = None,
 ) -> ExportResult:
     """Export `spec` from `source` into a file in `work_dir` named after `basename`.
 
@@ -155,8 +161,9 @@ def export(
     (rows, bytes) at most four times a second and once at the end; `cancelled` is polled
     from the export's thread and from a watchdog thread that interrupts a running
     statement, so it must be thread-safe (an Event's `is_set` is). `params` binds the
-    `:name` parameters of a SQL-mode query. Raises ExportFailed (ExportCanceled when
-    canceled) with nothing left behind in `work_dir`.
+    `:name` parameters of a SQL-mode query; `at` is the run's logical time (default now).
+    Raises ExportFailed (ExportCanceled when canceled) with nothing left behind in
+    `work_dir`.
     """
     started = time.monotonic()
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -168,7 +175,14 @@ def export(
     try:
         scratch.mkdir()
         temp = scratch / "out"
-        with open_readonly(engine, source.backend, options.statement_timeout_s, cancelled) as s:
+        with open_readonly(
+            engine,
+            source.backend,
+            options.statement_timeout_s,
+            cancelled,
+            zone=ZoneInfo(options.timezone),
+            at=at,
+        ) as s:
             run = _Run(spec, source, s, options, tracker, params)
             ext, content_type = run.write(temp)
         final = work_dir / f"{base}{ext}"
@@ -274,7 +288,7 @@ class _Run:
         if single:
             with temp.open("wb", buffering=1 << 20) as f:
                 self._csv_part(0, f)
-            charset = "gbk" if self.spec.encoding is Encoding.GBK else "utf-8"
+            charset = codec_of(self.spec.encoding)
             return ".csv", f"text/csv; charset={charset}"
         self._write_zip(temp)
         return ".zip", "application/zip"
@@ -317,16 +331,25 @@ class _Run:
 
     def _csv_part(self, i: int, out: IO[bytes]) -> None:
         part = self.parts[i]
-        writer = CsvWriter(out, self.spec.encoding, bom=self.options.csv_bom)
+        writer = CsvWriter(
+            out,
+            self.spec.encoding,
+            bom=self.options.csv_bom,
+            escape_formulas=self.options.escape_formulas,
+        )
         tick = self.tracker.tick
-        if self.s.backend == "postgresql" and self.spec.encoding is Encoding.UTF8:
+        if self.s.backend == "postgresql" and self.spec.encoding is not Encoding.GBK:
 
             def on_columns(cols: list[ColumnInfo]) -> None:
                 self._columns_seen(i, cols)
                 writer.header([c.name for c in cols])
 
             rows = self.s.copy_csv(
-                part.stmt, on_columns, writer.write_raw, lambda n: tick(n, writer.bytes)
+                part.stmt,
+                on_columns,
+                writer.write_raw,
+                lambda n: tick(n, writer.bytes),
+                escape_formulas=self.options.escape_formulas,
             )
             if rows is not None:
                 writer.rows = rows

@@ -420,6 +420,27 @@ class Tx:
         self.s.flush()
         return row.id
 
+    def canceled_runs(self, run_ids: Sequence[int]) -> dict[int, str]:
+        """Which of these runs belong to a task canceled since, each with who canceled it."""
+        if not run_ids:
+            return {}
+        found = self.s.execute(
+            sa.select(RunRow.id, RunRow.task_id)
+            .join(TaskRow, TaskRow.id == RunRow.task_id)
+            .where(RunRow.id.in_(run_ids), TaskRow.status == int(TaskStatus.CANCELED))
+        ).all()
+        return {run_id: self.canceled_by(task_id) for run_id, task_id in found}
+
+    def canceled_by(self, task_id: int) -> str:
+        """Who canceled the task (the latest cancel recorded), or "" when nobody did."""
+        actor = self.s.scalars(
+            sa.select(EventRow.actor)
+            .where(EventRow.task_id == task_id, EventRow.action == "cancel")
+            .order_by(EventRow.id.desc())
+            .limit(1)
+        ).one_or_none()
+        return actor or ""
+
     def executing_run(self, task_id: int) -> Run | None:
         row = self.s.scalars(
             sa.select(RunRow)
