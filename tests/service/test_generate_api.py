@@ -314,8 +314,8 @@ def test_an_approver_cancels_a_running_generation_and_the_table_is_as_it_was(
     while (detail := s.svc.detail(sub.task_id)).runs[0].status == S.TASK_STATUS_EXECUTING:
         assert time.monotonic() < deadline, "the canceled run did not stop"
         time.sleep(0.1)
-    assert detail.runs[0].status == S.TASK_STATUS_EXECUTE_FAILED
-    assert "canceled" in detail.runs[0].error and detail.runs[0].rows == 0
+    assert detail.runs[0].status == S.TASK_STATUS_CANCELED
+    assert detail.runs[0].error == "canceled by bob" and detail.runs[0].rows == 0
     assert s.db.rows(f"SELECT id, email FROM {s.users}") == [(2000000, "kept@x.org")]
 
 
