@@ -30,7 +30,11 @@ Start = Callable[..., Running]
 def config_with(tmp_path: Path, store_url: str = "", **urls: Any) -> dict[str, Any]:
     config = shop_config(tmp_path, store_url)
     config["datasources"] = {
-        name: {"url": url.render_as_string(hide_password=False), "approvers": ["alice", "bob"]}
+        name: {
+            "url": url.render_as_string(hide_password=False),
+            "approvers": ["alice", "bob"],
+            "allow_privileged_reader": True,  # the test server's superuser
+        }
         for name, url in urls.items()
     }
     config["scheduler"] = {"enabled": False}

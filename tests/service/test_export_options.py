@@ -73,6 +73,7 @@ def test_a_datasources_timezone_is_its_one_off_exports_zone(
         "url": pg_url.render_as_string(hide_password=False),
         "approvers": ["alice"],
         "timezone": "America/New_York",
+        "allow_privileged_reader": True,  # the test server's superuser
     }
     svc = start_service(config)
     sql = (

@@ -152,7 +152,11 @@ def test_windows_select_exactly_their_rows_in_every_timezone_and_column_type(
 
     config = shop_config(tmp_path)
     config["datasources"] = {
-        name: {"url": url.render_as_string(hide_password=False), "approvers": ["alice"]}
+        name: {
+            "url": url.render_as_string(hide_password=False),
+            "approvers": ["alice"],
+            "allow_privileged_reader": True,  # the test server's superuser
+        }
         for name, url in (("pg", fresh_pg_url), ("maria", mysql_url))
     }
     config["scheduler"] = {"enabled": False}
