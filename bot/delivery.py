@@ -256,9 +256,9 @@ class Delivery:
 
     def _approval(self, d: _Delivering) -> None:
         n, task = d.n, d.n.task
-        # An import's approvers see what they approve: the file's preview.
+        # An import's or a generation's approvers see what they approve: the first rows.
         preview = None
-        if imports.is_import(task):
+        if imports.is_write(task):
             preview = self.service.detail(task.submitter, task.id).preview
         msg = approval_message(task, n.events, n.required_approvals, preview)
         if not n.approval_channel:
@@ -343,7 +343,7 @@ class Delivery:
         if call is not None:
             call.cancel()
         link, problem = None, ""
-        has_file = not imports.is_import(task) or run.backup_filename
+        has_file = not imports.is_write(task) or run.backup_filename
         if run.status == pb.TASK_STATUS_EXECUTE_SUCCESS and has_file:
             try:
                 got = self.service.download_url(task.submitter, n.task_id, n.run_id)

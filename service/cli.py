@@ -33,6 +33,9 @@ from zoneinfo import ZoneInfo
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from service.domain.errors import InvalidRequest
+from service.domain.generator_rules import format_rule, parse_rules
+from service.domain.model import ColumnGenerator
 from woxqaq.v1 import datasource_service_pb2 as dpb
 from woxqaq.v1 import datasource_service_pb2_grpc as dpb_grpc
 from woxqaq.v1 import identity_service_pb2 as ipb
@@ -48,7 +51,12 @@ CRON_EXAMPLE = "0 9 * * MON-FRI"
 LIVE_SCHEDULE = (pb.TASK_STATUS_APPROVING, pb.TASK_STATUS_APPROVED)
 
 FORMATS = {"csv": pb.EXPORT_TYPE_CSV, "excel": pb.EXPORT_TYPE_EXCEL, "xlsx": pb.EXPORT_TYPE_EXCEL}
-ENCODINGS = {"utf8": pb.ENCODING_UTF8, "utf-8": pb.ENCODING_UTF8, "gbk": pb.ENCODING_GBK}
+ENCODINGS = {
+    "utf8": pb.ENCODING_UTF8,
+    "utf-8": pb.ENCODING_UTF8,
+    "utf8-bom": pb.ENCODING_UTF8_BOM,
+    "gbk": pb.ENCODING_GBK,
+}
 CONTENTS = {
     "data": pb.EXPORT_CONTENT_DATA,
     "struct": pb.EXPORT_CONTENT_STRUCT,
@@ -59,6 +67,7 @@ MODES = {
     "skip-existing": pb.IMPORT_MODE_SKIP_EXISTING,
     "upsert": pb.IMPORT_MODE_UPSERT,
 }
+RULE_FORMS = "rules read 'email=faker:email', 'age=int:18:80' or 'status: choice a,b weights 9,1'"
 EXECUTORS = {"auto": pb.EXEC_AUTO, "committer": pb.EXEC_COMMITTER, "approver": pb.EXEC_APPROVER}
 ROLES: dict[str, Any] = {
     "committer": pb.TASK_ROLE_COMMITTER,
@@ -228,15 +237,17 @@ def describe_import(resp: pb.GetTaskDetailResponse) -> list[str]:
 
 def render_detail(resp: pb.GetTaskDetailResponse) -> str:
     t = resp.task
-    fmt = pb.ExportType.Name(t.ded.type).removeprefix("EXPORT_TYPE_")
     lines = [
         f"Task {t.id}: {status_name(t.status)}",
         f"  datasource  {t.dsn}  database {t.database or '(default)'}",
         f"  submitter   {t.submitter}   created {_when(t.create_time)} UTC",
     ]
-    if t.HasField("dimd"):
+    if t.kind == pb.TASK_KIND_DATA_GENERATE:
+        lines += _generate_lines(t.dgd, resp.preview)
+    elif t.HasField("dimd"):
         lines += describe_import(resp)
     else:
+        fmt = pb.ExportType.Name(t.ded.type).removeprefix("EXPORT_TYPE_")
         lines += [
             f"  export      {fmt}, {pb.Encoding.Name(t.ded.encoding).removeprefix('ENCODING_')}, "
             f"executor {pb.Exec.Name(t.ded.exector).removeprefix('EXEC_')}",
@@ -253,6 +264,9 @@ def render_detail(resp: pb.GetTaskDetailResponse) -> str:
         lines.append(f"  schedule    {t.schedule.cron} ({t.schedule.timezone}) -> {_delivery(t)}")
         if t.status in (pb.TASK_STATUS_APPROVING, pb.TASK_STATUS_APPROVED):
             lines.append(f"  next runs   {_next_runs(t.schedule)}")
+    if resp.HasField("preview") and resp.preview.estimated_rows:
+        rows = resp.preview.estimated_rows
+        lines.append(f"  estimate    about {rows:,} row(s), by the database's plan")
     if resp.precheck_messages:
         lines += ["  pre-check failed:", *(f"    - {m}" for m in resp.precheck_messages)]
     if resp.events:
@@ -263,9 +277,8 @@ def render_detail(resp: pb.GetTaskDetailResponse) -> str:
         ]
     if resp.runs:
         lines.append("  runs")
-        imported = t.HasField("dimd")
         lines += [
-            f"    #{r.id} {status_name(r.status):<16} by {r.executor}: {_outcome(r, imported)}"
+            f"    #{r.id} {status_name(r.status):<16} by {r.executor}: {_outcome(r, t)}"
             for r in resp.runs
         ]
     return "\n".join(lines)
@@ -277,15 +290,37 @@ def _delivery(t: pb.TaskListData) -> str:
     return f"no channel: each run is kept for `woxqaq download {t.id} --run RUN`"
 
 
-def _outcome(r: pb.TaskRun, imported: bool = False) -> str:
+def _outcome(r: pb.TaskRun, t: pb.TaskListData) -> str:
     if r.error:  # whole, however long: it says what to fix
         return r.error
     if r.status == pb.TASK_STATUS_EXECUTING:
         return f"{r.rows} rows, {r.bytes} bytes so far"
-    if imported:
-        saved = f"; replaced rows saved in {r.backup_filename}" if r.backup_filename else ""
-        return f"{r.rows} rows written, {r.rows_skipped} skipped, {r.rows_updated} updated{saved}"
+    if t.HasField("dimd") or t.HasField("dgd"):  # a write: what happened to the rows
+        return f"{r.rows} rows written, {r.rows_skipped} skipped, {r.rows_updated} updated" + (
+            f"; replaced rows saved in {r.backup_filename}" if r.backup_filename else ""
+        )
     return f"{r.rows} rows, {r.bytes} bytes, {r.filename}"
+
+
+def _generate_lines(dgd: pb.DataGenerateDetail, preview: pb.TaskPreview) -> list[str]:
+    mode = pb.ImportMode.Name(dgd.mode or pb.IMPORT_MODE_INSERT).removeprefix("IMPORT_MODE_")
+    executor = pb.Exec.Name(dgd.exector).removeprefix("EXEC_")
+    lines = [
+        f"  generate    {dgd.rows:,} rows into {dgd.table}, {mode}, "
+        f"seed {dgd.seed or '(not yet)'}, executor {executor}",
+        f"  reason      {dgd.generate_reason}",
+        "  generators",
+    ]
+    lines += [
+        "    " + format_rule(ColumnGenerator(g.column, g.kind, dict(g.params), g.null_ratio))
+        for g in dgd.columns
+    ]
+    if preview.columns:
+        cells = [["NULL" if c.null else c.text for c in r.cells] for r in preview.rows]
+        shown = [[c if len(c) <= 30 else c[:29] + "…" for c in row] for row in cells]
+        lines.append(f"  preview (first {len(cells)} of {preview.total_rows:,} rows)")
+        lines += ["    " + line for line in table(shown, list(preview.columns)).splitlines()]
+    return lines
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -355,17 +390,51 @@ def cmd_import(args: argparse.Namespace, client: Client) -> int:
     return _submitted(args, client, client.SubmitTask(request))
 
 
-def _submitted(args: argparse.Namespace, client: Client, resp: pb.SubmitTaskResponse) -> int:
+def _submitted(
+    args: argparse.Namespace, client: Client, resp: pb.SubmitTaskResponse, *, show: bool = False
+) -> int:
+    """Print the outcome of a submit's pre-check (with the task when `show`)."""
     detail = client.GetTaskDetail(pb.GetTaskDetailRequest(task_id=resp.task_id))
     if resp.ok:
         status = status_name(detail.task.status)
         text = f"Task {resp.task_id} submitted: {status} (waiting for approval)"
+        if show:
+            text += "\n" + render_detail(detail)
     else:
         text = f"Task {resp.task_id} failed its pre-check:\n" + "\n".join(
             f"  - {m}" for m in detail.precheck_messages
         )
     emit(args, detail, text)
     return EXIT_OK if resp.ok else EXIT_FAILED
+
+
+def cmd_generate(args: argparse.Namespace, client: Client) -> int:
+    lines = list(args.rule)
+    if args.rules_file:
+        lines += Path(args.rules_file).read_text(encoding="utf-8").splitlines()
+    try:
+        rules = parse_rules(lines)
+    except InvalidRequest as exc:
+        raise UsageError(f"{exc} ({RULE_FORMS})") from None
+    dgd = pb.DataGenerateDetail(
+        database=args.database,
+        table=args.table,
+        rows=args.rows,
+        seed=args.seed,
+        mode=MODES[args.mode],
+        generate_reason=args.reason,
+        exector=EXECUTORS[args.executor],
+        columns=[
+            pb.ColumnGenerator(
+                column=g.column, kind=g.kind, params=dict(g.params), null_ratio=g.null_ratio
+            )
+            for g in rules
+        ],
+    )
+    request = pb.SubmitTaskRequest(
+        name=args.name, kind=pb.TASK_KIND_DATA_GENERATE, dsn=args.dsn, dgd=dgd
+    )
+    return _submitted(args, client, client.SubmitTask(request), show=True)
 
 
 def _statement(args: argparse.Namespace) -> str | None:
@@ -568,7 +637,8 @@ def cmd_watch(args: argparse.Namespace, client: Client) -> int:
         print(f"Task {args.task_id} has no run to watch.")
     return (
         EXIT_FAILED
-        if last is not None and last.status == pb.TASK_STATUS_EXECUTE_FAILED
+        if last is not None
+        and last.status in (pb.TASK_STATUS_EXECUTE_FAILED, pb.TASK_STATUS_CANCELED)
         else EXIT_OK
     )
 
@@ -833,7 +903,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--filter", help="boolean filter over the one --table's columns, e.g. \"status = 'paid'\""
     )
     s.add_argument("--format", choices=sorted(FORMATS), default="csv", help="file format")
-    s.add_argument("--encoding", choices=sorted(ENCODINGS), default="utf8", help="CSV encoding")
+    s.add_argument(
+        "--encoding",
+        choices=sorted(ENCODINGS),
+        default="utf8",
+        help="CSV encoding; utf8-bom starts the file with a byte-order mark for Excel",
+    )
     s.add_argument(
         "--content",
         choices=sorted(CONTENTS),
@@ -857,33 +932,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_submit)
 
+    s = command("generate", help="submit a test-data generation into one table")
+    s.add_argument("--dsn", required=True, help="datasource name")
+    s.add_argument("--database", default="", help="database / schema (default: the datasource's)")
+    s.add_argument("--table", required=True, help="the table to fill")
+    s.add_argument("--rows", type=int, required=True, help="how many rows to write")
+    s.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        help="a column's generator, repeatable: 'email=faker:email' or 'age: int 18 80' "
+        "(columns without a rule get one proposed from their type and name)",
+    )
+    s.add_argument("--rules-file", help="file with one rule per line ('# comments' allowed)")
+    s.add_argument("--seed", type=int, default=0, help="the same seed makes the same rows")
+    _write_task_options(s, "what the data is for (shown to approvers)")
+    s.set_defaults(func=cmd_generate)
+
     s = command("import", help="upload a CSV or XLSX file and submit its import into a table")
     s.add_argument("--dsn", required=True, help="datasource name")
     s.add_argument("--database", default="", help="database / schema (default: the datasource's)")
     s.add_argument("--table", required=True, help="the table the rows go into")
     s.add_argument("--file", required=True, help="the .csv or .xlsx file")
-    s.add_argument(
-        "--mode",
-        choices=sorted(MODES),
-        default="insert",
-        help="rows whose key exists: fail the import (insert), skip them, or update them "
-        "(upsert; the replaced rows are saved first)",
-    )
-    s.add_argument(
-        "--format", choices=sorted(FORMATS), help="the file's format (default: from its extension)"
-    )
+    s.add_argument("--format", choices=sorted(FORMATS), help="default: from the file's extension")
     s.add_argument("--encoding", choices=sorted(ENCODINGS), default="utf8", help="CSV only")
     s.add_argument("--sheet", default="", help="XLSX: the sheet to read (default: the first)")
     s.add_argument("--columns", default="", help="the table column of each file column, a,b,c")
     s.add_argument("--no-header", action="store_true", help="the file has no header row")
-    s.add_argument(
-        "--executor",
-        choices=sorted(EXECUTORS),
-        default="auto",
-        help="who starts the import once approved: nobody (auto), you, or an approver",
-    )
-    s.add_argument("--reason", default="", help="why the rows are needed (shown to approvers)")
-    s.add_argument("--name", default="", help="a short name for the task")
+    _write_task_options(s, "why the rows are needed (shown to approvers)")
     s.set_defaults(func=cmd_import)
 
     s = command("list", help="list tasks, newest first")
@@ -949,6 +1025,25 @@ def build_parser() -> argparse.ArgumentParser:
     s = command("schedules", help="list your scheduled exports and their next runs")
     s.set_defaults(func=cmd_schedules)
     return p
+
+
+def _write_task_options(s: argparse.ArgumentParser, reason_help: str) -> None:
+    """The options every task that writes rows has (import, generate)."""
+    s.add_argument(
+        "--mode",
+        choices=sorted(MODES),
+        default="insert",
+        help="rows whose key exists: fail the task (insert), leave them (skip-existing), or "
+        "update them, the old rows saved first (upsert)",
+    )
+    s.add_argument(
+        "--executor",
+        choices=sorted(EXECUTORS),
+        default="auto",
+        help="who starts it once approved: nobody (auto), you, or an approver",
+    )
+    s.add_argument("--reason", default="", help=reason_help)
+    s.add_argument("--name", default="", help="a short name for the task")
 
 
 def _resolve_user(given: str | None, *, credentials: bool) -> str:

@@ -14,6 +14,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -87,6 +88,8 @@ class ExportConfig(_Section):
     statement_timeout_s: Annotated[int, Field(ge=1, le=86400)] = 300
     fetch_size: Annotated[int, Field(ge=100, le=1_000_000)] = 10_000
     csv_bom: bool = False
+    # Prefix text cells starting with = + - @ with ' so a spreadsheet shows, not runs, them.
+    csv_escape_formulas: bool = False
     work_dir: Path | None = None  # where files are written before upload; default data_dir/work
     # A run whose process stopped heartbeating this long ago is failed (its process died).
     stale_run_s: Annotated[float, Field(ge=1, le=86400)] = 60
@@ -163,6 +166,23 @@ class DatasourceConfig(_Section):
     writable_tables: tuple[str, ...] = ()
     # Test-data generation writes made-up rows: for test databases only.
     allow_generate: bool = False
+    # Functions beyond the built-in ones that exports may call, by name or schema.name.
+    allowed_functions: tuple[str, ...] = ()
+    # A reader that may write or is a superuser fails every pre-check unless this is set.
+    allow_privileged_reader: bool = False
+    # IANA name: what a one-off export's times and placeholders mean (a schedule has its own).
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_exists(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(
+                "is not an IANA timezone name (like Asia/Shanghai or America/New_York)"
+            ) from None
+        return v
 
     @field_validator("url", "write_url")
     @classmethod
@@ -185,6 +205,11 @@ class ImportConfig(_Section):
     max_rows: Annotated[int, Field(ge=1)] = 10_000_000
     # An XLSX file is a zip: what its sheet may unpack to (a zip bomb stops here).
     max_unpacked_bytes: Annotated[int, Field(ge=1)] = 4 * 1024**3
+
+
+class GenerateConfig(_Section):
+    # The most rows one generation task may write.
+    max_rows: Annotated[int, Field(ge=1)] = 1_000_000
 
 
 class PrincipalConfig(_Section):
@@ -263,6 +288,7 @@ class Config(_Section):
     imports: ImportConfig = Field(
         default=ImportConfig(), validation_alias="import", serialization_alias="import"
     )
+    generate: GenerateConfig = GenerateConfig()
     demo: DemoConfig = DemoConfig()
     datasources: dict[str, DatasourceConfig] = {}
 

@@ -6,6 +6,7 @@ hidden) may ever reach a message or a log line.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -13,7 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
 from service.config import DEMO_DATASOURCE, Config
+from service.dbcheck.audit import ReaderAudit, audit_reader
 from service.domain.errors import InvalidRequest, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
 
 # SQLAlchemy backend name -> sqlglot dialect name
 _SQLGLOT_DIALECTS = {
@@ -37,6 +41,9 @@ class Datasource:
     write_url: URL | None = None
     writable_tables: tuple[str, ...] = ()
     allow_generate: bool = False
+    allowed_functions: frozenset[str] = frozenset()
+    allow_privileged_reader: bool = False
+    timezone: str = "UTC"  # IANA name, checked by the config
 
     @property
     def backend(self) -> str:
@@ -101,6 +108,9 @@ class DatasourceRegistry:
                 write_url=write_url,
                 writable_tables=ds.writable_tables,
                 allow_generate=ds.allow_generate,
+                allowed_functions=frozenset(ds.allowed_functions),
+                allow_privileged_reader=ds.allow_privileged_reader,
+                timezone=ds.timezone,
             )
         if config.embedded:
             self._by_name[DEMO_DATASOURCE] = Datasource(
@@ -111,6 +121,7 @@ class DatasourceRegistry:
                 statement_timeout_s=self._default_timeout,
             )
         self._engines: dict[str, Engine] = {}
+        self._audits: dict[str, ReaderAudit] = {}
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
@@ -128,8 +139,10 @@ class DatasourceRegistry:
 
     def audit_findings(self, ds: Datasource) -> tuple[str, ...]:
         """What an audit of the reader's privileges found wrong with `ds` (one line each);
-        empty while no audit has run."""
-        return ()
+        empty while no audit has run (this never starts one) or when it found nothing."""
+        with self._lock:
+            known = self._audits.get(ds.name)
+        return known.findings(ds.backend) if known is not None else ()
 
     def get(self, name: str) -> Datasource:
         try:
@@ -199,6 +212,52 @@ class DatasourceRegistry:
                 f"datasource {ds.name!r} could not be read: {describe_db_error(exc)}"
             ) from None
 
+    # -- reader audit ---------------------------------------------------------------------
+
+    def audit(self, ds: Datasource) -> ReaderAudit:
+        """Ask the server now what the datasource's user may do, and remember the answer."""
+        try:
+            result = audit_reader(self.engine(ds), ds.backend, ds.name, ds.allow_privileged_reader)
+        except sa.exc.SQLAlchemyError as exc:
+            result = ReaderAudit(
+                ds.name, allowed=ds.allow_privileged_reader, error=describe_db_error(exc)
+            )
+        with self._lock:
+            self._audits[ds.name] = result
+        return result
+
+    def reader_audit(self, ds: Datasource) -> ReaderAudit:
+        """The last audit of `ds` (made now when there is none, or the last one failed)."""
+        with self._lock:
+            known = self._audits.get(ds.name)
+        if known is None or known.error:
+            return self.audit(ds)
+        return known
+
+    def audit_all(self) -> list[ReaderAudit]:
+        """Audit every configured datasource; each privileged reader is logged as a warning
+        (allowed or not), an audit that cannot run as well."""
+        results = []
+        for ds in self.all():
+            result = self.audit(ds)
+            results.append(result)
+            if result.error:
+                log.warning("datasource %s: reader audit could not run: %s", ds.name, result.error)
+            elif result.privileged:
+                verdict = (
+                    "allowed by allow_privileged_reader"
+                    if result.allowed
+                    else "its exports fail the pre-check"
+                )
+                log.warning(
+                    "datasource %s connects as %s, which can do more than read (%s): %s",
+                    ds.name,
+                    result.user,
+                    "; ".join(result.privileges),
+                    verdict,
+                )
+        return results
+
     def dispose(self) -> None:
         with self._lock:
             for engine in self._engines.values():
@@ -207,7 +266,11 @@ class DatasourceRegistry:
 
 
 def describe_db_error(exc: BaseException) -> str:
-    """The database's own message in one line, without the statement, parameters or URL."""
+    """The database's own message in one line, without the statement, parameters, URL or
+    driver internals (PyMySQL's `(code, "message")` tuple, psycopg's LINE pointer)."""
     orig = getattr(exc, "orig", None) or exc
+    args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
+    if len(args) >= 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        return args[1][:500]  # PyMySQL: (code, message)
     text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     return text[:500]

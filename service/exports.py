@@ -4,6 +4,11 @@ A run is recorded (EXECUTING) by the use case that starts it, in the same transa
 the task's move to EXECUTING; this module carries it out: export to a local file, publish
 the file to the object store, record the outcome. A process that dies mid-run stops
 heartbeating, and any live process marks the run failed once its heartbeat is stale.
+
+A canceled task's run stops: at once when the cancel reaches this process, else when the
+cancel poll (every `CANCEL_POLL_S`) finds its task canceled in the store. Its statement is
+interrupted, its partial file removed, nothing published (a file published in the same
+instant is deleted again), and the run ends CANCELED, "canceled by <who>".
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from service.datasources import DatasourceRegistry, describe_db_error
 from service.domain import placeholders
 from service.domain.errors import Unavailable, WoxqaqError, WrongState
 from service.domain.model import Run, RunStatus, Task, TaskKind, TaskStatus
-from service.export.engine import ExportFailed, ExportOptions, export
+from service.export.engine import ExportCanceled, ExportFailed, ExportOptions, export
 from service.logs import log_context
 from service.metrics import Metrics
 from service.storage.base import ObjectStore, SignedUrl
@@ -36,6 +41,7 @@ from service.store.repository import TaskStore
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 10.0
+CANCEL_POLL_S = 0.5
 STOPPED_MESSAGE = "the service stopped during the export (restarted or killed); execute it again"
 STOPPED_SCHEDULED = (
     "the service stopped during the export (restarted or killed); the next firing runs as usual"
@@ -107,6 +113,10 @@ class Exports:
         self._maintenance = threading.Thread(
             target=self._maintain, name="export-maintenance", daemon=True
         )
+        self._stops: dict[int, _Stop] = {}  # runs of this process, each with its stop
+        self._cancel_poll = threading.Thread(
+            target=self._poll_cancels, name="export-cancel-poll", daemon=True
+        )
         self._finished_hooks: list[Callable[[Task, int], None]] = []
         self._started: dict[int, float] = {}  # run id → monotonic start, for its duration
         self._queued: set[int] = set()  # launched, waiting for a worker
@@ -123,6 +133,7 @@ class Exports:
         single_process = self.store.engine.dialect.name == "sqlite"
         self.recover(cutoff=datetime.now(UTC) if single_process else None)
         self._maintenance.start()
+        self._cancel_poll.start()
 
     def stop(self, grace_s: float) -> None:
         """Stop taking runs; give running exports `grace_s` to finish, then abandon them
@@ -148,38 +159,51 @@ class Exports:
     def launch(self, task: Task, run_id: int, logical_time: datetime | None = None) -> None:
         if self._stopping.is_set():
             raise Unavailable("the service is shutting down; execute the task again in a moment")
+        self._stops[run_id] = _Stop()
         self._set_progress(Progress(run_id, TaskStatus.EXECUTING, message="queued"))
         self._queued.add(run_id)
         self._pool.submit(self._run, task, run_id, logical_time, time.monotonic())
+
+    def stop_run(self, run_id: int, operator: str) -> None:
+        """Stop a run of this process (a canceled task's); others' runs are left alone."""
+        stop = self._stops.get(run_id)
+        if stop is not None:
+            stop.set(operator)
 
     def _run(
         self, task: Task, run_id: int, logical_time: datetime | None, queued_at: float
     ) -> None:
         with log_context(task_id=task.id, run_id=run_id):
+            self._started[run_id] = now = time.monotonic()
+            self._queued.discard(run_id)
+            self.metrics.queue_wait.labels(_kind(task)).observe(now - queued_at)
             try:
-                self._carry_out(task, run_id, logical_time, queued_at)
+                handler = self.kinds.get(task.kind)
+                if handler is not None:
+                    self._run_kind(handler, task, run_id)
+                else:
+                    self._run_export(task, run_id, logical_time)
             finally:
+                self._stops.pop(run_id, None)
                 self._started.pop(run_id, None)  # an outcome never recorded here: no duration
 
-    def _carry_out(
-        self, task: Task, run_id: int, logical_time: datetime | None, queued_at: float
-    ) -> None:
-        self._started[run_id] = now = time.monotonic()
-        self._queued.discard(run_id)
-        self.metrics.queue_wait.labels(_kind(task)).observe(now - queued_at)
-        handler = self.kinds.get(task.kind)
-        if handler is not None:
-            self._run_kind(handler, task, run_id)
-            return
+    def _run_export(self, task: Task, run_id: int, logical_time: datetime | None) -> None:
         log.info("export started", extra={"task_id": task.id, "run_id": run_id})
         started = datetime.now(UTC)
         result = None
+        stop = self._stops.setdefault(run_id, _Stop())
+        abandon = self._abandon
         try:
+            if stop.is_set():  # canceled while queued: the database is not even asked
+                raise ExportCanceled("The export was canceled.")
             ds = self.registry.get(task.datasource)
+            zone = placeholders.task_zone(task.schedule, ds.timezone)
             options = ExportOptions(
                 fetch_size=self.config.export.fetch_size,
                 csv_bom=self.config.export.csv_bom,
                 statement_timeout_s=ds.statement_timeout_s,
+                timezone=zone.key,
+                escape_formulas=self.config.export.csv_escape_formulas,
             )
 
             def on_progress(rows: int, size: int) -> None:
@@ -193,11 +217,14 @@ class Exports:
                 basename=export_basename(task, started),
                 options=options,
                 progress=on_progress,
-                cancelled=self._cancel_hook(task.id),
+                cancelled=lambda: stop.is_set() or abandon.is_set(),
                 params=placeholders.logical_values(
-                    task.spec.statement, task.schedule, logical_time or started
+                    task.spec.statement, task.schedule, logical_time or started, zone
                 ),
+                at=logical_time or started,
             )
+            if stop.is_set():  # canceled as the export finished: nothing is published
+                raise ExportCanceled("The export was canceled.")
             key = f"tasks/{task.id}/runs/{run_id}/{result.filename}"
             size = self.objects.put_file(
                 key, result.path, filename=result.filename, content_type=result.content_type
@@ -229,8 +256,11 @@ class Exports:
         def on_progress(rows: int) -> None:
             self._set_progress(Progress(run_id, TaskStatus.EXECUTING, rows, 0, "writing"))
 
+        stop, in_store = self._stops.setdefault(run_id, _Stop()), self._cancel_hook(task.id)
         try:
-            out = handler.run(task, run_id, RunControl(self._cancel_hook(task.id), on_progress))
+            out = handler.run(
+                task, run_id, RunControl(lambda: stop.is_set() or in_store(), on_progress)
+            )
         except WoxqaqError as exc:
             self._record(task, run_id, RunStatus.FAILED, error=str(exc))
         except Exception as exc:
@@ -297,38 +327,60 @@ class Exports:
             self._changed.notify_all()
 
     def _finish(self, task: Task, run_id: int, status: RunStatus, **outcome: object) -> None:
-        ok = status is RunStatus.SUCCESS
+        withdrawn = ""  # a file published just as the task was canceled: deleted again
         with self.store.write() as tx:
+            # The task's row lock orders this against a cancel: whichever comes second sees
+            # the other's outcome, so a canceled task's run never ends as a success.
+            # A write (import, generation) that committed cannot be taken back: it is
+            # recorded as it happened, below. An export's file can: it is withdrawn.
+            committed_write = status is RunStatus.SUCCESS and task.kind is not TaskKind.DATA_EXPORT
+            canceled = tx.get_task(task.id, lock=True).status is TaskStatus.CANCELED
+            if canceled and not committed_write:
+                withdrawn = str(outcome.get("object_key", ""))
+                status = RunStatus.CANCELED
+                outcome = {"error": f"canceled by {tx.canceled_by(task.id) or 'someone'}"}
+            ok = status is RunStatus.SUCCESS
             if not tx.finish_run(run_id, status, **outcome):  # type: ignore[arg-type]
                 return  # already ended (recovered by another process)
-            if not task.schedule.is_cron and not tx.set_status(
-                task.id,
-                TaskStatus.EXECUTE_SUCCESS if ok else TaskStatus.EXECUTE_FAILED,
-                expected={TaskStatus.EXECUTING},
-            ):
-                if ok and tx.set_status(
-                    task.id, TaskStatus.EXECUTE_SUCCESS, expected={TaskStatus.CANCELED}
+            if status is RunStatus.CANCELED:  # the task is CANCELED already
+                action, detail = "run_canceled", f"run {run_id}: {outcome['error']}"
+            else:
+                if not task.schedule.is_cron and not tx.set_status(
+                    task.id,
+                    TaskStatus.EXECUTE_SUCCESS if ok else TaskStatus.EXECUTE_FAILED,
+                    expected={TaskStatus.EXECUTING},
                 ):
-                    # The cancel came after the write had committed: what happened wins.
-                    tx.add_event(task.id, "export", "cancel_too_late", f"run {run_id} had finished")
-                else:
-                    # The task left EXECUTING while its run worked (canceled): the run's own
-                    # outcome is still recorded, but the task keeps the state it was given.
-                    log.warning(
-                        "run ended after its task had moved on; task state left as it is",
-                        extra={"task_id": task.id, "run_id": run_id},
-                    )
-            detail = (
-                f"run {run_id}: {_rows_text(outcome)}"
-                if ok
-                else f"run {run_id}: {outcome.get('error', '')}"
-            )
-            tx.add_event(task.id, "export", "run_succeeded" if ok else "run_failed", detail)
+                    if ok and tx.set_status(
+                        task.id, TaskStatus.EXECUTE_SUCCESS, expected={TaskStatus.CANCELED}
+                    ):
+                        # A write that had committed when the cancel came: what happened wins.
+                        tx.add_event(
+                            task.id, "export", "cancel_too_late", f"run {run_id} had finished"
+                        )
+                    else:
+                        # The task left EXECUTING while its run worked: the run's own outcome
+                        # is still recorded, but the task keeps the state it was given.
+                        log.warning(
+                            "run ended after its task had moved on; task state left as it is",
+                            extra={"task_id": task.id, "run_id": run_id},
+                        )
+                action = "run_succeeded" if ok else "run_failed"
+                detail = (
+                    f"run {run_id}: {_rows_text(outcome)}"
+                    if ok
+                    else f"run {run_id}: {outcome.get('error', '')}"
+                )
+            tx.add_event(task.id, "export", action, detail)
             tx.notify(task.id, "run_finished", run_id=run_id)
         self._count(task, run_id, status, outcome)
+        if withdrawn:
+            try:
+                self.objects.delete(withdrawn)
+            except Exception:  # retention removes it in the end; the run says canceled
+                log.exception("could not delete a canceled run's file", extra={"run_id": run_id})
         log.info(
             "export %s",
-            "succeeded" if ok else "failed",
+            status.name.lower(),
             extra={"task_id": task.id, "run_id": run_id, "error": outcome.get("error", "")},
         )
         with self._changed:
@@ -454,6 +506,22 @@ class Exports:
                 task = tx.get_task(run.task_id)
             self._finish(task, run.id, RunStatus.FAILED, error=stopped_message(task))
 
+    def _poll_cancels(self) -> None:
+        """Stop this process's runs whose task was canceled through another replica."""
+        while not self._stopping.wait(CANCEL_POLL_S):
+            # A copy: export threads add and remove their runs meanwhile.
+            running = [run_id for run_id, stop in list(self._stops.items()) if not stop.is_set()]
+            if not running:
+                continue
+            try:
+                with self.store.read() as tx:
+                    canceled = tx.canceled_runs(running)
+            except Exception:
+                log.exception("could not look for canceled runs; retrying")
+                continue
+            for run_id, operator in canceled.items():
+                self.stop_run(run_id, operator or "someone")
+
     def _maintain(self) -> None:
         last_retention = 0.0
         while not self._stopping.wait(self.heartbeat_s):
@@ -486,6 +554,22 @@ def _rows_text(outcome: dict[str, object]) -> str:
             f"{outcome.get('rows_updated', 0)} updated"
         )
     return text
+
+
+class _Stop:
+    """A run's stop: set once, by the cancel's operator; read from export threads."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.operator = ""
+
+    def set(self, operator: str) -> None:
+        if not self._event.is_set():
+            self.operator = operator
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
 
 
 def _sweep_work_dir(work_dir: Path, older_than: timedelta) -> None:

@@ -28,6 +28,7 @@ from service.api.interceptors import (
 )
 from service.api.task_servicer import TaskServicer
 from service.api.upload_servicer import UploadServicer
+from service.app.generation import GenerateHandler
 from service.app.imports import ImportHandler
 from service.app.kinds import KindHandler
 from service.auth import Authenticator
@@ -115,8 +116,12 @@ class Service:
             raise
         self.metrics.watch_backlog(self.store)
         self.registry = DatasourceRegistry(config)
+        # Kinds beyond export: their submit checks, pre-check and run (service/app/).
         kinds: dict[TaskKind, KindHandler] = {
             TaskKind.DATA_IMPORT: ImportHandler(config, self.store, self.registry, self.objects),
+            TaskKind.DATA_GENERATE: GenerateHandler(
+                config, self.registry, self.store, self.objects
+            ),
         }
         self.exports = Exports(
             config,
@@ -203,6 +208,9 @@ class Service:
         for name in ("", *SERVICE_NAMES):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("woxqaq service listening on %s (port %d)", self.listen, self.port)
+        # A slow or unreachable datasource must not delay serving: the audit runs beside it
+        # (and again at a pre-check that finds no audit yet).
+        threading.Thread(target=self.registry.audit_all, name="reader-audit", daemon=True).start()
         return self.port
 
     def _audit(self) -> None:

@@ -16,6 +16,7 @@ from typing import Protocol
 from service.app.kinds import KindHandler, Precheck
 from service.config import Config
 from service.datasources import Datasource, DatasourceRegistry
+from service.dbcheck.live import check_live
 from service.domain import workflow
 from service.domain.errors import (
     InvalidRequest,
@@ -27,8 +28,10 @@ from service.domain.errors import (
 from service.domain.model import (
     Executor,
     ExportSpec,
+    GenerateSpec,
     ImportSpec,
     Page,
+    Preview,
     Run,
     RunStatus,
     Schedule,
@@ -68,6 +71,10 @@ class RunLauncher(Protocol):
 
     def launch(self, task: Task, run_id: int, logical_time: datetime | None = None) -> None: ...
 
+    def stop_run(self, run_id: int, operator: str) -> None:
+        """Stop the run at once if this process runs it (others notice the canceled task)."""
+        ...
+
 
 @dataclass(frozen=True)
 class NewTask:
@@ -77,6 +84,7 @@ class NewTask:
     spec: ExportSpec  # for other kinds: their database, reason and executor
     schedule: Schedule
     import_spec: ImportSpec | None = None
+    generate_spec: GenerateSpec | None = None
 
 
 class TaskManager:
@@ -129,16 +137,22 @@ class TaskManager:
                 required_approvals=ds.required_approvals,
                 status=S.PRE_CHECK,
                 import_spec=new.import_spec,
+                generate_spec=new.generate_spec,
             )
             tx.add_event(task_id, submitter, "submit", new.spec.reason, principal=via)
 
         # The pre-check reads the live schema: outside the write transaction, so a slow
         # datasource never holds the task store's lock.
-        checked = self._precheck(new, ds) if handler is None else _precheck_kind(handler, new, ds)
+        if handler is None:
+            checked, estimated_rows = self._precheck(new, ds)
+        else:
+            checked, estimated_rows = _precheck_kind(handler, new, ds), None
         problems = checked.problems
         with self.store.write() as tx:
             if checked.preview is not None:
                 tx.set_preview(task_id, checked.preview)
+            if checked.generate_spec is not None:
+                tx.set_generate_spec(task_id, checked.generate_spec)
             for note in checked.notes:
                 tx.add_event(task_id, "pre-check", "precheck_note", note)
             if problems:
@@ -147,6 +161,10 @@ class TaskManager:
             else:
                 _move(tx, task_id, S.APPROVING, {S.PRE_CHECK}, precheck_messages=[])
                 tx.add_event(task_id, "pre-check", "precheck_passed")
+                if estimated_rows is not None:  # kept in the preview; an event for Slack
+                    tx.add_event(
+                        task_id, "pre-check", "estimate", _describe_estimate(estimated_rows)
+                    )
                 if new.schedule.is_cron:  # what the approvers approve, in plain dates
                     tx.add_event(
                         task_id,
@@ -159,20 +177,31 @@ class TaskManager:
         log.info("task submitted", extra={"task_id": task_id, "status": task.status.name})
         return task
 
-    def _precheck(self, new: NewTask, ds: Datasource) -> Precheck:
+    def _precheck(self, new: NewTask, ds: Datasource) -> tuple[Precheck, int | None]:
+        """An export's pre-check, and the database's row estimate when it passed."""
         problems = schedule_problems(new.schedule)
+        reader = self.registry.reader_audit(ds).problem(ds.backend)
+        if reader is not None:
+            return Precheck([*problems, reader]), None
         schema = None
         if not new.spec.is_sql:
             try:
                 schema = self.registry.schema(ds, new.spec.database)
             except (NotFound, Unavailable) as exc:
-                return Precheck([*problems, str(exc)])
+                return Precheck([*problems, str(exc)]), None
         try:
-            problems += check_export(new.spec, ds.sqlglot_dialect, schema)
+            problems += check_export(new.spec, ds.sqlglot_dialect, schema, ds.allowed_functions)
+            if problems or ds.backend == "sqlite":
+                return Precheck(problems), None
+            # Only a request every rule accepted meets the server (see service.dbcheck).
+            live = check_live(self.registry.engine(ds), ds, new.spec, schedule=new.schedule)
         except Exception:  # a pre-check bug must fail the task, not the request
             log.exception("pre-check crashed")
             problems.append(PRECHECK_CRASHED)
-        return Precheck(problems)
+            return Precheck(problems), None
+        if live.problems or live.estimated_rows is None:
+            return Precheck(list(live.problems)), None
+        return Precheck([], Preview(estimated_rows=live.estimated_rows)), live.estimated_rows
 
     # -- decisions -----------------------------------------------------------------------
 
@@ -220,16 +249,35 @@ class TaskManager:
         return task
 
     def cancel(self, task_id: int, operator: str, comment: str = "", *, via: str = "") -> Task:
+        """Cancel the task; a run of it in progress (the task EXECUTING, or a firing of its
+        schedule) is stopped: its statement interrupted, nothing published, the run ended
+        as canceled by `operator` once the export has let go of the database."""
         _require_actor(operator, "operator")
         _check_len(comment, MAX_COMMENT, "comment")
         with self.store.write() as tx:
             task = tx.get_task(task_id, lock=True)
-            approvers = self.registry.get(task.datasource).approvers
-            workflow.check_can_cancel(task, operator, approvers)
+            running = tx.executing_run(task_id)
+            approvers = self._approvers(task)
+            workflow.check_can_cancel(task, operator, approvers, running=running is not None)
             _move(tx, task_id, S.CANCELED, workflow.CANCELABLE)
-            tx.add_event(task_id, operator, "cancel", comment, principal=via)
+            note = comment if running is None else f"run {running.id} stopped. {comment}".strip()
+            tx.add_event(task_id, operator, "cancel", note, principal=via)
             tx.notify(task_id, "canceled", actor=operator)
-            return tx.get_task(task_id)
+            task = tx.get_task(task_id)
+        if running is not None and self.launcher is not None:
+            self.launcher.stop_run(running.id, operator)
+        log.info(
+            "task canceled",
+            extra={"task_id": task_id, "run_id": running.id if running else None},
+        )
+        return task
+
+    def _approvers(self, task: Task) -> frozenset[str]:
+        """The datasource's approvers; none when it has left the config since."""
+        try:
+            return self.registry.get(task.datasource).approvers
+        except NotFound:
+            return frozenset()
 
     # -- execution -----------------------------------------------------------------------
 
@@ -456,6 +504,10 @@ def _require_actor(actor: str, what: str) -> None:
 def _check_len(value: str, limit: int, what: str) -> None:
     if len(value) > limit:
         raise InvalidRequest(f"{what} is {len(value):,} characters long; the limit is {limit:,}")
+
+
+def _describe_estimate(rows: int) -> str:
+    return f"about {rows:,} row(s), by the database's plan"
 
 
 def _validate_sizes(new: NewTask) -> None:

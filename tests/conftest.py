@@ -63,10 +63,28 @@ def pg_url() -> Iterator[URL]:
     yield from _scratch_database(PG_URL, "PostgreSQL")
 
 
+@pytest.fixture
+def fresh_mysql_url() -> Iterator[URL]:
+    """A fresh, empty MariaDB/MySQL database for one test (tables no other test sees)."""
+    yield from _scratch_database(MYSQL_URL, "MariaDB/MySQL")
+
+
 @pytest.fixture(scope="session")
 def mysql_url() -> Iterator[URL]:
     """A fresh, empty MariaDB/MySQL database for this test session."""
     yield from _scratch_database(MYSQL_URL, "MariaDB/MySQL")
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ],
+)
+def writable_db_url(request: pytest.FixtureRequest) -> URL:
+    """This session's PostgreSQL database, then its MariaDB one: a test using it runs on both."""
+    return request.getfixturevalue("pg_url" if request.param == "postgres" else "mysql_url")
 
 
 @pytest.fixture(scope="session")

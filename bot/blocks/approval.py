@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from bot.blocks import imports
+from bot.blocks import generation, imports
 from bot.blocks import task as t
 from bot.blocks.common import (
     APPROVE,
@@ -52,10 +52,20 @@ def approval_message(
     preview: pb.TaskPreview | None = None,
 ) -> dict[str, Any]:
     ded = task.ded
-    kind = "Import" if imports.is_import(task) else "Export"
+    kind = imports.kind_of(task)
     sql_cut = False
-    if imports.is_import(task):
+    if generation.is_generate(task):
         blocks: list[Block] = [
+            header(f"Test-data request #{task.id}"),
+            section(
+                f"{user(task.submitter)} asks to write generated rows into *{escape(task.dsn)}*"
+            ),
+            *generation.generate_summary(task, preview),
+            context(f"Approvals needed: {required_approvals or 1}"),
+            section(f"*Why*\n{generation.generate_reason(task)}"),
+        ]
+    elif imports.is_import(task):
+        blocks = [
             header(f"Import request #{task.id}"),
             section(f"{user(task.submitter)} asks to write rows into *{escape(task.dsn)}*"),
             *imports.import_summary(task, preview),
@@ -81,6 +91,9 @@ def approval_message(
             pb.TASK_STATUS_APPROVED,
         ):
             blocks.append(context(f"Next runs: {t.next_runs(task)}"))
+        estimate = t.last_event(events, "estimate")
+        if estimate is not None:  # recorded by the pre-check from the database's own plan
+            blocks.append(context(f"Rows: {escape(estimate.comment)}"))
         what_blocks, sql_cut = t.what(ded)
         blocks += what_blocks
         blocks.append(section(f"*Why*\n{t.reason(ded)}"))

@@ -33,6 +33,9 @@ REJECT = "reject_task"
 SHOW_SQL = "show_sql"
 EXECUTE = "execute_task"
 CANCEL = "cancel_task"
+STOP = "stop_run"  # cancels a task while its export runs
+STOP = "stop_run"  # cancels a task while its export runs
+STOP = "stop_run"  # cancels a task while its export runs
 RENEW_LINK = "renew_link"
 DOWNLOAD = "download_link"
 EXPORT_MODE = "export_mode"
@@ -69,7 +72,11 @@ EXECUTOR_LABELS: dict[int, str] = {
     pb.EXEC_UNSPECIFIED: "automatically after approval",
 }
 FORMAT_LABELS: dict[int, str] = {pb.EXPORT_TYPE_CSV: "CSV", pb.EXPORT_TYPE_EXCEL: "Excel"}
-ENCODING_LABELS: dict[int, str] = {pb.ENCODING_UTF8: "UTF-8", pb.ENCODING_GBK: "GBK"}
+ENCODING_LABELS: dict[int, str] = {
+    pb.ENCODING_UTF8: "UTF-8",
+    pb.ENCODING_UTF8_BOM: "UTF-8 with BOM",
+    pb.ENCODING_GBK: "GBK",
+}
 CONTENT_LABELS: dict[int, str] = {
     pb.EXPORT_CONTENT_DATA: "data",
     pb.EXPORT_CONTENT_STRUCT: "structure",
@@ -146,6 +153,15 @@ def context(*texts: str) -> Block:
 
 def divider() -> Block:
     return {"type": "divider"}
+
+
+CONFIRM_STOP = {  # the question a Stop button asks first
+    "title": plain("Stop the export?", 100),
+    "text": mrkdwn("The query is stopped on the database and no file is kept."),
+    "confirm": plain("Stop it", 30),
+    "deny": plain("Let it run", 30),
+    "style": "danger",
+}
 
 
 def button(

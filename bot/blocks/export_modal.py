@@ -24,22 +24,27 @@ from bot.blocks.common import (
     plain,
     section,
 )
+from service.domain.errors import InvalidRequest
+from service.domain.generator_rules import parse_rules
+from service.domain.model import ColumnGenerator
 from woxqaq.v1 import notification_service_pb2 as npb
 from woxqaq.v1 import task_service_pb2 as pb
 
 CALLBACK = "export_submit"
-MODE_SQL, MODE_TABLES, MODE_IMPORT = "sql", "tables", "import"
-MODES = (MODE_SQL, MODE_TABLES, MODE_IMPORT)
+MODE_SQL, MODE_TABLES, MODE_IMPORT, MODE_GENERATE = "sql", "tables", "import", "generate"
+MODES = (MODE_SQL, MODE_TABLES, MODE_IMPORT, MODE_GENERATE)
 IMPORT_MODES = {
     "insert": pb.IMPORT_MODE_INSERT,
     "skip": pb.IMPORT_MODE_SKIP_EXISTING,
     "upsert": pb.IMPORT_MODE_UPSERT,
 }
+# The field a mode's problems are shown on when no other field is named.
+MAIN_BLOCK = {MODE_SQL: "sql", MODE_TABLES: "tables", MODE_IMPORT: "file", MODE_GENERATE: "rules"}
 MAX_INPUT = 3000  # Slack's plain_text_input max_length
 METADATA_LIMIT = 3000
 
 FORMATS = {"csv": pb.EXPORT_TYPE_CSV, "excel": pb.EXPORT_TYPE_EXCEL}
-ENCODINGS = {"utf8": pb.ENCODING_UTF8, "gbk": pb.ENCODING_GBK}
+ENCODINGS = {"utf8": pb.ENCODING_UTF8, "utf8-bom": pb.ENCODING_UTF8_BOM, "gbk": pb.ENCODING_GBK}
 CONTENTS = {
     "data": pb.EXPORT_CONTENT_DATA,
     "struct": pb.EXPORT_CONTENT_STRUCT,
@@ -155,6 +160,7 @@ def export_modal(
             option("Export: SQL query", MODE_SQL),
             option("Export: tables", MODE_TABLES),
             option("Import a file", MODE_IMPORT),
+            option("Generate test data", MODE_GENERATE),
         ],
     }
     radio["initial_option"] = radio["options"][MODES.index(meta.mode)]
@@ -162,6 +168,9 @@ def export_modal(
     if meta.mode == MODE_IMPORT:
         blocks += _import_fields()
         return _modal(meta, blocks, "New import")
+    if meta.mode == MODE_GENERATE:
+        blocks += _generate_fields()
+        return _modal(meta, blocks, "New test data")
     if meta.mode == MODE_SQL:
         blocks.append(
             _input(
@@ -214,7 +223,14 @@ def export_modal(
             "Format",
             _select([("CSV", "csv"), ("Excel", "excel")], "csv"),
         ),
-        _input("encoding", "Encoding", _select([("UTF-8", "utf8"), ("GBK", "gbk")], "utf8")),
+        _input(
+            "encoding",
+            "Encoding",
+            _select(
+                [("UTF-8", "utf8"), ("UTF-8 with BOM (for Excel)", "utf8-bom"), ("GBK", "gbk")],
+                "utf8",
+            ),
+        ),
         _input(
             "content",
             "Content",
@@ -289,27 +305,52 @@ def _import_fields() -> list[Block]:
             {"type": "file_input", "filetypes": ["csv", "xlsx"], "max_files": 1},
             hint="CSV (UTF-8 or GBK) or Excel .xlsx, with a header row naming the columns.",
         ),
-        _input(
-            "import_mode",
-            "Rows whose key exists",
-            _select(
-                [
-                    ("Fail the import", "insert"),
-                    ("Skip them", "skip"),
-                    ("Update them (the old rows are saved)", "upsert"),
-                ],
-                "insert",
-            ),
-        ),
+        _write_mode("import"),
         _input("encoding", "Encoding (CSV)", _select([("UTF-8", "utf8"), ("GBK", "gbk")], "utf8")),
         _input("sheet", "Sheet (Excel)", _text("empty: the first", max_length=200), optional=True),
         _input(
-            "reason",
-            "Why are these rows needed?",
-            _text("Approvers read this", multiline=True),
+            "reason", "Why are these rows needed?", _text("Approvers read this", multiline=True)
         ),
         _executor_input(),
     ]
+
+
+def _generate_fields() -> list[Block]:
+    """Made-up rows into one table: how many, and one rule per column (the rest proposed)."""
+    return [
+        _input("table", "Into table", _text("users", max_length=200)),
+        _input("rows", "Rows", _text("100000", max_length=20)),
+        _input(
+            "rules",
+            "Column rules",
+            _text("email: faker email zh_CN\nage: int 18 80", multiline=True),
+            hint="One line per column: `email: faker email zh_CN`, `age: int 18 80`, "
+            "`status: choice paid,refunded weights 9,1`, `note: null 0.3`. Columns without a "
+            "rule get one proposed from their type and name; approvers see every one.",
+            optional=True,
+        ),
+        _input("seed", "Seed", _text("empty: picked for you", max_length=20), optional=True),
+        _write_mode("generation"),
+        _input(
+            "reason", "What is the test data for?", _text("Approvers read this", multiline=True)
+        ),
+        _executor_input(),
+    ]
+
+
+def _write_mode(what: str) -> Block:
+    return _input(
+        "import_mode",
+        "Rows whose key exists",
+        _select(
+            [
+                (f"Fail the {what}", "insert"),
+                ("Skip them", "skip"),
+                ("Update them (the old rows are saved)", "upsert"),
+            ],
+            "insert",
+        ),
+    )
 
 
 def _datasource_hint(datasources: Sequence[npb.Datasource]) -> str:
@@ -389,6 +430,8 @@ def parse_submission(values: dict[str, Any], meta: Metadata) -> Parsed:
         errors["reason"] = "Say why you need this data; approvers decide on it."
     if meta.mode == MODE_IMPORT:
         return _parse_import(values, dsn, reason, errors)
+    if meta.mode == MODE_GENERATE:
+        return _parse_generate(values, dsn, reason, errors)
     ded = pb.DataExportDetail(
         database=_text_of(values, "database"),
         type=FORMATS.get(_choice(values, "format", "csv"), pb.EXPORT_TYPE_CSV),
@@ -478,10 +521,50 @@ def _parse_import(values: dict[str, Any], dsn: str, reason: str, errors: dict[st
     return Parsed(request, file_id=str(files[0].get("id", "")))
 
 
+def _parse_generate(
+    values: dict[str, Any], dsn: str, reason: str, errors: dict[str, str]
+) -> Parsed:
+    table = _text_of(values, "table")
+    if not table:
+        errors["table"] = "Name the table to fill."
+    rows_text = _text_of(values, "rows").replace(",", "").replace("_", "")
+    if not rows_text.isdigit() or int(rows_text) < 1:
+        errors["rows"] = "Give the number of rows to write, e.g. 100000."
+    seed_text = _text_of(values, "seed")
+    if seed_text and not seed_text.lstrip("-").isdigit():
+        errors["seed"] = "A seed is a whole number; leave it empty to have one picked."
+    rules: list[ColumnGenerator] = []
+    try:
+        rules = parse_rules(_text_of(values, "rules").splitlines())
+    except InvalidRequest as exc:
+        errors["rules"] = clip(str(exc), 1500)
+    if errors:
+        return Parsed(None, errors)
+    dgd = pb.DataGenerateDetail(
+        database=_text_of(values, "database"),
+        table=table,
+        rows=min(int(rows_text), 2**62),
+        seed=int(seed_text) if seed_text else 0,
+        mode=IMPORT_MODES.get(_choice(values, "import_mode", "insert"), pb.IMPORT_MODE_INSERT),
+        generate_reason=reason,
+        exector=EXECUTORS.get(_choice(values, "executor", "auto"), pb.EXEC_AUTO),
+        columns=[
+            pb.ColumnGenerator(
+                column=g.column, kind=g.kind, params=dict(g.params), null_ratio=g.null_ratio
+            )
+            for g in rules
+        ],
+    )
+    request = pb.SubmitTaskRequest(
+        name=clip(reason.splitlines()[0], 200), kind=pb.TASK_KIND_DATA_GENERATE, dsn=dsn, dgd=dgd
+    )
+    return Parsed(request)
+
+
 def precheck_errors(messages: Sequence[str], meta: Metadata, scheduled: bool) -> dict[str, str]:
     """The service's pre-check messages placed on the fields they are about."""
     by_block: dict[str, list[str]] = {}
-    main = {MODE_SQL: "sql", MODE_TABLES: "tables", MODE_IMPORT: "file"}[meta.mode]
+    main = MAIN_BLOCK[meta.mode]
     for msg in messages:
         low = msg.lower()
         if scheduled and "timezone" in low:
@@ -494,8 +577,12 @@ def precheck_errors(messages: Sequence[str], meta: Metadata, scheduled: bool) ->
             block = "filter"
         elif meta.mode == MODE_TABLES and ("field" in low or "column" in low):
             block = "fields"
-        elif meta.mode == MODE_IMPORT and ("writ" in low or ("table" in low and "exist" in low)):
+        elif meta.mode in (MODE_IMPORT, MODE_GENERATE) and (
+            "writ" in low or "allow_generate" in low or ("table" in low and "exist" in low)
+        ):
             block = "table"
+        elif meta.mode == MODE_GENERATE and "max_rows" in low:
+            block = "rows"
         elif "database" in low and "does not exist" in low:
             block = "database"
         else:

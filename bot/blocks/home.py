@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.blocks import imports
+from bot.blocks import generation, imports
 from bot.blocks import task as t
 from bot.blocks.common import (
     APPROVE,
@@ -33,11 +33,12 @@ PER_LIST = 8  # three lists of 8 tasks, up to 3 blocks each, stay under 100 bloc
 
 
 def _approve_item(task: pb.TaskListData) -> list[Block]:
-    what_blocks = (
-        imports.import_summary(task, None)
-        if imports.is_import(task)
-        else t.what(task.ded, sql_limit=600)[0]
-    )
+    if imports.is_import(task):
+        what_blocks = imports.import_summary(task, None)
+    elif generation.is_generate(task):
+        what_blocks = generation.generate_summary(task, None)
+    else:
+        what_blocks = t.what(task.ded, sql_limit=600)[0]
     return [
         section(f"{task_line(task)}\nRequested by {user(task.submitter)}"),
         *what_blocks,

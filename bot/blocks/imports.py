@@ -31,9 +31,23 @@ def is_import(task: pb.TaskListData) -> bool:
     return task.HasField("dimd")
 
 
+def is_write(task: pb.TaskListData) -> bool:
+    """An import or a generation: it writes rows, and approvers see its preview."""
+    return task.HasField("dimd") or task.HasField("dgd")
+
+
+def kind_of(task: pb.TaskListData) -> str:
+    """ "Import", "Generation" or "Export", for titles."""
+    if is_import(task):
+        return "Import"
+    return "Generation" if task.HasField("dgd") else "Export"
+
+
 def executor_of(task: pb.TaskListData) -> int:
     """Who runs the task (`exector`), whichever kind it is."""
-    return task.dimd.exector if is_import(task) else task.ded.exector
+    if is_import(task):
+        return task.dimd.exector
+    return task.dgd.exector if task.HasField("dgd") else task.ded.exector
 
 
 def import_summary(task: pb.TaskListData, preview: pb.TaskPreview | None) -> list[Block]:
@@ -57,11 +71,11 @@ def import_summary(task: pb.TaskListData, preview: pb.TaskPreview | None) -> lis
         columns, _ = clip_escaped(", ".join(preview.columns), 1500)
         blocks.append(context(f"Columns: {columns}"))
         if preview.rows:
-            blocks.append(section(code_block(_grid(preview), SECTION_TEXT)[0]))
+            blocks.append(section(code_block(preview_grid(preview), SECTION_TEXT)[0]))
     return blocks
 
 
-def _grid(preview: pb.TaskPreview) -> str:
+def preview_grid(preview: pb.TaskPreview) -> str:
     """The first rows as a fixed-width table that fits one section."""
 
     def cell(c: pb.PreviewCell) -> str:

@@ -13,9 +13,11 @@ from bot.blocks.approval import DECIDED, decision_line
 from bot.blocks.common import (
     BUTTON_URL,
     CANCEL,
+    CONFIRM_STOP,
     EXECUTE,
     RENEW_LINK,
     STATUS_LABELS,
+    STOP,
     Block,
     actions,
     button,
@@ -32,7 +34,11 @@ from bot.blocks.common import (
 )
 from woxqaq.v1 import task_service_pb2 as pb
 
-RUN_DONE = {pb.TASK_STATUS_EXECUTE_SUCCESS, pb.TASK_STATUS_EXECUTE_FAILED}
+RUN_DONE = {
+    pb.TASK_STATUS_EXECUTE_SUCCESS,
+    pb.TASK_STATUS_EXECUTE_FAILED,
+    pb.TASK_STATUS_CANCELED,
+}
 
 
 @dataclass(frozen=True)
@@ -44,15 +50,21 @@ class Link:
 
 def decision_dm(task: pb.TaskListData, events: Sequence[pb.TaskEvent]) -> dict[str, Any]:
     """Tells the requester what was decided (approved, rejected with the reason, canceled)."""
+    kind = imports.kind_of(task)
+    where = "for" if imports.is_write(task) else "from"
     blocks = [
         section(
-            f"*Your export #{task.id}* from *{escape(task.dsn)}*\n{decision_line(task, events)}"
+            f"*Your {kind.lower()} #{task.id}* {where} *{escape(task.dsn)}*\n"
+            f"{decision_line(task, events)}"
         )
     ]
     if task.status == pb.TASK_STATUS_APPROVED and imports.executor_of(task) == pb.EXEC_AUTO:
-        blocks.append(context("The export starts now; I'll post the link here when it's ready."))
+        later = "the counts" if imports.is_write(task) else "the link"
+        blocks.append(
+            context(f"The {kind.lower()} starts now; I'll post {later} here when it's done.")
+        )
     word = "approved" if task.status in DECIDED else STATUS_LABELS.get(task.status, "")
-    return message(f"Export #{task.id} from {task.dsn}: {word}", blocks)
+    return message(f"{kind} #{task.id} {where} {task.dsn}: {word}", blocks)
 
 
 def execute_prompt(
@@ -87,18 +99,29 @@ def run_message(
     link_problem: str = "",
 ) -> dict[str, Any]:
     """ONE message per run: progress while it runs, then the link or the failure's reason."""
-    kind = "Import" if imports.is_import(task) else "Export"
-    doing = "Writing" if imports.is_import(task) else "Exporting"
-    where = "into" if kind == "Import" else "from"
+    kind = imports.kind_of(task)
+    doing = "Writing" if imports.is_write(task) else "Exporting"
+    where = "into" if imports.is_write(task) else "from"
     title = f"*{kind} #{task.id}* {where} *{escape(task.dsn)}* · run {escape(run.id)}"
     if run.status not in RUN_DONE:
         rows = rows_so_far if rows_so_far is not None else run.rows
         progress = f"{rows:,} rows so far" if rows else "starting"
+        scheduled = task.schedule.trigger == pb.TRIGGER_KIND_CRON
+        stop = "Stop (ends the schedule)" if scheduled else "Stop"
         blocks = [
             section(f":arrows_counterclockwise: {title}\n{doing}… {progress}"),
             context(f"Started {when(run.start_time)} by {user(run.executor)}"),
+            actions(
+                f"run:{task.id}:{run.id}",
+                button(stop, STOP, task.id, style="danger", confirm=CONFIRM_STOP),
+            ),
         ]
         return message(f"{kind} #{task.id}: {doing.lower()}, {progress}", blocks)
+
+    if run.status == pb.TASK_STATUS_CANCELED:
+        reason, _ = clip_escaped(run.error or "canceled", 2500)
+        blocks = [section(f":no_entry_sign: {title}\n*Stopped:* {reason}. No file was kept.")]
+        return message(f"Export #{task.id} was stopped", blocks)
 
     if run.status == pb.TASK_STATUS_EXECUTE_FAILED:
         reason, _ = clip_escaped(run.error or "no reason recorded", 2500)
@@ -110,8 +133,8 @@ def run_message(
             blocks.append(actions(f"execute:{task.id}", button("Execute again", EXECUTE, task.id)))
         return message(f"{kind} #{task.id} failed", blocks)
 
-    if imports.is_import(task):
-        return _import_done(task, run, title, link)
+    if imports.is_write(task):
+        return _written(task, run, title, link)
     blocks = [
         section(f":package: {title}\nDone."),
         fields(
@@ -134,7 +157,7 @@ def run_message(
     return message(f"Export #{task.id} is ready: {run.rows:,} rows", blocks)
 
 
-def _import_done(
+def _written(
     task: pb.TaskListData, run: pb.TaskRun, title: str, link: Link | None
 ) -> dict[str, Any]:
     blocks: list[Block] = [section(f":inbox_tray: {title}\nWritten."), imports.written_fields(run)]
@@ -146,7 +169,7 @@ def _import_done(
             )
         )
     counts = f"{run.rows:,} written, {run.rows_skipped:,} skipped, {run.rows_updated:,} updated"
-    return message(f"Import #{task.id} is done: {counts}", blocks)
+    return message(f"{imports.kind_of(task)} #{task.id} is done: {counts}", blocks)
 
 
 CHANNEL_HINTS = {

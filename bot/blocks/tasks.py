@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.blocks import imports
+from bot.blocks import generation, imports
 from bot.blocks import task as t
 from bot.blocks.common import (
     CANCEL,
+    CONFIRM_STOP,
     EXECUTE,
     RENEW_LINK,
+    STOP,
     Block,
     actions,
     button,
@@ -69,6 +71,9 @@ def help_message(prefix: str = "") -> dict[str, Any]:
 def task_line(task: pb.TaskListData) -> str:
     if imports.is_import(task):
         why, what = task.dimd.import_reason, f"import into `{escape(task.dimd.table)}`"
+    elif generation.is_generate(task):
+        g = task.dgd
+        why, what = g.generate_reason, f"{g.rows:,} test rows into `{escape(g.table)}`"
     else:
         why, what = task.ded.export_reason, "SQL" if t.is_sql(task.ded) else "tables"
     first = (why.strip().splitlines() or [""])[0]
@@ -122,18 +127,22 @@ def schedule_list(tasks: Sequence[pb.TaskListData], viewer: str) -> dict[str, An
 def task_detail(detail: pb.GetTaskDetailResponse, viewer: str) -> dict[str, Any]:
     task = detail.task
     ded = task.ded
-    kind = "Import" if imports.is_import(task) else "Export"
+    kind = imports.kind_of(task)
     blocks: list[Block] = [header(f"{kind} #{task.id}")]
-    if imports.is_import(task):
-        blocks += [
+    if imports.is_write(task):
+        blocks.append(
             fields(
                 ("Status", status_label(task.status)),
                 ("Requested by", user(task.submitter)),
                 ("Datasource", escape(task.dsn)),
-            ),
-            *imports.import_summary(task, detail.preview),
-            section(f"*Why*\n{imports.import_reason(task, 800)}"),
-        ]
+            )
+        )
+        if generation.is_generate(task):
+            blocks += generation.generate_summary(task, detail.preview)
+            blocks.append(section(f"*Why*\n{generation.generate_reason(task, 800)}"))
+        else:
+            blocks += imports.import_summary(task, detail.preview)
+            blocks.append(section(f"*Why*\n{imports.import_reason(task, 800)}"))
     else:
         blocks.append(
             fields(
@@ -162,7 +171,7 @@ def task_detail(detail: pb.GetTaskDetailResponse, viewer: str) -> dict[str, Any]
         blocks.append(section("*History*\n" + "\n".join(history)))
     for run in detail.runs[:5]:
         line = f"Run {escape(run.id)}: {status_label(run.status)}"
-        if run.status == pb.TASK_STATUS_EXECUTE_SUCCESS and kind == "Import":
+        if run.status == pb.TASK_STATUS_EXECUTE_SUCCESS and imports.is_write(task):
             line += (
                 f", {run.rows:,} written, {run.rows_skipped:,} skipped, "
                 f"{run.rows_updated:,} updated"
@@ -175,6 +184,8 @@ def task_detail(detail: pb.GetTaskDetailResponse, viewer: str) -> dict[str, Any]
     buttons = []
     if task.status in CANCELABLE and task.submitter == viewer:
         buttons.append(button("Cancel", CANCEL, task.id, style="danger"))
+    if task.status == pb.TASK_STATUS_EXECUTING and task.submitter == viewer:
+        buttons.append(button("Stop", STOP, task.id, style="danger", confirm=CONFIRM_STOP))
     scheduled = task.schedule.trigger == pb.TRIGGER_KIND_CRON
     manual = imports.executor_of(task) != pb.EXEC_AUTO
     if task.status == pb.TASK_STATUS_APPROVED and manual and not scheduled:

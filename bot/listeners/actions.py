@@ -1,4 +1,5 @@
-"""Buttons: approve, reject, show the full SQL, execute, cancel, renew a link, the form's mode."""
+"""Buttons: approve, reject, show the full SQL, execute, cancel, stop a running export, renew
+a link, the form's mode."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def register(app: App) -> None:
     app.action(c.SHOW_SQL)(show_sql)
     app.action(c.EXECUTE)(execute)
     app.action(c.CANCEL)(cancel)
+    app.action(c.STOP)(stop)
     app.action(c.RENEW_LINK)(renew_link)
     app.action(c.DOWNLOAD)(download)
     app.action(c.EXPORT_MODE)(switch_mode)
@@ -150,6 +152,14 @@ def execute(click: Click) -> None:
 def cancel(click: Click) -> None:
     click.deps.service.cancel(click.user, click.task_id)
     click.tell(f"Export #{click.task_id} is canceled.")
+
+
+@task_button
+def stop(click: Click) -> None:
+    """Stop a running export (its submitter or an approver): the service stops the query;
+    the run's message says so once it has stopped."""
+    click.deps.service.cancel(click.user, click.task_id)
+    click.tell(f"Stopping export #{click.task_id}: its message will say when it has stopped.")
 
 
 @task_button

@@ -21,7 +21,7 @@ from bot.blocks.common import channel as channel_mention
 from bot.blocks.common import escape
 from bot.blocks.export_modal import (
     CALLBACK,
-    MODE_SQL,
+    MAIN_BLOCK,
     Metadata,
     message_modal,
     parse_submission,
@@ -76,7 +76,9 @@ def _outcome_of(deps: Deps, user: str, future: Any, timeout: float | None) -> Ou
 
 
 def _kind(request: pb.SubmitTaskRequest) -> str:
-    return "Import" if request.kind == pb.TASK_KIND_DATA_IMPORT else "Export"
+    return {pb.TASK_KIND_DATA_IMPORT: "Import", pb.TASK_KIND_DATA_GENERATE: "Generation"}.get(
+        request.kind, "Export"
+    )
 
 
 def _confirmation(task_id: str, dsn: str, approval_channel: str, kind: str = "Export") -> str:
@@ -186,7 +188,7 @@ def submit_reject(
 
 
 def _main_block(meta: Metadata) -> str:
-    return "sql" if meta.mode == MODE_SQL else "tables"
+    return MAIN_BLOCK[meta.mode]
 
 
 def _tell_via(client: WebClient, user: str, response_url: str, text: str) -> None:
@@ -216,7 +218,7 @@ def _confirm(
     request: pb.SubmitTaskRequest,
     meta: Metadata,
 ) -> None:
-    text = _confirmation(task_id, request.dsn, _approval_channel(deps, request.dsn))
+    text = _confirmation(task_id, request.dsn, _approval_channel(deps, request.dsn), _kind(request))
     _tell_via(client, user, meta.response_url, text)
 
 

@@ -9,13 +9,16 @@ from typing import Any, TypeVar, overload
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from service.domain.errors import InvalidRequest, NotFound
+from service.domain.generator_rules import ordered_params
 from service.domain.model import (
+    ColumnGenerator,
     Content,
     Encoding,
     Event,
     Executor,
     ExportSpec,
     ExportType,
+    GenerateSpec,
     ImportMode,
     ImportSpec,
     Preview,
@@ -118,6 +121,24 @@ def schedule_from_pb(s: pb.Schedule) -> Schedule:
     )
 
 
+def generate_from_pb(dgd: pb.DataGenerateDetail) -> GenerateSpec:
+    return GenerateSpec(
+        table=dgd.table.strip(),
+        rows=dgd.rows,
+        seed=dgd.seed,
+        columns=tuple(
+            ColumnGenerator(
+                g.column.strip(),
+                g.kind.strip().lower(),
+                ordered_params(g.kind.strip().lower(), g.params),
+                g.null_ratio,
+            )
+            for g in dgd.columns
+        ),
+        mode=enum_or_default(dgd.mode, ImportMode, "dgd.mode", ImportMode.INSERT),
+    )
+
+
 # Each kind takes its own detail field of SubmitTaskRequest.
 DETAIL_FIELD = {
     TaskKind.DATA_EXPORT: "ded",
@@ -152,7 +173,7 @@ def new_task_from_pb(req: pb.SubmitTaskRequest) -> NewTask:
     if kind is TaskKind.DATA_GENERATE:
         g = req.dgd
         spec = _common_spec(g.database, g.generate_reason, g.exector, "dgd")
-        return NewTask(name, kind, req.dsn, spec, schedule)
+        return NewTask(name, kind, req.dsn, spec, schedule, generate_spec=generate_from_pb(g))
     return NewTask(name, kind, req.dsn, spec_from_pb(req.ded), schedule)
 
 
@@ -235,6 +256,24 @@ def schedule_to_pb(s: Schedule, *, may_fire: bool = False) -> pb.Schedule:
     )
 
 
+def generate_to_pb(spec: GenerateSpec, common: ExportSpec) -> pb.DataGenerateDetail:
+    return pb.DataGenerateDetail(
+        database=common.database,
+        table=spec.table,
+        rows=spec.rows,
+        seed=spec.seed,
+        columns=[
+            pb.ColumnGenerator(
+                column=g.column, kind=g.kind, params=dict(g.params), null_ratio=g.null_ratio
+            )
+            for g in spec.columns
+        ],
+        mode=wire(spec.mode),
+        generate_reason=common.reason,
+        exector=wire(common.executor),
+    )
+
+
 def import_to_pb(spec: ImportSpec, task: Task) -> pb.DataImportDetail:
     return pb.DataImportDetail(
         database=task.spec.database,
@@ -270,6 +309,9 @@ def task_to_pb(task: Task) -> pb.TaskListData:
     data = _task_to_pb(task)
     if task.import_spec is not None:
         data.dimd.CopyFrom(import_to_pb(task.import_spec, task))
+        data.ClearField("ded")
+    if task.generate_spec is not None:
+        data.dgd.CopyFrom(generate_to_pb(task.generate_spec, task.spec))
         data.ClearField("ded")
     return data
 

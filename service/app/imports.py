@@ -28,7 +28,6 @@ from service.domain.imports import (
     Mapping,
     Problems,
     TargetColumn,
-    ValueKind,
     converter,
     is_writable,
     map_columns,
@@ -37,8 +36,16 @@ from service.domain.imports import (
 from service.domain.model import Encoding, ExportType, ImportSpec, Preview, Task
 from service.export.writers import text_of
 from service.exports import safe_name
-from service.load import PG_READS_TEXT, LoadError, LoadTarget, conflict_key, load_rows
+from service.load import (
+    PG_READS_TEXT,
+    LoadError,
+    LoadResult,
+    LoadTarget,
+    conflict_key,
+    load_rows,
+)
 from service.load.files import FileProblem, HashingReader, open_rows, sha256_of
+from service.load.table_columns import target_column
 from service.storage.base import ObjectStore
 from service.store.repository import TaskStore
 
@@ -49,14 +56,6 @@ log = logging.getLogger(__name__)
 
 PREVIEW_ROWS = 10
 UPLOAD_PREFIX = "uploads/"
-_INT_RANGES = {
-    "SMALLINT": 16,
-    "TINYINT": 8,
-    "MEDIUMINT": 24,
-    "INTEGER": 32,
-    "INT": 32,
-    "BIGINT": 64,
-}
 
 
 class ImportHandler:
@@ -177,7 +176,7 @@ class ImportHandler:
             raise RunFailed(_changed(approved, digest))
         writer = self.registry.writer_engine(ds)
         columns = self._columns(writer, ds, schema, spec.table)
-        backup = _Backup(self.objects, task, run_id, spec)
+        backup = RunBackup(self.objects, task, run_id, spec.table)
         with self.objects.open_reader(spec.object_key) as raw:
             reader = HashingReader(raw, self.limits.max_bytes)
             scan = _Scan(self, spec, columns, writer, schema, reader)
@@ -220,14 +219,7 @@ class ImportHandler:
             result.updated,
             extra={"task_id": task.id, "run_id": run_id},
         )
-        return RunOutcome(
-            rows=result.written,
-            rows_skipped=result.skipped,
-            rows_updated=result.updated,
-            backup_filename=backup.filename if backup.size is not None else "",
-            backup_object_key=backup.key if backup.size is not None else "",
-            backup_bytes=backup.size or 0,
-        )
+        return backup.outcome(result)
 
 
 def write_permission_problems(ds: Datasource, schema: str, table: str) -> list[str]:
@@ -245,51 +237,6 @@ def write_permission_problems(ds: Datasource, schema: str, table: str) -> list[s
             f"(writable: {allowed})"
         ]
     return []
-
-
-def target_column(col: Any) -> TargetColumn:
-    """A reflected column (SQLAlchemy inspector dict) as the conversion sees it."""
-    t = col["type"]
-    name = type(t).__name__.upper()
-    has_default = bool(
-        col.get("default") is not None
-        or col.get("autoincrement") is True
-        or col.get("identity")
-        or col.get("computed")
-    )
-    base: dict[str, Any] = {
-        "name": col["name"],
-        "nullable": bool(col.get("nullable", True)),
-        "has_default": has_default,
-    }
-    if isinstance(t, sa.Boolean):
-        return TargetColumn(kind=ValueKind.BOOLEAN, **base)
-    if isinstance(t, sa.Integer):
-        bits = _INT_RANGES.get(name, 64)
-        if getattr(t, "unsigned", False):
-            return TargetColumn(kind=ValueKind.INTEGER, min_int=0, max_int=2**bits - 1, **base)
-        return TargetColumn(
-            kind=ValueKind.INTEGER, min_int=-(2 ** (bits - 1)), max_int=2 ** (bits - 1) - 1, **base
-        )
-    if isinstance(t, sa.Float):
-        return TargetColumn(kind=ValueKind.FLOAT, **base)
-    if isinstance(t, sa.Numeric):
-        return TargetColumn(kind=ValueKind.DECIMAL, precision=t.precision, scale=t.scale, **base)
-    if isinstance(t, sa.Enum):
-        return TargetColumn(kind=ValueKind.TEXT, choices=tuple(t.enums), **base)
-    if isinstance(t, sa.String):
-        return TargetColumn(kind=ValueKind.TEXT, length=t.length, **base)
-    if isinstance(t, sa.DateTime):
-        return TargetColumn(kind=ValueKind.DATETIME, with_timezone=bool(t.timezone), **base)
-    if isinstance(t, sa.Date):
-        return TargetColumn(kind=ValueKind.DATE, **base)
-    if isinstance(t, sa.Time):
-        return TargetColumn(kind=ValueKind.TIME, **base)
-    if isinstance(t, sa.Uuid):
-        return TargetColumn(kind=ValueKind.UUID, **base)
-    if isinstance(t, sa.JSON):
-        return TargetColumn(kind=ValueKind.JSON, **base)
-    return TargetColumn(kind=ValueKind.OTHER, **base)
 
 
 class _Scan:
@@ -402,22 +349,35 @@ class _Scan:
 
 
 @dataclass
-class _Backup:
-    """Where an UPSERT saves the rows it replaces: an object beside the run's files."""
+class RunBackup:
+    """Where an UPSERT (an import's or a generation's) saves the rows it replaces: an object
+    beside the run's files."""
 
     objects: ObjectStore
     task: Task
     run_id: int
-    spec: ImportSpec
+    table: str
     size: int | None = None
 
     @property
     def filename(self) -> str:
-        return f"{safe_name(self.spec.table)}_task{self.task.id}_run{self.run_id}_replaced.csv"
+        return f"{safe_name(self.table)}_task{self.task.id}_run{self.run_id}_replaced.csv"
 
     @property
     def key(self) -> str:
         return f"tasks/{self.task.id}/runs/{self.run_id}/{self.filename}"
+
+    def outcome(self, result: LoadResult) -> RunOutcome:
+        """The run's record: the write counts, and this backup if the write saved one."""
+        saved = self.size is not None
+        return RunOutcome(
+            rows=result.written,
+            rows_skipped=result.skipped,
+            rows_updated=result.updated,
+            backup_filename=self.filename if saved else "",
+            backup_object_key=self.key if saved else "",
+            backup_bytes=self.size or 0,
+        )
 
     @contextmanager
     def open(self) -> Iterator[IO[bytes]]:

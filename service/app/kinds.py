@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from service.datasources import Datasource
 from service.domain.errors import WoxqaqError
-from service.domain.model import Preview, Task
+from service.domain.model import GenerateSpec, Preview, Task
 
 if TYPE_CHECKING:
     from service.tasks import NewTask
@@ -29,6 +29,8 @@ class Precheck:
     problems: list[str] = field(default_factory=list)
     preview: Preview | None = None
     notes: list[str] = field(default_factory=list)  # recorded as pre-check events
+    # A generation's seed and generators as the pre-check settled them: what the run uses.
+    generate_spec: GenerateSpec | None = None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ here depends on the generated code.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -39,6 +40,7 @@ class ExportType(enum.IntEnum):
 class Encoding(enum.IntEnum):
     UTF8 = 1
     GBK = 2
+    UTF8_BOM = 3  # UTF-8 starting with a byte-order mark, for Excel users (CSV only)
 
 
 class Content(enum.IntEnum):
@@ -84,6 +86,7 @@ class RunStatus(enum.IntEnum):
     EXECUTING = 8
     SUCCESS = 9
     FAILED = 10
+    CANCELED = 11  # stopped by a cancel: nothing published
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,37 @@ class ImportSpec:
     columns: tuple[str, ...] = ()  # the table column of each file column; empty: the header's
     no_header: bool = False
     sheet: str = ""  # EXCEL: the sheet to read; empty: the first
+
+
+@dataclass(frozen=True)
+class ColumnGenerator:
+    """How one column's test values are made (the wire's ColumnGenerator, CONTRACT §12).
+    An empty `kind` asks for the generator the service proposes, e.g. with a null_ratio."""
+
+    column: str
+    kind: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    null_ratio: float = 0.0
+
+    def describe(self) -> str:
+        """`email: faker provider=email locale=zh_CN null 0.1`, for people."""
+        params = " ".join(f"{k}={v}" for k, v in self.params.items())
+        text = f"{self.column}: {self.kind or 'proposed'}" + (f" {params}" if params else "")
+        return text + (f" null {self.null_ratio:g}" if self.null_ratio else "")
+
+
+@dataclass(frozen=True)
+class GenerateSpec:
+    """What a generation writes: `rows` made-up rows into one table. The task's `spec`
+    carries its database, reason and executor, the fields every kind has."""
+
+    table: str
+    rows: int
+    # 0 until the pre-check picks one; from then on the seed the run uses.
+    seed: int = 0
+    # As requested; after the pre-check, every generator the run uses (proposals included).
+    columns: tuple[ColumnGenerator, ...] = ()
+    mode: ImportMode = ImportMode.INSERT
 
 
 @dataclass(frozen=True)
@@ -203,6 +237,7 @@ class Task:
     approvals: tuple[str, ...] = ()  # who has approved so far
     executors: tuple[str, ...] = ()  # who has started a run of it
     import_spec: ImportSpec | None = None  # DATA_IMPORT only
+    generate_spec: GenerateSpec | None = None  # DATA_GENERATE only
 
 
 @dataclass(frozen=True)

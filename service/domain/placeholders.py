@@ -3,10 +3,13 @@
 A scheduled "yesterday's orders" must mean the right day for every run, a late one too, so
 the values come from the run's logical time (its firing) in the schedule's timezone:
 
-    {{run_date}}       date of the firing            {{run_time}}       its local date and time
-    {{prev_run_date}}  date of the previous firing   {{prev_run_time}}  its local date and time
+    {{run_date}}       date of the firing            {{run_time}}       the firing, an instant
+    {{prev_run_date}}  date of the previous firing   {{prev_run_time}}  the previous firing
 
-A run started by hand uses its start time (in UTC), and the previous day as "previous". Each
+Times are instants carrying the schedule's timezone (not naive wall times), so the export's
+session, which runs in that same timezone, compares them rightly with a timestamp with or
+without time zone and with a date. A run started by hand uses its start time in the task's
+timezone (the datasource's, default UTC), and the previous day as "previous". Each
 placeholder stands where a value may stand, unquoted: `WHERE order_date = {{run_date}}`.
 """
 
@@ -58,23 +61,34 @@ def to_bind_params(statement: str) -> str:
 
 
 def logical_values(
-    statement: str, schedule: Schedule, logical_time: datetime
+    statement: str, schedule: Schedule, logical_time: datetime, zone: ZoneInfo | None = None
 ) -> Mapping[str, date | datetime]:
     """Placeholder values for a run whose logical time is `logical_time`; none when the
-    statement uses no placeholder (a table export, a plain query), which costs nothing."""
+    statement uses no placeholder (a table export, a plain query), which costs nothing.
+
+    `zone` is the task's timezone (see `task_zone`); by default the schedule's, or UTC."""
     if not used(statement):
         return {}
-    # A one-off task's timezone field is not checked (nothing fires): its runs read UTC.
-    tz = timezone_of(schedule) if schedule.is_cron else ZoneInfo("UTC")
+    tz = zone or task_zone(schedule)
     local = logical_time.astimezone(tz)
     previous = _previous_firing(schedule, logical_time) if schedule.is_cron else None
+    # Aware arithmetic in one zone is by the wall clock: the same time the day before.
     prev_local = previous.astimezone(tz) if previous else local - timedelta(days=1)
     return {
         "run_date": local.date(),
-        "run_time": local.replace(tzinfo=None),
+        "run_time": local,
         "prev_run_date": prev_local.date(),
-        "prev_run_time": prev_local.replace(tzinfo=None),
+        "prev_run_time": prev_local,
     }
+
+
+def task_zone(schedule: Schedule, datasource_zone: str = "") -> ZoneInfo:
+    """The timezone a task's times mean: its schedule's, else its datasource's, else UTC.
+
+    A one-off task's timezone field is not checked (nothing fires), so it is not used."""
+    if schedule.is_cron:
+        return timezone_of(schedule)
+    return ZoneInfo(datasource_zone or "UTC")
 
 
 # Windows searched back for the previous firing: small first, so an every-minute schedule

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import re
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
@@ -21,6 +22,7 @@ from sqlglot.tokens import Token, TokenType
 
 from service.domain import placeholders
 from service.domain.filters import filter_problems
+from service.domain.functions import judge_mysql_functions, mysql_calls, read_pg_statement
 from service.domain.model import ExportSpec
 
 SUPPORTED_DIALECTS = ("sqlite", "postgres", "mysql")
@@ -287,11 +289,15 @@ _DENIED_PREFIXES: tuple[tuple[str, str], ...] = (
 
 
 def check_export(
-    spec: ExportSpec, dialect: str, schema: Mapping[str, Sequence[str]] | None
+    spec: ExportSpec,
+    dialect: str,
+    schema: Mapping[str, Sequence[str]] | None,
+    allowed_functions: Collection[str] = (),
 ) -> list[str]:
     """All pre-check problems of an export request; an empty list means it may go to approval.
 
-    `schema` (table -> column names of the live database) is needed in table mode only.
+    `schema` (table -> column names of the live database) is needed in table mode only;
+    `allowed_functions` names the stored functions the datasource allows (MySQL/MariaDB).
     """
     _require_dialect(dialect)
     if spec.is_sql:
@@ -306,17 +312,20 @@ def check_export(
                 "the request has both a SQL statement and export_all: "
                 "turn export_all off to export the query's result, or leave the SQL empty"
             )
-        return problems + check_sql(spec.statement, dialect)
+        return problems + check_sql(spec.statement, dialect, allowed_functions)
     if schema is None:
         raise ValueError("table mode needs the live schema of the database")
     return check_table_export(spec, schema, dialect)
 
 
-def check_sql(statement: str, dialect: str) -> list[str]:
+def check_sql(statement: str, dialect: str, allowed_functions: Collection[str] = ()) -> list[str]:
     """Problems that keep `statement` from being exported; an empty list means it is accepted.
 
     Accepted is exactly one read-only query: SELECT, WITH … SELECT, UNION / INTERSECT /
-    EXCEPT of those, each possibly in parentheses.
+    EXCEPT of those, each possibly in parentheses. On PostgreSQL the statement must also
+    read so to PostgreSQL's own parser, and the names it calls are checked as that parser
+    decodes them (the catalog's verdict on them is the adapter's part); on MySQL/MariaDB
+    only built-in functions and those in `allowed_functions` may be called.
     """
     _require_dialect(dialect)
     if not statement.strip():
@@ -331,6 +340,9 @@ def check_sql(statement: str, dialect: str) -> list[str]:
         return ["the SQL statement contains a NUL character: remove it"]
     problems = _placeholder_problems(statement)
     statement = placeholders.for_parsing(statement)
+    pg = read_pg_statement(statement) if dialect == "postgres" else None
+    if pg is not None and pg.syntax_error:
+        return [*problems, pg.syntax_error]  # the server's own parser, in its words
     d = Dialect.get_or_raise(dialect)
     try:
         tokens = d.tokenize(statement)
@@ -356,7 +368,15 @@ def check_sql(statement: str, dialect: str) -> list[str]:
         )
     # Only as many statements as there can be messages: thousands would be parsed for nothing.
     for number, chunk in enumerate(statements[:MAX_PROBLEMS], 1):
-        problems += _statement_problems(number, chunk, statement, d, dialect)
+        problems += _statement_problems(number, chunk, statement, d, dialect, allowed_functions)
+    if pg is not None:  # names as PostgreSQL decodes them, even where sqlglot gave up
+        denied = [
+            f"the query calls {fn}(), which {reason}: remove the call; an export may only read data"
+            for fn in pg.functions
+            if (reason := _denied_reason(normalize_name(fn.name))) is not None
+            and not any(f" calls {fn.name}()" in p for p in problems)  # named already
+        ]
+        problems = denied + problems + (list(pg.problems) if not problems else [])
     return _unique(problems)[:MAX_PROBLEMS]
 
 
@@ -522,7 +542,12 @@ def _split_statements(tokens: list[Token]) -> list[list[Token]]:
 
 
 def _statement_problems(
-    number: int, tokens: list[Token], sql: str, d: Dialect, dialect: str
+    number: int,
+    tokens: list[Token],
+    sql: str,
+    d: Dialect,
+    dialect: str,
+    allowed_functions: Collection[str],
 ) -> list[str]:
     label = f"statement {number}"
     try:
@@ -546,9 +571,17 @@ def _statement_problems(
     if not isinstance(tree, exp.Expression):  # fail closed on anything unexpected
         return [f"{label} could not be checked: write it as a plain SELECT query"]
     try:
-        return _tree_problems(label, tree, tokens)
+        problems = _tree_problems(label, tree, tokens)
     except RecursionError:
         return [f"{label} is nested too deeply to be checked: flatten it"]
+    if dialect == "mysql":  # denied names were named above; the rest must be built-ins
+        calls = [
+            c
+            for c in mysql_calls(tokens, tree)
+            if _denied_reason(normalize_name(c.name.name)) is None
+        ]
+        problems += judge_mysql_functions(calls, allowed_functions, normalize_name)
+    return problems
 
 
 def _keyword_problem(label: str, tokens: list[Token]) -> str | None:
@@ -576,6 +609,7 @@ def _parse_problem(label: str, exc: ParseError, dialect: str) -> str:
     error = exc.errors[0] if exc.errors else {}
     description = str(error.get("description") or "syntax error")
     description = description.split(" but got <Token", 1)[0].split(" <Token", 1)[0]
+    description = _SQLGLOT_CLASS.sub(lambda m: _node_words(m.group(1)), description)
     where = ""
     if error.get("line"):
         where = f" at line {error['line']}, column {error.get('col', '?')}"
@@ -585,6 +619,19 @@ def _parse_problem(label: str, exc: ParseError, dialect: str) -> str:
         f"{label} is not valid {DIALECT_NAMES[dialect]} SQL: {description}{near}{where}; "
         "fix the syntax and submit again"
     )
+
+
+_SQLGLOT_CLASS = re.compile(r"<class 'sqlglot\.[\w.]*?\.(\w+)'>")
+_NODE_WORDS = {"Mul": "*", "Div": "/", "Add": "+", "Sub": "-", "Mod": "%", "EQ": "=",
+               "NEQ": "<>", "GT": ">", "LT": "<", "GTE": ">=", "LTE": "<=", "And": "AND",
+               "Or": "OR", "Not": "NOT", "Is": "IS", "Like": "LIKE", "In": "IN"}  # fmt: skip
+
+
+def _node_words(name: str) -> str:
+    """sqlglot names the expression class that misses a part: say it as the SQL does."""
+    if name in _NODE_WORDS:
+        return f"the operator {_NODE_WORDS[name]}"
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", name).upper()
 
 
 def _tree_problems(label: str, tree: exp.Expression, tokens: list[Token]) -> list[str]:

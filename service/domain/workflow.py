@@ -3,8 +3,9 @@
 NOT_START → PRE_CHECK → PRE_CHECK_FAILED (final) | PRE_CHECK_SUCCESS → APPROVING;
 APPROVING → NOT_APPROVED (final, any approver's reject) | APPROVED (quorum reached);
 APPROVED → EXECUTING → EXECUTE_SUCCESS | EXECUTE_FAILED; CANCELED by the submitter from any
-state before EXECUTING, and by the submitter or an approver while EXECUTING (the run stops,
-nothing is published or committed). A CRON task stays APPROVED: each firing is a run, not a state.
+state before EXECUTING, and while EXECUTING by the submitter or an approver (the running
+export is stopped, nothing is published). A CRON task stays APPROVED: each firing is a run,
+not a state; canceling it ends the schedule and stops a firing that is running.
 """
 
 from __future__ import annotations
@@ -66,15 +67,19 @@ def quorum_reached(approvals: int, required: int) -> bool:
     return approvals >= max(1, required)
 
 
-def check_can_cancel(task: Task, actor: str, approvers: Collection[str] = ()) -> None:
-    if task.status is S.EXECUTING:
-        if actor != task.submitter and actor not in approvers:
+def check_can_cancel(
+    task: Task, actor: str, approvers: Collection[str] = (), *, running: bool = False
+) -> None:
+    """Raise unless `actor` may cancel `task` now. While an export of it runs (`running`:
+    the task is EXECUTING, or a firing of its schedule is), an approver of the datasource
+    may stop it too; before that, canceling is the submitter's own decision."""
+    running = running or task.status is S.EXECUTING
+    if actor != task.submitter and not (running and actor in approvers):
+        if running:
             raise PermissionDenied(
                 f"only the submitter ({task.submitter}) or an approver of datasource "
-                f"{task.datasource!r} can stop task {task.id} while it runs"
+                f"{task.datasource!r} can cancel task {task.id} while it runs"
             )
-        return
-    if actor != task.submitter:
         raise PermissionDenied(f"only the submitter ({task.submitter}) can cancel task {task.id}")
     if task.status not in CANCELABLE:
         raise WrongState(

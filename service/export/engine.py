@@ -22,8 +22,10 @@ import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -45,6 +47,7 @@ from service.export.writers import (
     CsvWriter,
     WriteError,
     XlsxBook,
+    codec_of,
     safe_filename,
 )
 
@@ -60,6 +63,8 @@ class ExportOptions:
     csv_bom: bool = False
     statement_timeout_s: int = 300
     xlsx_max_rows: int = XLSX_MAX_ROWS  # rows per sheet, header included
+    timezone: str = "UTC"  # the task's: what times mean in the session and in the file
+    escape_formulas: bool = False  # CSV text starting with = + - @ gets a leading '
 
 
 @dataclass(frozen=True)
@@ -80,10 +85,62 @@ class ExportCanceled(ExportFailed):
 
 
 @dataclass(frozen=True)
-class _Part:
+class Part:
     name: str  # table name, or "result" in SQL mode
     stmt: sa.Executable
     table: sa.Table | None = None
+
+
+def plan(
+    spec: ExportSpec,
+    source: Datasource,
+    session: ReadOnlySession,
+    params: Mapping[str, object] | None,
+) -> list[Part]:
+    """The statements an export runs, one per table (or the query), against the live schema;
+    the pre-check EXPLAINs these same statements."""
+    if spec.is_sql:
+        statement = sql_statement(spec.statement, params, source.sqlglot_dialect, session.wall_zone)
+        return [Part("result", statement)]
+    schema = spec.database or source.default_database()
+    if spec.export_all:
+        names = session.table_names(schema)
+        if not names:
+            raise SourceError(f"Database `{schema}` has no tables to export.")
+        return [Part(n, *_table_select(session, source, n, schema, (), "")) for n in names]
+    if not spec.tables:
+        raise SourceError("Nothing to export: name a table, choose all tables, or give a query.")
+    return [
+        Part(
+            o.table,
+            *_table_select(
+                session, source, o.table, schema, () if o.all_fields else o.fields, o.filter
+            ),
+        )
+        for o in spec.tables
+    ]
+
+
+def _table_select(
+    session: ReadOnlySession,
+    source: Datasource,
+    name: str,
+    schema: str,
+    fields: tuple[str, ...],
+    filter_text: str,
+) -> tuple[sa.Select[Any], sa.Table]:
+    table = session.reflect(name, schema)
+    columns = [_column(table, f) for f in fields] if fields else list(table.columns)
+    stmt = sa.select(*columns)
+    if filter_text.strip():
+        from service.domain.filters import parse_filter
+        from service.export.filter_sql import compile_filter
+
+        expr = parse_filter(
+            filter_text, [c.name for c in table.columns], source.sqlglot_dialect, table=name
+        )
+        stmt = stmt.where(compile_filter(expr, table))
+    return stmt, table
 
 
 def export(
@@ -97,6 +154,7 @@ def export(
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     params: Mapping[str, object] | None = None,
+    at: datetime | None = None,
 ) -> ExportResult:
     """Export `spec` from `source` into a file in `work_dir` named after `basename`.
 
@@ -104,8 +162,9 @@ def export(
     (rows, bytes) at most four times a second and once at the end; `cancelled` is polled
     from the export's thread and from a watchdog thread that interrupts a running
     statement, so it must be thread-safe (an Event's `is_set` is). `params` binds the
-    `:name` parameters of a SQL-mode query. Raises ExportFailed (ExportCanceled when
-    canceled) with nothing left behind in `work_dir`.
+    `:name` parameters of a SQL-mode query; `at` is the run's logical time (default now).
+    Raises ExportFailed (ExportCanceled when canceled) with nothing left behind in
+    `work_dir`.
     """
     started = time.monotonic()
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +176,14 @@ def export(
     try:
         scratch.mkdir()
         temp = scratch / "out"
-        with open_readonly(engine, source.backend, options.statement_timeout_s, cancelled) as s:
+        with open_readonly(
+            engine,
+            source.backend,
+            options.statement_timeout_s,
+            cancelled,
+            zone=ZoneInfo(options.timezone),
+            at=at,
+        ) as s:
             run = _Run(spec, source, s, options, tracker, params)
             ext, content_type = run.write(temp)
         final = work_dir / f"{base}{ext}"
@@ -205,49 +271,8 @@ class _Run:
                 if p.table is not None:
                     self.ddl[i] = ddl.table_ddl(session, p.table)
 
-    # planning --------------------------------------------------------------------------
-
-    def _plan(self, params: Mapping[str, object] | None) -> list[_Part]:
-        spec = self.spec
-        if spec.is_sql:
-            statement = sql_statement(spec.statement, params, self.source.sqlglot_dialect)
-            return [_Part("result", statement)]
-        schema = spec.database or self.source.default_database()
-        if spec.export_all:
-            names = self.s.table_names(schema)
-            if not names:
-                raise SourceError(f"Database `{schema}` has no tables to export.")
-            return [_Part(n, *self._table_select(n, schema, (), "")) for n in names]
-        if not spec.tables:
-            raise SourceError(
-                "Nothing to export: name a table, choose all tables, or give a query."
-            )
-        return [
-            _Part(
-                o.table,
-                *self._table_select(o.table, schema, () if o.all_fields else o.fields, o.filter),
-            )
-            for o in spec.tables
-        ]
-
-    def _table_select(
-        self, name: str, schema: str, fields: tuple[str, ...], filter_text: str
-    ) -> tuple[sa.Select[Any], sa.Table]:
-        table = self.s.reflect(name, schema)
-        columns = [_column(table, f) for f in fields] if fields else list(table.columns)
-        stmt = sa.select(*columns)
-        if filter_text.strip():
-            from service.domain.filters import parse_filter
-            from service.export.filter_sql import compile_filter
-
-            expr = parse_filter(
-                filter_text,
-                [c.name for c in table.columns],
-                self.source.sqlglot_dialect,
-                table=name,
-            )
-            stmt = stmt.where(compile_filter(expr, table))
-        return stmt, table
+    def _plan(self, params: Mapping[str, object] | None) -> list[Part]:
+        return plan(self.spec, self.source, self.s, params)
 
     # layout ----------------------------------------------------------------------------
 
@@ -264,7 +289,7 @@ class _Run:
         if single:
             with temp.open("wb", buffering=1 << 20) as f:
                 self._csv_part(0, f)
-            charset = "gbk" if self.spec.encoding is Encoding.GBK else "utf-8"
+            charset = codec_of(self.spec.encoding)
             return ".csv", f"text/csv; charset={charset}"
         self._write_zip(temp)
         return ".zip", "application/zip"
@@ -307,16 +332,25 @@ class _Run:
 
     def _csv_part(self, i: int, out: IO[bytes]) -> None:
         part = self.parts[i]
-        writer = CsvWriter(out, self.spec.encoding, bom=self.options.csv_bom)
+        writer = CsvWriter(
+            out,
+            self.spec.encoding,
+            bom=self.options.csv_bom,
+            escape_formulas=self.options.escape_formulas,
+        )
         tick = self.tracker.tick
-        if self.spec.encoding is Encoding.UTF8:  # the server renders it, if it can
+        if self.spec.encoding is not Encoding.GBK:  # the server renders it, if it can
 
             def on_columns(cols: list[ColumnInfo]) -> None:
                 self._columns_seen(i, cols)
                 writer.header([c.name for c in cols])
 
             rows = self.s.server_csv(
-                part.stmt, on_columns, writer.write_raw, lambda n: tick(n, writer.bytes)
+                part.stmt,
+                on_columns,
+                writer.write_raw,
+                lambda n: tick(n, writer.bytes),
+                escape_formulas=self.options.escape_formulas,
             )
             if rows is not None:
                 writer.rows = rows

@@ -23,15 +23,18 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any, Protocol, cast
+from zoneinfo import ZoneInfo
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from service.domain import placeholders
+from service.export.values import FORMULA_STARTS, ServerText
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ class _CsvSink:
     on_columns: Callable[[list[ColumnInfo]], None]
     write: Callable[[bytes], None]
     tick: Callable[[int], None]
+    escape_formulas: bool = False
 
 
 # --- rendering --------------------------------------------------------------------------
@@ -90,17 +94,21 @@ def render(stmt: sa.Executable, dialect: Dialect) -> tuple[str, Any]:
 
 
 def sql_statement(
-    statement: str, params: Mapping[str, object] | None, dialect: str = ""
+    statement: str,
+    params: Mapping[str, object] | None,
+    dialect: str = "",
+    wall_zone: tzinfo | None = None,
 ) -> sa.TextClause:
     """A SQL-mode query with its `{{run_date}}`-style placeholders bound as parameters.
 
     Every other colon stays text (`':x'`, `'10:30'`), so a query means what it says. It
     runs wrapped (`DECLARE`, `COPY (...)`, a subquery), so a trailing `;` or comment is cut
-    off first; `dialect` is the sqlglot dialect whose tokenizer finds the end.
+    off first; `dialect` is the sqlglot dialect whose tokenizer finds the end. `wall_zone`
+    is the zone of the session's wall times (`ReadOnlySession.wall_zone`).
     """
     text = sa.text(placeholders.to_bind_params(_statement_body(statement, dialect)))
     wanted = set(text._bindparams)  # the names the text uses
-    given = {k: _for_dialect(v, dialect) for k, v in (params or {}).items()}
+    given = {k: _for_dialect(v, dialect, wall_zone) for k, v in (params or {}).items()}
     missing = sorted(wanted - given.keys())
     if missing:
         names = ", ".join(f"{{{{{m}}}}}" for m in missing)
@@ -110,8 +118,15 @@ def sql_statement(
     )
 
 
-def _for_dialect(value: object, dialect: str) -> object:
-    """SQLite keeps dates as text: bind them in the text form they are stored in."""
+def _for_dialect(value: object, dialect: str, wall_zone: tzinfo | None = None) -> object:
+    """An instant as the dialect compares it rightly with its date and time types.
+
+    PostgreSQL gets the instant itself (a timestamptz; the session's TimeZone turns it into
+    a wall time where it meets a `timestamp`). MySQL has no instant literal: the session's
+    wall time of it, which its `TIMESTAMP` columns are compared in. SQLite keeps dates as
+    text: the wall time in the text form they are stored in."""
+    if isinstance(value, datetime) and value.tzinfo is not None and dialect != "postgres":
+        value = value.astimezone(wall_zone or value.tzinfo).replace(tzinfo=None)
     if dialect == "sqlite" and isinstance(value, datetime):
         return value.isoformat(" ")
     if dialect == "sqlite" and isinstance(value, date):
@@ -144,12 +159,25 @@ class _AsGiven(sa.types.TypeDecorator[Any]):
 
 
 class ReadOnlySession:
-    """One connection inside a read-only transaction with a statement timeout."""
+    """One connection inside a read-only transaction with a statement timeout.
 
-    def __init__(self, conn: Connection, backend: str, timeout_s: int) -> None:
+    `zone` is the task's timezone: timestamps with a zone come out in it. `wall_zone` is
+    what the session's own wall times mean (naive values it reads and is given): `zone`
+    itself, or on a MySQL server without time zone tables, `zone`'s offset at the run."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        backend: str,
+        timeout_s: int,
+        zone: ZoneInfo | None = None,
+        wall_zone: tzinfo | None = None,
+    ) -> None:
         self.conn = conn
         self.backend = backend
         self.timeout_s = timeout_s
+        self.zone = zone or ZoneInfo("UTC")
+        self.wall_zone = wall_zone or self.zone
         self.dialect: Dialect = conn.dialect
         self.raw: Any = conn.connection.driver_connection
         self.is_mariadb = bool(getattr(conn.dialect, "is_mariadb", False))
@@ -185,7 +213,7 @@ class ReadOnlySession:
     def stream(self, stmt: sa.Executable) -> RowStream:
         sql, args = render(stmt, self.dialect)
         if self.backend == "postgresql":
-            return _PgStream(self, _mogrify(self.raw, sql, args))
+            return _PgStream(self, mogrify(self.raw, sql, args))
         if self.backend == "mysql":
             import pymysql.cursors
 
@@ -193,11 +221,30 @@ class ReadOnlySession:
             cur = self.raw.cursor(pymysql.cursors.SSCursor)
             cur.execute(sql, args)
             _require_result(cur)
-            return RowStream(cur, _mysql_columns(cur))
+            columns = _mysql_columns(cur)
+            return RowStream(cur, columns, self._mysql_instants(columns))
         cur = self.raw.cursor()
         cur.execute(sql, args)
         _require_result(cur)
         return RowStream(cur, [ColumnInfo(d[0], "") for d in cur.description or ()])
+
+    def _mysql_instants(self, columns: list[ColumnInfo]) -> RowConverter | None:
+        """MySQL hands TIMESTAMP values over as the session's wall times: make them the
+        instants they are, in the task's timezone, as PostgreSQL gives a timestamptz."""
+        from pymysql.constants import FIELD_TYPE
+
+        at = [i for i, c in enumerate(columns) if c.type_code == FIELD_TYPE.TIMESTAMP]
+        if not at:
+            return None
+        wall, zone = self.wall_zone, self.zone
+
+        def convert(row: tuple[Any, ...]) -> tuple[Any, ...]:
+            cells = list(row)
+            for i in at:
+                cells[i] = session_instant(cells[i], wall, zone)
+            return tuple(cells)
+
+        return convert
 
     def describe(self, stmt: sa.Executable) -> list[ColumnInfo]:
         """The result's columns without reading its rows."""
@@ -206,7 +253,7 @@ class ReadOnlySession:
             sql, args = render(stmt, self.dialect)
             cur = self.raw.cursor()
             try:
-                cur.execute(f"SELECT * FROM (\n{sql}\n) AS q LIMIT 0", args)
+                cur.execute(f"SELECT * FROM (\n{as_derived_table(sql)}\n) AS q LIMIT 0", args)
                 return _mysql_columns(cur)
             finally:
                 cur.close()
@@ -222,6 +269,8 @@ class ReadOnlySession:
         on_columns: Callable[[list[ColumnInfo]], None],
         write: Callable[[bytes], None],
         tick: Callable[[int], None],
+        *,
+        escape_formulas: bool = False,
     ) -> int | None:
         """Stream the result as canonical CSV records (no header) through `write`, rendered
         by the database (PostgreSQL COPY; MySQL/MariaDB one CSV line a row), so no value
@@ -235,20 +284,23 @@ class ReadOnlySession:
         render_csv = by_backend.get(self.backend)
         if render_csv is None:
             return None
-        return render_csv(stmt, _CsvSink(on_columns, write, tick))
+        return render_csv(stmt, _CsvSink(on_columns, write, tick, escape_formulas))
 
     def _pg_copy_csv(self, stmt: sa.Executable, sink: _CsvSink) -> int | None:
         on_columns, write, tick = sink.on_columns, sink.write, sink.tick
+        escape_formulas = sink.escape_formulas
         sql, args = render(stmt, self.dialect)
-        query = _mogrify(self.raw, sql, args)
+        query = mogrify(self.raw, sql, args)
         probe = _PgStream(self, query)  # DECLARE: plans, runs nothing
         probe.close()
         exprs = []
         for i, col in enumerate(probe.columns):
-            expr = _pg_canonical_expr(self.raw, f'q."c{i}"', col.type_code)
+            expr = _pg_canonical_expr(self.raw, f'q."c{i}"', col.type_code, self.zone)
             if expr is None:
                 log.info("export reads rows: no COPY rendering for type %s", col.type_name)
                 return None
+            if escape_formulas and _pg_is_text(self.raw, col.type_code):
+                expr = _pg_escape_formula(expr)
             exprs.append(expr)
         on_columns(probe.columns)
         if not probe.columns:
@@ -281,6 +333,9 @@ class ReadOnlySession:
 
     def _mysql_csv(self, stmt: sa.Executable, sink: _CsvSink) -> int | None:
         import pymysql.cursors
+
+        if sink.escape_formulas:
+            return None  # the row path makes formula-like text inert
 
         on_columns, write, tick = sink.on_columns, sink.write, sink.tick
         sql, args = render(stmt, self.dialect)
@@ -319,18 +374,35 @@ class ReadOnlySession:
         return rows
 
 
+RowConverter = Callable[[tuple[Any, ...]], tuple[Any, ...]]
+
+
+def session_instant(value: object, wall_zone: tzinfo, zone: ZoneInfo) -> object:
+    """A naive wall time of the session (a MySQL TIMESTAMP) as the instant in `zone`.
+
+    In a repeated autumn hour a wall time names two instants: the first is taken. Values
+    that are not times (MySQL's zero date comes as text) stay as they are."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=wall_zone).astimezone(zone)
+    return value
+
+
 class RowStream:
-    def __init__(self, cursor: Any, columns: list[ColumnInfo]) -> None:
+    def __init__(
+        self, cursor: Any, columns: list[ColumnInfo], convert: RowConverter | None = None
+    ) -> None:
         self.cursor = cursor
         self.columns = columns
+        self._convert = convert
 
     def batches(self, size: int) -> Iterator[list[tuple[Any, ...]]]:
         fetch = self.cursor.fetchmany
+        convert = self._convert
         while True:
             rows = fetch(size)
             if not rows:
                 return
-            yield rows
+            yield rows if convert is None else [convert(r) for r in rows]
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -339,19 +411,89 @@ class RowStream:
 
 class _PgStream(RowStream):
     def __init__(self, session: ReadOnlySession, query: str) -> None:
-        from psycopg.types.string import TextLoader
+        from psycopg.pq import Format
 
         cur = session.raw.cursor(name=f"woxqaq_{uuid.uuid4().hex[:12]}")
-        # JSON as the server's own text, not Python objects re-serialised differently.
-        for name in ("json", "jsonb"):
-            cur.adapters.register_loader(name, TextLoader)
+        # JSON and intervals as the server's own text: an interval's months and days are
+        # not a number of seconds, and JSON re-serialised would differ.
+        for name in ("json", "jsonb", "interval"):
+            cur.adapters.register_loader(name, _ServerTextLoader)
+        # Dates Python cannot hold (infinity, BC, after 9999) as the server's text.
+        for name in ("date", "timestamp", "timestamptz"):
+            cur.adapters.register_loader(
+                name,
+                _or_server_text(cur.adapters.get_loader(cur.adapters.types[name].oid, Format.TEXT)),
+            )
         cur.execute(query)
         columns = [ColumnInfo(c.name, c.type_display, c.type_code) for c in cur.description or ()]
         super().__init__(cur, columns)
 
 
+def _pg_text(data: Any) -> ServerText:
+    return ServerText(bytes(data).decode("utf-8"))
+
+
+class _ServerTextLoader(psycopg.adapt.Loader):
+    def load(self, data: Any) -> ServerText:
+        return _pg_text(data)
+
+
+def _or_server_text(loader: type[psycopg.adapt.Loader] | None) -> type[psycopg.adapt.Loader]:
+    """`loader`, but a value it cannot load (out of Python's range) as the server's text."""
+    if loader is None:
+        return _ServerTextLoader
+
+    class OrServerText(psycopg.adapt.Loader):
+        def __init__(self, oid: int, context: Any = None) -> None:
+            super().__init__(oid, context)
+            assert loader is not None
+            self._load = loader(oid, context).load
+
+        def load(self, data: Any) -> Any:
+            try:
+                return self._load(data)
+            except psycopg.DataError:
+                return _pg_text(data)
+
+    return OrServerText
+
+
 _MYSQL_DUPLICATE_COLUMN = 1060
 _MYSQL_SYNTAX_ERROR = 1064
+
+
+# Options of a SELECT that change how it runs, never what it returns. MariaDB refuses them
+# in a derived table (error 1234), so they are left out where the query is wrapped for a
+# check; the query itself runs as written.
+_MYSQL_SELECT_OPTIONS = frozenset(
+    {"HIGH_PRIORITY", "STRAIGHT_JOIN", "SQL_SMALL_RESULT", "SQL_BIG_RESULT", "SQL_BUFFER_RESULT",
+     "SQL_CACHE", "SQL_NO_CACHE", "SQL_CALC_FOUND_ROWS"}
+)  # fmt: skip
+_MYSQL_SELECT_QUANTIFIERS = frozenset({"ALL", "DISTINCT", "DISTINCTROW"})
+
+
+def as_derived_table(sql: str) -> str:
+    """`sql` with its select options cut out, so that it can stand in `FROM (…) AS q`."""
+    import sqlglot
+    from sqlglot.errors import SqlglotError
+
+    try:
+        tokens = sqlglot.Dialect.get_or_raise("mysql").tokenize(sql)
+    except SqlglotError:
+        return sql  # the server will say what is wrong with it
+    cuts: list[tuple[int, int]] = []
+    after_select = False
+    for token in tokens:
+        word = token.text.upper()
+        if word == "SELECT":
+            after_select = True
+        elif after_select and word in _MYSQL_SELECT_OPTIONS:
+            cuts.append((token.start, token.end + 1))
+        elif not (after_select and word in _MYSQL_SELECT_QUANTIFIERS):
+            after_select = False
+    for start, end in reversed(cuts):
+        sql = sql[:start] + " " + sql[end:]
+    return sql
 
 
 def _mysql_require_query(raw: Any, sql: str, args: Any) -> None:
@@ -362,7 +504,7 @@ def _mysql_require_query(raw: Any, sql: str, args: Any) -> None:
 
     cur = raw.cursor()
     try:
-        cur.execute(f"EXPLAIN SELECT 1 FROM (\n{sql}\n) AS q", args)
+        cur.execute(f"EXPLAIN SELECT 1 FROM (\n{as_derived_table(sql)}\n) AS q", args)
     except pymysql.err.MySQLError as exc:
         code = exc.args[0] if exc.args else None
         # Columns sharing a name are refused only after the query has parsed as one.
@@ -389,7 +531,7 @@ def _require_result(cursor: Any) -> None:
         )
 
 
-def _mogrify(raw: Any, sql: str, args: Any) -> str:
+def mogrify(raw: Any, sql: str, args: Any) -> str:
     """Bind the values into the text with psycopg's own quoting (COPY takes no parameters)."""
     import psycopg
 
@@ -417,16 +559,63 @@ _PG_AS_IS = {
 }
 
 
-def _pg_timestamp(x: str, suffix: str = "") -> str:
+def _pg_timestamp(x: str) -> str:
     # DateStyle ISO prints `2024-01-31 13:45:00.5` (fraction without trailing zeros, as
-    # the canonical form); in UTC a timestamptz ends in `+00`. Cheaper than to_char.
+    # the canonical form). Cheaper than to_char.
     return (
         f"CASE WHEN isfinite({x}) AND {x} >= '0001-01-01' "
-        f"THEN replace({x}::text, ' ', 'T'){suffix} ELSE {x}::text END"
+        f"THEN replace({x}::text, ' ', 'T') ELSE {x}::text END"
     )
 
 
-def _pg_canonical_expr(raw: Any, x: str, oid: int) -> str | None:
+def _pg_timestamptz(x: str, zone: ZoneInfo) -> str:
+    """A timestamptz in the session's TimeZone (the task's) with its offset as +HH:MM.
+
+    PostgreSQL prints the offset as +08, +05:30 or +08:05:43 (a historic local mean time).
+    A regular expression fixes any of them, but costs a second per million rows: times
+    since 1970 take the short way when the zone's offsets since then are all whole hours
+    (append ':00') or none is (keep it)."""
+    fixed = f"regexp_replace(replace({x}::text, ' ', 'T'), '([+-][0-9]{{2}})$', '\\1:00')"
+    suffix = _whole_hours_suffix(zone)
+    if suffix is not None:
+        short = f"replace({x}::text, ' ', 'T')" + (f" || '{suffix}'" if suffix else "")
+        fixed = f"CASE WHEN {x} >= '1970-01-01T00:00:00Z' THEN {short} ELSE {fixed} END"
+    return f"CASE WHEN isfinite({x}) AND {x} >= '0001-01-01' THEN {fixed} ELSE {x}::text END"
+
+
+def _whole_hours_suffix(zone: ZoneInfo) -> str | None:
+    """':00' when every offset `zone` has had since 1970 is whole hours, '' when none is,
+    None when both occur (its offsets sampled twice a month up to 2100)."""
+    whole = {
+        (zone.utcoffset(datetime(year, month, day)) or timedelta(0)).total_seconds() % 3600 == 0
+        for year in range(1970, 2101)
+        for month in range(1, 13)
+        for day in (1, 16)
+    }
+    if whole == {True}:
+        return ":00"
+    return "" if whole == {False} else None
+
+
+_PG_TEXT = {25, 1043, 1042, 19, 18}  # text varchar bpchar name "char"
+
+
+def _pg_is_text(raw: Any, oid: int) -> bool:
+    """Text as the row path sees it: character types and types read as their text (enums,
+    domains over text, types psycopg has no loader for)."""
+    from psycopg.pq import Format
+
+    return oid in _PG_TEXT or raw.adapters.get_loader(oid, Format.TEXT) is None
+
+
+def _pg_escape_formula(expr: str) -> str:
+    """`values.escape_formula` in SQL."""
+    quote = "''''"  # an SQL string literal holding one '
+    starts = ", ".join(f"'{c}'" for c in FORMULA_STARTS)
+    return f"CASE WHEN left({expr}, 1) IN ({starts}) THEN {quote} || {expr} ELSE {expr} END"
+
+
+def _pg_canonical_expr(raw: Any, x: str, oid: int, zone: ZoneInfo) -> str | None:
     if oid in _PG_AS_IS:
         return x
     if oid == 16:  # bool: 'true'/'false' (COPY would say t/f)
@@ -435,9 +624,9 @@ def _pg_canonical_expr(raw: Any, x: str, oid: int) -> str | None:
         return f"{x}::text::float8"
     if oid == 1114:
         return _pg_timestamp(x)
-    if oid == 1184:  # TimeZone is UTC in the export's transaction
-        return _pg_timestamp(x, " || ':00'")
-    if oid == 1083:  # time
+    if oid == 1184:
+        return _pg_timestamptz(x, zone)
+    if oid in (1083, 1186):  # time; interval in IntervalStyle postgres
         return f"{x}::text"
     from psycopg.pq import Format
 
@@ -571,36 +760,47 @@ def open_readonly(
     backend: str,
     timeout_s: int,
     cancelled: Callable[[], bool] | None = None,
+    zone: ZoneInfo | None = None,
+    at: datetime | None = None,
 ) -> Iterator[ReadOnlySession]:
-    """A read-only session on `engine`; rolled back (nothing to keep) when done."""
+    """A read-only session on `engine`, rolled back (nothing to keep) when done.
+
+    The session runs in `zone` (default UTC), so the database reads and writes times there;
+    `at` is the run's moment, whose UTC offset stands in for `zone` on a MySQL server that
+    does not know zone names."""
+    zone = zone or ZoneInfo("UTC")
     if backend == "sqlite":
-        with _sqlite_readonly(engine, timeout_s, cancelled) as s:
+        with _sqlite_readonly(engine, timeout_s, cancelled, zone) as s:
             yield s
         return
     conn = engine.connect()
     broken = False
     try:
+        wall_zone: tzinfo = zone
         if backend == "postgresql":
-            # The first statements of a fresh transaction: nothing may run before them.
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_s) * 1000}")
-            for setting in (
-                "TimeZone = 'UTC'",
+            # The first statements of a fresh transaction: nothing may run before them. One
+            # round trip for the fixed settings (a pre-check opens such a session for every
+            # submitted query), one for the zone, which is a bound value.
+            settings = (
+                f"statement_timeout = {int(timeout_s) * 1000}",
                 "DateStyle = 'ISO, YMD'",
                 "IntervalStyle = 'postgres'",
                 "extra_float_digits = 1",
                 "bytea_output = 'hex'",
-            ):
-                conn.exec_driver_sql(f"SET LOCAL {setting}")
+            )
+            conn.exec_driver_sql(
+                "; ".join(["SET TRANSACTION READ ONLY", *(f"SET LOCAL {s}" for s in settings)])
+            )
+            conn.exec_driver_sql("SELECT set_config('TimeZone', %s, true)", (zone.key,))
         elif backend == "mysql":
             conn.exec_driver_sql("ROLLBACK")  # end whatever the pool's ping began
             if getattr(conn.dialect, "is_mariadb", False):
                 conn.exec_driver_sql(f"SET SESSION max_statement_time = {int(timeout_s)}")
             else:
                 conn.exec_driver_sql(f"SET SESSION max_execution_time = {int(timeout_s) * 1000}")
-            conn.exec_driver_sql("SET SESSION time_zone = '+00:00'")
+            wall_zone = _mysql_time_zone(conn, zone, at or datetime.now(UTC))
             conn.exec_driver_sql("START TRANSACTION READ ONLY")
-        session = ReadOnlySession(conn, backend, timeout_s)
+        session = ReadOnlySession(conn, backend, timeout_s, zone, wall_zone)
         with StatementWatchdog(session, engine, cancelled):
             yield session
     except BaseException:
@@ -608,6 +808,36 @@ def open_readonly(
         raise
     finally:
         release(conn, backend, broken)
+
+
+_MYSQL_UNKNOWN_TIME_ZONE = 1298
+
+
+def _mysql_time_zone(conn: Connection, zone: ZoneInfo, at: datetime) -> tzinfo:
+    """Set the session's time_zone to `zone`; returns the zone its wall times are in.
+
+    Zone names need the server's time zone tables (mysql_tzinfo_to_sql), often not loaded:
+    then the offset `zone` has at `at` is the session's zone, exact for every time on the
+    same side of a DST change as the run."""
+    import pymysql
+
+    if zone.key != "UTC":
+        try:
+            conn.exec_driver_sql("SET SESSION time_zone = %s", (zone.key,))
+            return zone
+        except sa.exc.DBAPIError as exc:
+            orig = exc.orig
+            if not (
+                isinstance(orig, pymysql.err.MySQLError)
+                and orig.args
+                and orig.args[0] == _MYSQL_UNKNOWN_TIME_ZONE
+            ):
+                raise
+    offset = zone.utcoffset(at.astimezone(zone).replace(tzinfo=None)) or timedelta(0)
+    minutes = int(offset.total_seconds()) // 60
+    sign, minutes = ("-" if minutes < 0 else "+"), abs(minutes)
+    conn.exec_driver_sql(f"SET SESSION time_zone = '{sign}{minutes // 60:02d}:{minutes % 60:02d}'")
+    return timezone(timedelta(minutes=minutes if sign == "+" else -minutes))
 
 
 def release(conn: Connection, backend: str, broken: bool) -> None:
@@ -646,7 +876,11 @@ class Interruptible(Protocol):
 
 
 class StatementWatchdog:
-    """Cancels the running statement when the export (or a write) is canceled."""
+    """Stops the running statement when the export (or a write) is canceled.
+
+    From a connection of its own, on the server: `pg_cancel_backend` / `KILL QUERY` on the
+    connection's id. Repeated each second until the run lets go, so a statement that starts
+    after the first interrupt (the run was between two) is stopped too."""
 
     def __init__(
         self, session: Interruptible, engine: Engine, cancelled: Callable[[], bool] | None
@@ -671,7 +905,8 @@ class StatementWatchdog:
 
     def _run(self) -> None:
         assert self.cancelled is not None
-        while not self._stop.wait(0.25):
+        interval = 0.25
+        while not self._stop.wait(interval):
             try:
                 if not self.cancelled():
                     continue
@@ -679,24 +914,29 @@ class StatementWatchdog:
                 log.exception("cancellation check failed")
                 continue
             self.fired = True
-            self._cancel()
-            return
+            self._interrupt()
+            interval = 1.0
 
-    def _cancel(self) -> None:
+    def _interrupt(self) -> None:
         s = self.session
         try:
             if s.backend == "postgresql":
-                s.raw.cancel_safe()
-            elif s.backend == "mysql":
+                pid = int(s.raw.info.backend_pid)
                 with self.engine.connect() as other:
-                    other.exec_driver_sql(f"KILL QUERY {int(s.raw.thread_id())}")
+                    if not self._stop.is_set():
+                        other.exec_driver_sql("SELECT pg_cancel_backend(%s)", (pid,))
+            elif s.backend == "mysql":
+                thread_id = int(s.raw.thread_id())
+                with self.engine.connect() as other:
+                    if not self._stop.is_set():
+                        other.exec_driver_sql(f"KILL QUERY {thread_id}")
         except Exception as exc:  # the export stops at its next batch anyway
             log.warning("could not interrupt the running statement: %s", type(exc).__name__)
 
 
 @contextlib.contextmanager
 def _sqlite_readonly(
-    engine: Engine, timeout_s: int, cancelled: Callable[[], bool] | None
+    engine: Engine, timeout_s: int, cancelled: Callable[[], bool] | None, zone: ZoneInfo
 ) -> Iterator[ReadOnlySession]:
     import time
 
@@ -735,7 +975,7 @@ def _sqlite_readonly(
         raw.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
         raw.set_progress_handler(interrupt, 20_000)
         try:
-            yield ReadOnlySession(conn, "sqlite", timeout_s)
+            yield ReadOnlySession(conn, "sqlite", timeout_s, zone)
         except sqlite3.OperationalError as exc:
             if "interrupted" in str(exc) and state["why"] == "timeout":
                 raise Timeout() from None

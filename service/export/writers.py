@@ -9,20 +9,27 @@ in `sources.py` renders the same forms in SQL):
                     (no exponent)                               PostgreSQL style (1e+15, NaN,
                                                                 Infinity)
     date            2024-01-31                   time           13:45:00[.f]
-    timestamp       2024-01-31T13:45:00[.f]      timestamptz    same, in UTC, with +00:00
-                    ([.f]: the fraction of a second, if any, without trailing zeros)
-    interval/TIME   [-]HH:MM:SS[.ffffff]         json           the database's JSON text
+    timestamp       2024-01-31T13:45:00[.f]      timestamptz    same, in the task's timezone,
+                    ([.f]: the fraction of a       with its offset: +08:00
+                    second, if any, without      MySQL TIME     [-]HH:MM:SS[.ffffff]
+                    trailing zeros)              interval       the server's text (1 year
+    json            the database's JSON text                    2 mons 3 days 04:05:06.789)
     bytes           \\x followed by hex          uuid           8-4-4-4-12 lower case
+    decimal         its scale kept (199.00)      out of range   the server's text (infinity,
+                                                 dates          BC dates, year 10000 on)
 
 A field is quoted when it is empty or holds a comma, a double quote, CR or LF (PostgreSQL's
-COPY rule), so NULL and the empty string stay distinguishable. Records end in CRLF.
+COPY rule), so NULL and the empty string stay distinguishable. Records end in CRLF. With
+`escape_formulas`, text starting with = + - @ gets a leading ' (see `values.py`).
 
 XLSX cells keep types where Excel can hold them without loss: integers below 10**15 and
 decimals of up to 15 significant digits as numbers (decimals with their scale as the number
-format), anything longer as text; dates and times as Excel dates, timestamps with a zone
-converted to UTC (Excel has no zones); booleans as booleans; JSON, bytes and other values as
-their canonical text. A NULL is an empty cell. A cell longer than 32,767 characters fails
-the export, naming row and column, rather than being cut short.
+format), anything longer as text; dates and times as Excel dates, those outside Excel's
+calendar (before 1900, after 9999-12-31 23:59:59.999) as ISO text; timestamps with a zone as
+their wall time in the task's timezone with the offset shown by the number format (Excel has
+no zones); booleans as booleans; JSON, bytes, intervals and other values as their text. A
+NULL is an empty cell. A cell longer than 32,767 characters fails the export, naming row
+and column, rather than being cut short.
 
 The XLSX writer is xlsxwriter, measured against the Rust-backed ones: rustpy-xlsxwriter
 0.8.0 wrote the same 200,000 rows 6 to 8.5 times faster (2.3 s against 14.2 s, 20 MB),
@@ -42,7 +49,7 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -50,6 +57,13 @@ from typing import IO, Any
 import xlsxwriter
 
 from service.domain.model import Encoding
+from service.export.values import (
+    ServerText,
+    escape_formula,
+    excel_datetime,
+    excel_offset_format,
+    offset_text,
+)
 
 XLSX_MAX_ROWS = 1_048_576  # rows per sheet, header included
 XLSX_MAX_CHARS = 32_767  # characters per cell
@@ -94,8 +108,10 @@ def _decimal_text(v: Decimal) -> str:
 
 
 def _datetime_text(v: datetime) -> str:
-    if v.tzinfo is not None:
-        return _iso(v.astimezone(UTC).replace(tzinfo=None)) + "+00:00"
+    """A zoned time in its own zone (the source gives it in the task's), with its offset."""
+    offset = v.utcoffset()
+    if offset is not None:
+        return _iso(v.replace(tzinfo=None)) + offset_text(offset)
     return _iso(v)
 
 
@@ -126,6 +142,7 @@ def _json_text(v: object) -> str:
 
 _TEXT: dict[type, Callable[[Any], str]] = {
     str: str,
+    ServerText: str,
     bool: lambda b: "true" if b else "false",
     int: int.__str__,
     float: _float_text,
@@ -183,27 +200,37 @@ def encoding_label(encoding: Encoding) -> str:
 
 
 class CsvWriter:
-    """Writes one CSV document to a binary stream, a batch of rows at a time."""
+    """Writes one CSV document to a binary stream, a batch of rows at a time.
+
+    The byte-order mark comes with `Encoding.UTF8_BOM`, or with `bom` (the service-wide
+    `export.csv_bom`) on UTF-8; `escape_formulas` makes text a spreadsheet would run inert."""
 
     def __init__(
-        self, out: IO[bytes], encoding: Encoding = Encoding.UTF8, *, bom: bool = False
+        self,
+        out: IO[bytes],
+        encoding: Encoding = Encoding.UTF8,
+        *,
+        bom: bool = False,
+        escape_formulas: bool = False,
     ) -> None:
         self._out = out
         self._encoding = encoding
         self._codec = codec_of(encoding)
+        self._escape = escape_formulas
         self._buf = io.StringIO()
         self._csv = csv.writer(self._buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
         self._single = False
         self.columns: tuple[str, ...] = ()
         self.rows = 0
         self.bytes = 0
-        if bom and encoding is Encoding.UTF8:
+        if encoding is Encoding.UTF8_BOM or (bom and encoding is Encoding.UTF8):
             self._emit(b"\xef\xbb\xbf")
 
     def header(self, names: Sequence[str]) -> None:
         self.columns = tuple(names)
         self._single = len(names) == 1
-        text = _csv_line(self.columns)
+        shown = [escape_formula(n) for n in names] if self._escape else names
+        text = _csv_line(shown)
         try:
             self._emit(text.encode(self._codec))
         except UnicodeEncodeError as exc:
@@ -220,11 +247,17 @@ class CsvWriter:
         writerow = self._csv.writerow
         text = _TEXT
         single = self._single
+        escape = self._escape
         for row in rows:
             cells = [
                 None if v is None else v if type(v) is str else text.get(type(v), text_of)(v)
                 for v in row
             ]
+            if escape:  # plain str only: numbers, dates and server-rendered text are safe
+                cells = [
+                    escape_formula(c) if type(v) is str else c  # type: ignore[arg-type]
+                    for c, v in zip(cells, row, strict=True)
+                ]
             if single or "" in cells:
                 buf.write(_csv_line(cells))
             else:
@@ -329,8 +362,9 @@ class XlsxTable:
         self._next_row = 0
         f = book.fmt
         self._date = f("yyyy-mm-dd")
-        self._datetime = f("yyyy-mm-dd hh:mm:ss")
-        self._datetime_us = f("yyyy-mm-dd hh:mm:ss.000")
+        self._datetime_formats = {
+            base: f(base) for base in ("yyyy-mm-dd hh:mm:ss", "yyyy-mm-dd hh:mm:ss.000")
+        }
         self._time = f("hh:mm:ss")
         self._duration = f("[h]:mm:ss")
         self._decimals: dict[int, Any] = {}
@@ -382,14 +416,15 @@ class XlsxTable:
         elif isinstance(v, Decimal):
             self._write_decimal(ws, r, c, v)
         elif isinstance(v, datetime):
-            if v.tzinfo is not None:  # Excel has no time zones: UTC, as in the CSV
-                v = v.astimezone(UTC).replace(tzinfo=None)
-            if v.year < 1900:  # before Excel's epoch
-                ws.write_string(r, c, v.isoformat())
+            wall = excel_datetime(v)
+            if wall is None:  # outside Excel's calendar
+                ws.write_string(r, c, _datetime_text(v))
             else:
-                ws.write_datetime(r, c, v, self._datetime_us if v.microsecond else self._datetime)
+                base = "yyyy-mm-dd hh:mm:ss.000" if v.microsecond else "yyyy-mm-dd hh:mm:ss"
+                fmt = self._zoned_format(base, v) if v.tzinfo else self._datetime_formats[base]
+                ws.write_datetime(r, c, wall, fmt)
         elif isinstance(v, date):
-            if v.year < 1900:
+            if excel_datetime(v) is None:
                 ws.write_string(r, c, v.isoformat())
             else:
                 ws.write_datetime(r, c, v, self._date)
@@ -410,6 +445,9 @@ class XlsxTable:
             if len(text) > XLSX_MAX_CHARS:
                 raise self._too_long(c, len(text))
             ws.write_string(r, c, text)
+
+    def _zoned_format(self, base: str, v: datetime) -> Any:
+        return self.book.fmt(excel_offset_format(base, v))
 
     def _write_int_like(self, ws: Any, r: int, c: int, v: int) -> None:
         if -_XLSX_INT_LIMIT < v < _XLSX_INT_LIMIT:

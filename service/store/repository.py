@@ -19,12 +19,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.domain.errors import NotFound
 from service.domain.model import (
     Backlog,
+    ColumnGenerator,
     Content,
     Encoding,
     Event,
     Executor,
     ExportSpec,
     ExportType,
+    GenerateSpec,
     ImportMode,
     ImportSpec,
     Page,
@@ -95,6 +97,39 @@ def import_from_json(data: dict[str, Any]) -> ImportSpec:
     )
 
 
+def generate_to_json(spec: GenerateSpec) -> dict[str, Any]:
+    return {
+        "table": spec.table,
+        "rows": spec.rows,
+        "seed": spec.seed,
+        "mode": int(spec.mode),
+        "columns": [
+            {
+                "column": g.column,
+                "kind": g.kind,
+                "params": dict(g.params),
+                "null_ratio": g.null_ratio,
+            }
+            for g in spec.columns
+        ],
+    }
+
+
+def generate_from_json(data: dict[str, Any]) -> GenerateSpec:
+    return GenerateSpec(
+        table=data["table"],
+        rows=int(data["rows"]),
+        seed=int(data.get("seed", 0)),
+        mode=ImportMode(data.get("mode", ImportMode.INSERT)),
+        columns=tuple(
+            ColumnGenerator(
+                g["column"], g["kind"], dict(g.get("params", {})), float(g.get("null_ratio", 0))
+            )
+            for g in data.get("columns", ())
+        ),
+    )
+
+
 def preview_to_json(preview: Preview) -> dict[str, Any]:
     data = asdict(preview)
     data["columns"] = list(preview.columns)
@@ -133,6 +168,9 @@ def _task(row: TaskRow, approvals: Sequence[str] = (), executors: Sequence[str] 
         approvals=tuple(approvals),
         executors=tuple(executors),
         import_spec=import_from_json(row.spec["import"]) if "import" in row.spec else None,
+        generate_spec=(
+            generate_from_json(row.spec["generate"]) if "generate" in row.spec else None
+        ),
     )
 
 
@@ -177,11 +215,14 @@ class Tx:
         required_approvals: int,
         status: TaskStatus,
         import_spec: ImportSpec | None = None,
+        generate_spec: GenerateSpec | None = None,
     ) -> int:
         now = utcnow()
         spec_json = spec_to_json(spec)
         if import_spec is not None:
             spec_json["import"] = import_to_json(import_spec)
+        if generate_spec is not None:
+            spec_json["generate"] = generate_to_json(generate_spec)
         row = TaskRow(
             name=name,
             kind=int(kind),
@@ -250,6 +291,12 @@ class Tx:
             .values(**values)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def set_generate_spec(self, task_id: int, generate: GenerateSpec) -> None:
+        """Record what a generation's pre-check settled: its seed and every generator."""
+        row = self._row(task_id)
+        row.spec = {**row.spec, "generate": generate_to_json(generate)}
+        row.updated_at = utcnow()
 
     def set_preview(self, task_id: int, preview: Preview) -> None:
         self.s.execute(
@@ -373,6 +420,27 @@ class Tx:
         self.s.add(row)
         self.s.flush()
         return row.id
+
+    def canceled_runs(self, run_ids: Sequence[int]) -> dict[int, str]:
+        """Which of these runs belong to a task canceled since, each with who canceled it."""
+        if not run_ids:
+            return {}
+        found = self.s.execute(
+            sa.select(RunRow.id, RunRow.task_id)
+            .join(TaskRow, TaskRow.id == RunRow.task_id)
+            .where(RunRow.id.in_(run_ids), TaskRow.status == int(TaskStatus.CANCELED))
+        ).all()
+        return {run_id: self.canceled_by(task_id) for run_id, task_id in found}
+
+    def canceled_by(self, task_id: int) -> str:
+        """Who canceled the task (the latest cancel recorded), or "" when nobody did."""
+        actor = self.s.scalars(
+            sa.select(EventRow.actor)
+            .where(EventRow.task_id == task_id, EventRow.action == "cancel")
+            .order_by(EventRow.id.desc())
+            .limit(1)
+        ).one_or_none()
+        return actor or ""
 
     def executing_run(self, task_id: int) -> Run | None:
         row = self.s.scalars(

@@ -359,3 +359,11 @@ class Bot:
         }
         assert self.interact(payload).status_code == 200
         wait_for(lambda: len(self.slack.of("views.update")) > before, what="views.update")
+
+    def form_for(self, user: str, mode: str, title: str) -> dict[str, Any]:
+        """The request form switched to `mode` ("import", "generate"…), titled `title`."""
+        view = self.open_form(user)
+        self.switch_mode(user, view, mode)
+        view = self.slack.views[view["id"]]
+        assert view["title"]["text"] == title
+        return view

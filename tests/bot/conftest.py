@@ -11,7 +11,9 @@ import grpc
 import pytest
 from block_limits import check_payload
 from bot_support import Bot, shop_config
+from import_support import Target, target_table
 from slack_standin import SlackStandIn
+from sqlalchemy.engine import URL
 
 from bot.metrics import BotMetrics
 from service.config import parse_config
@@ -107,3 +109,10 @@ def make_bot(
 @pytest.fixture
 def bot(make_bot: Callable[..., Bot]) -> Bot:
     return make_bot()
+
+
+@pytest.fixture
+def target(pg_url: URL) -> Iterator[Target]:
+    """A PostgreSQL table with a reader and a writer of its own, for imports and generation."""
+    with target_table(pg_url) as t:
+        yield t

@@ -111,8 +111,26 @@ def test_run_messages_fit_slack_limits(url_len: int) -> None:
             task, run(pb.TASK_STATUS_EXECUTE_SUCCESS), link=link, link_problem="x" * 9000
         ),
         results.run_message(task, run(pb.TASK_STATUS_EXECUTE_FAILED, "<boom> & " * 2000)),
+        results.run_message(task, run(pb.TASK_STATUS_CANCELED, "canceled by " + NAME)),
     ):
         assert check_message(msg) == []
+
+
+def test_a_running_export_offers_its_submitter_a_stop() -> None:
+    task = long_task(pb.TASK_STATUS_EXECUTING)
+    task.submitter = "U_SUB"
+    detail = pb.GetTaskDetailResponse(task=task, runs=[run(pb.TASK_STATUS_EXECUTING)])
+
+    def buttons(msg: dict) -> list[str]:
+        return [
+            e["action_id"] for b in msg["blocks"] if b["type"] == "actions" for e in b["elements"]
+        ]
+
+    assert buttons(tasks.task_detail(detail, "U_SUB")) == ["stop_run"]
+    assert buttons(tasks.task_detail(detail, "U_OTHER")) == []
+    assert buttons(results.run_message(task, run(pb.TASK_STATUS_EXECUTING))) == ["stop_run"]
+    stopped = results.run_message(task, run(pb.TASK_STATUS_CANCELED, "canceled by U_SUB"))
+    assert buttons(stopped) == [] and "was stopped" in stopped["text"]
 
 
 def test_approval_shows_the_sql_safely_and_offers_the_rest() -> None:
@@ -216,3 +234,14 @@ def test_form_reads_back_into_a_request() -> None:
         v(datasource="shop", reason="r", tables="a", export_all=True), Metadata(mode="tables")
     )
     assert set(both.errors) == {"tables"}
+
+
+def test_approval_shows_the_databases_row_estimate() -> None:
+    short = long_task()
+    short.ded.ebs.statement = "SELECT 1"
+    estimate = pb.TaskEvent(
+        actor="pre-check", action="estimate", comment="about 1,270 row(s), by the database's plan"
+    )
+    text = json.dumps(approval.approval_message(short, [estimate], 1)["blocks"])
+    assert "Rows: about 1,270 row(s), by the database's plan" in text
+    assert "Rows:" not in json.dumps(approval.approval_message(short, [], 1)["blocks"])

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+import sqlalchemy as sa
 from bot_support import APPROVAL_CHANNEL, MODES, Bot, wait_for
 from slack_standin import SlackStandIn
 
@@ -254,3 +255,20 @@ def test_an_expired_link_is_renewed_in_place(bot: Bot, slack: SlackStandIn) -> N
     )
     assert "is ready" in renewed.text
     assert requests.get(download_url(renewed), timeout=10).status_code == 200
+
+
+@pytest.mark.postgres
+def test_approvers_see_the_databases_row_estimate(
+    start_service, make_bot, slack: SlackStandIn, fresh_pg_url
+) -> None:
+    engine = sa.create_engine(fresh_pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS bot_orders (id int, amount int)")
+        conn.exec_driver_sql("INSERT INTO bot_orders SELECT g, g FROM generate_series(1, 500) g")
+        conn.exec_driver_sql("ANALYZE bot_orders")
+    engine.dispose()
+    url = fresh_pg_url.render_as_string(hide_password=False)
+    bot = make_bot(start_service(url=url, allow_privileged_reader=True))  # the test's superuser
+    bot.submit_export("dave", sql="SELECT id, amount FROM bot_orders")
+    text = str(approval_message(slack).blocks)
+    assert "Rows: about 500 row(s), by the database's plan" in text

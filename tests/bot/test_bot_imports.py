@@ -4,15 +4,14 @@ counts — real Bolt app, real service, real PostgreSQL, the Slack stand-in."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
 from block_limits import check_payload
 from bot_support import APPROVAL_CHANNEL, Bot, wait_for
-from import_support import Target, target_table
+from import_support import Target
 from slack_standin import SlackStandIn
-from sqlalchemy.engine import URL
 
 from service.server import Service
 
@@ -21,17 +20,8 @@ pytestmark = pytest.mark.postgres
 CODES = "code,discount,note\r\nA1,2.50,spring 春季\r\nB2,3,\r\n"
 
 
-@pytest.fixture
-def target(pg_url: URL) -> Iterator[Target]:
-    with target_table(pg_url) as t:
-        yield t
-
-
 def import_form(bot: Bot, user: str) -> dict:
-    view = bot.open_form(user)
-    bot.switch_mode(user, view, "import")
-    view = bot.slack.views[view["id"]]
-    assert view["title"]["text"] == "New import"
+    view = bot.form_for(user, "import", "New import")
     file_block = next(b for b in view["blocks"] if b.get("block_id") == "file")
     assert file_block["element"]["type"] == "file_input"
     assert file_block["element"]["filetypes"] == ["csv", "xlsx"]

@@ -151,7 +151,7 @@ REJECTED = [
     # syntax errors carry a position
     ("postgres", "SELECT * FROM WHERE id = 1", "line 1, column"),
     ("sqlite", "SELECT 'unterminated", "unclosed quote"),
-    ("postgres", "SELECT 1 /* unterminated comment", "unclosed"),
+    ("postgres", "SELECT 1 /* unterminated comment", "unterminated /* comment"),
     ("postgres", "SELECT 1\x00", "NUL"),
 ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -118,7 +119,8 @@ def test_a_spring_gap_firing_reads_as_the_wall_time_it_runs_at() -> None:
     values = placeholders.logical_values(
         EVERY_PLACEHOLDER, cron("30 2 * * *", "America/New_York"), gap
     )
-    assert values["run_time"] == datetime(2027, 3, 14, 3, 30)
+    assert values["run_time"] == datetime(2027, 3, 14, 3, 30, tzinfo=ZoneInfo("America/New_York"))
+    assert values["run_time"].utcoffset() == timedelta(hours=-4)
 
 
 def test_fire_times_are_strictly_after_and_up_to_until() -> None:
@@ -234,8 +236,10 @@ def test_placeholders_are_the_firings_day_in_its_timezone() -> None:
     values = placeholders.logical_values(EVERY_PLACEHOLDER, s, utc(2027, 2, 28, 17))
     assert values["run_date"] == date(2027, 3, 1)
     assert values["prev_run_date"] == date(2027, 2, 28)
-    assert values["run_time"] == datetime(2027, 3, 1, 1, 0)
-    assert values["prev_run_time"] == datetime(2027, 2, 28, 1, 0)
+    # Instants in the schedule's timezone, not naive wall times a session would misread.
+    assert values["run_time"] == utc(2027, 2, 28, 17)
+    assert values["prev_run_time"] == utc(2027, 2, 27, 17)
+    assert values["run_time"].tzinfo == ZoneInfo("Asia/Shanghai")
 
 
 def test_previous_firing_of_a_weekday_schedule_skips_the_weekend() -> None:
@@ -261,7 +265,7 @@ def test_previous_firing_around_the_repeated_hour(
     expr: str, tz: str, logical: datetime, previous: datetime
 ) -> None:
     values = placeholders.logical_values(EVERY_PLACEHOLDER, cron(expr, tz), logical)
-    assert values["prev_run_time"] == previous
+    assert values["prev_run_time"].replace(tzinfo=None) == previous
 
 
 def test_a_statement_without_placeholders_gets_no_values() -> None:
@@ -272,6 +276,16 @@ def test_a_statement_without_placeholders_gets_no_values() -> None:
 def test_a_run_by_hand_uses_its_start_and_the_day_before() -> None:
     values = placeholders.logical_values(EVERY_PLACEHOLDER, Schedule(), utc(2027, 3, 1, 12))
     assert (values["run_date"], values["prev_run_date"]) == (date(2027, 3, 1), date(2027, 2, 28))
+
+
+def test_a_run_by_hand_reads_its_datasources_timezone() -> None:
+    zone = placeholders.task_zone(Schedule(), "America/New_York")
+    # 2027-03-14 12:00 UTC is 08:00 EDT; the day before, 08:00 EST, is 23 hours earlier.
+    values = placeholders.logical_values(EVERY_PLACEHOLDER, Schedule(), utc(2027, 3, 14, 12), zone)
+    assert values["run_time"].replace(tzinfo=None) == datetime(2027, 3, 14, 8)
+    elapsed = values["run_time"].astimezone(UTC) - values["prev_run_time"].astimezone(UTC)
+    assert elapsed == timedelta(hours=23)
+    assert values["prev_run_date"] == date(2027, 3, 13)
 
 
 def test_a_one_off_tasks_unchecked_timezone_does_not_break_its_run() -> None:

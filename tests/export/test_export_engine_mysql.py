@@ -183,6 +183,21 @@ def test_struct_of_a_query(my, tmp_path: Path) -> None:
     assert "`id` BIGINT" in text and "`amount` DECIMAL(38,10)" in text and "`note` TEXT" in text
 
 
+@pytest.mark.parametrize("content", [Content.DATA, Content.STRUCT, Content.ALL])
+def test_select_options_run_as_written(my, tmp_path: Path, content: Content) -> None:
+    sql = (
+        "SELECT STRAIGHT_JOIN HIGH_PRIORITY SQL_NO_CACHE SQL_CALC_FOUND_ROWS o.id, t.v "
+        "FROM orders o JOIN other t ON t.k = o.id ORDER BY o.id"
+    )
+    result = run(my, tmp_path, ExportSpec(statement=sql, content=content))
+    if content is Content.DATA:
+        assert read_csv(result.path.read_bytes()) == [["id", "v"], ["1", "一"], ["2", "二"]]
+    elif content is Content.STRUCT:
+        assert "`id` BIGINT" in result.path.read_text()
+    else:
+        assert result.rows == 2
+
+
 # --- CSV rendered by the server ---------------------------------------------------------
 
 TRICKY = [

@@ -36,7 +36,11 @@ from service.export.writers import CsvWriter, WriteError, XlsxBook, safe_filenam
         (datetime(2024, 1, 2, 3, 4, 5), "2024-01-02T03:04:05"),
         (
             datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=8))),
-            "2024-01-01T19:04:05.000006+00:00",
+            "2024-01-02T03:04:05.000006+08:00",  # in its zone (the source gives the task's)
+        ),
+        (
+            datetime(1900, 1, 1, 8, 5, 43, tzinfo=timezone(timedelta(seconds=29143))),
+            "1900-01-01T08:05:43+08:05:43",  # a local mean time keeps its seconds
         ),
         (date(2024, 2, 29), "2024-02-29"),
         (time(13, 45, 0, 250000), "13:45:00.25"),

@@ -12,13 +12,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import grpc
 import requests
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
 
 from woxqaq.v1 import task_service_pb2 as pb
 from woxqaq.v1 import task_service_pb2_grpc as pb_grpc
@@ -90,6 +92,7 @@ def reliability_config(
             "pg": {
                 "url": source_url,
                 "approvers": APPROVERS,
+                "allow_privileged_reader": True,  # the test server's superuser
                 "approval_channel": "C_APPROVALS",
                 "required_approvals": 1,
             }
@@ -321,3 +324,18 @@ class FaultyProxy:
                 self.wfile.write(out)
 
         return Handler
+
+
+def scratch_database(base: URL, suffix: str) -> Iterator[URL]:
+    """A database of a test module's own beside the session's (same server, same rules)."""
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    name = f"{base.database}_{suffix}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield base.set(database=name)
+    finally:
+        with admin.connect() as conn:
+            force = " WITH (FORCE)" if base.get_backend_name() == "postgresql" else ""
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
+        admin.dispose()

@@ -151,6 +151,8 @@ def test_no_password_or_token_appears_anywhere(
         },
         "down": {"url": unreachable, "approvers": ["alice"]},
     }
+    for datasource in config["datasources"].values():  # superusers on the test servers
+        datasource["allow_privileged_reader"] = True
     config["datasources"]["pg"]["approval_channel"] = APPROVAL_CHANNEL
     config["datasources"]["maria"]["approval_channel"] = APPROVAL_CHANNEL
     monkeypatch.setenv("REL_PG_PASSWORD", MARKER)
@@ -290,13 +292,19 @@ def _slack_flow(svc: Any, bot: Bot, slack: SlackStandIn, seen: Seen) -> None:
 
 
 def _failures(svc: Any, seen: Seen) -> None:
-    # Failures on purpose: a query error, a wrong password, an unreachable server.
-    _run_to_end(svc, seen, _submit(svc, seen, "pg", sql="SELECT 1 / 0 AS boom").task_id)
-    _run_to_end(svc, seen, _submit(svc, seen, "pgenv", sql="SELECT 1 / 0 AS boom").task_id)
-    _run_to_end(svc, seen, _submit(svc, seen, "maria_bad", sql="SELECT 1 AS one").task_id)
-    _run_to_end(svc, seen, _submit(svc, seen, "down", sql="SELECT 1 AS one").task_id)
-    for dsn in ("down", "maria_bad"):
-        sub = _submit(svc, seen, dsn, table="rel_items")
+    # Failures on purpose: a query error at run time (the pre-check's EXPLAIN folds a
+    # constant 1 / 0, not a volatile one), a wrong password, an unreachable server (both
+    # found by the pre-check, which reaches the server now).
+    boom = "SELECT 1 / (random() * 0)::int AS boom"
+    _run_to_end(svc, seen, _submit(svc, seen, "pg", sql=boom).task_id)
+    _run_to_end(svc, seen, _submit(svc, seen, "pgenv", sql=boom).task_id)
+    for dsn, what in (
+        ("maria_bad", {"sql": "SELECT 1 AS one"}),
+        ("down", {"sql": "SELECT 1 AS one"}),
+        ("down", {"table": "rel_items"}),
+        ("maria_bad", {"table": "rel_items"}),
+    ):
+        sub = _submit(svc, seen, dsn, **what)
         detail = seen.add("detail", svc.detail(sub.task_id))
         assert not sub.ok and detail.task.status == S.TASK_STATUS_PRE_CHECK_FAILED
         seen.add("failed run", " ".join(detail.precheck_messages))

@@ -96,6 +96,21 @@ class Running:
             time.sleep(0.05)
 
 
+def runs(svc: Running, task_id: str) -> list[pb.TaskRun]:
+    return list(svc.detail(task_id).runs)
+
+
+def settled(svc: Running, task_id: str, count: int, timeout: float = 30) -> list[pb.TaskRun]:
+    """The task's runs once there are `count` and none is still executing."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = runs(svc, task_id)
+        if len(got) >= count and all(r.status != pb.TASK_STATUS_EXECUTING for r in got):
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"task {task_id} did not settle with {count} runs: {runs(svc, task_id)}")
+
+
 def shop_config(tmp: Path, store_url: str = "", **overrides: Any) -> dict[str, Any]:
     shop = tmp / "shop.db"
     ensure_demo_database(shop)

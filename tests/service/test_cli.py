@@ -999,3 +999,11 @@ def test_a_schedule_without_slack_runs_and_is_downloaded_from_the_cli(
     with sqlite3.connect(tmp_path / "shop.db") as db:
         expected = [[str(v) for v in row] for row in db.execute(PRODUCTS_SQL)]
     assert got[0] == ["sku", "title", "price"] and len(got) - 1 == len(expected) == run[0].rows
+
+
+def test_show_prints_the_databases_row_estimate() -> None:
+    detail = pb.GetTaskDetailResponse(
+        ok=True, task=pb.TaskListData(id="7"), preview=pb.TaskPreview(estimated_rows=1270)
+    )
+    assert "  estimate    about 1,270 row(s), by the database's plan" in cli.render_detail(detail)
+    assert "estimate" not in cli.render_detail(pb.GetTaskDetailResponse(ok=True))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -111,8 +112,21 @@ def test_lists_datasources_with_settings_and_whether_each_answers(
     assert by_name["gone"].reachable is False
     assert by_name["gone"].unreachable_reason == f"the database file {missing} does not exist"
     assert not missing.exists()  # looking did not create it
-    assert all(list(d.audit_findings) == [] for d in resp.datasources)  # no audit has run
     assert SECRET not in str(resp)
+
+    # The reader audit runs beside serving at start-up: once it has, the listing shows it.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        listed = svc.datasources_as("zoe").ListDatasources(dpb.DatasourceQuery())
+        found = {d.name: list(d.audit_findings) for d in listed.datasources}
+        if found["pgsales"] and found["offline"]:
+            break
+        time.sleep(0.05)
+    assert found["pgsales"][0] == "it is a superuser"
+    assert found["pgsales"][1].startswith("exports fail the pre-check: connect the datasource")
+    assert found["offline"][0].startswith("the reader audit could not run: ")
+    assert found["shop"] == found["gone"] == []  # SQLite has no users to audit
+    assert SECRET not in str(listed)
 
     unchecked = svc.datasources_as("zoe").ListDatasources(dpb.DatasourceQuery())
     assert [d.reachable_checked for d in unchecked.datasources] == [False] * 4

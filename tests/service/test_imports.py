@@ -348,8 +348,8 @@ def test_an_approver_stops_a_running_import_and_the_table_is_unchanged(
     while detail.runs[0].status == S.TASK_STATUS_EXECUTING and time.monotonic() < deadline:
         time.sleep(0.1)
         detail = svc.detail(resp.task_id)
-    assert detail.runs[0].status == S.TASK_STATUS_EXECUTE_FAILED
-    assert "canceled" in detail.runs[0].error
+    assert detail.runs[0].status == S.TASK_STATUS_CANCELED
+    assert detail.runs[0].error == "canceled by carol"
     assert pg_target.rows() == [("KEEP", Decimal("1.00"), None, None)]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 from fake_clock import Clock
-from service_support import Running, shop_config
+from service_support import Running, runs, settled, shop_config
 
 from woxqaq.v1 import notification_service_pb2 as npb
 from woxqaq.v1 import notification_service_pb2_grpc as npb_grpc
@@ -41,10 +40,6 @@ def approved_schedule(svc: Running, schedule: pb.Schedule = EVERY_MINUTE, sql: s
     return resp.task_id
 
 
-def runs(svc: Running, task_id: str) -> list[pb.TaskRun]:
-    return list(svc.detail(task_id).runs)
-
-
 def announced_runs(svc: Running, task_id: str) -> set[str]:
     """The runs of the task the bot is told have finished: the outbox drained as the bot
     drains it (a task's next notification comes once the previous one is acked)."""
@@ -56,17 +51,6 @@ def announced_runs(svc: Running, task_id: str) -> set[str]:
                 finished.add(n.run_id)
             outbox.Ack(npb.AckRequest(id=n.id, consumer="test", delivered=True))
     return finished
-
-
-def settled(svc: Running, task_id: str, count: int, timeout: float = 30) -> list[pb.TaskRun]:
-    """The task's runs once there are `count` and none is still executing."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = runs(svc, task_id)
-        if len(got) >= count and all(r.status != pb.TASK_STATUS_EXECUTING for r in got):
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"task {task_id} did not settle with {count} runs: {runs(svc, task_id)}")
 
 
 Start = Callable[..., Running]
@@ -279,6 +263,7 @@ def test_placeholders_export_exactly_the_firings_day(
         "orders_pg": {
             "url": fresh_pg_url.render_as_string(hide_password=False),
             "approvers": ["alice"],
+            "allow_privileged_reader": True,  # the test server's superuser
         }
     }
     config["scheduler"] = {"enabled": False}
