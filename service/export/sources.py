@@ -346,8 +346,8 @@ class ReadOnlySession:
             columns = _mysql_columns(probe)
             line = _mysql_csv_line(probe)
         except pymysql.err.MySQLError as exc:
-            if exc.args and exc.args[0] == _MYSQL_DUPLICATE_COLUMN:
-                return None  # a derived table cannot hold two columns of one name
+            if exc.args and exc.args[0] in _MYSQL_NOT_WRAPPABLE:
+                return None  # two columns of one name, or SELECT options, in a derived table
             raise
         finally:
             probe.close()
@@ -689,7 +689,8 @@ def _mysql_columns(cursor: Any) -> list[ColumnInfo]:
 _MYSQL_CSV_BATCH = 2000
 _MYSQL_AS_IS = {1, 2, 3, 8, 9, 13, 0, 246, 10, 14, 6}  # integers, YEAR, decimals, dates, NULL
 _MYSQL_TEXT = {15, 245, 247, 248, 249, 250, 251, 252, 253, 254}  # strings, JSON, ENUM, SET
-_MYSQL_DATETIME = {7, 12}  # TIMESTAMP (read in UTC), DATETIME
+_MYSQL_DATETIME = {12}  # DATETIME; TIMESTAMP is shown in the task's timezone: the row path
+_MYSQL_NOT_WRAPPABLE = {1060, 1234}  # duplicate column name; SELECT option placement
 _MYSQL_TIME = 11
 _MYSQL_GEOMETRY = 255
 _BINARY_CHARSET = 63

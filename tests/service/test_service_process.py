@@ -268,6 +268,6 @@ def test_json_logs_and_metrics_of_a_running_process(tmp_path: Path) -> None:
     assert submit["task_id"] == task_id
     assert submit["principal"] == "chat-bot" and submit["user"] == "alice"
     assert submit["method"] == "/woxqaq.v1.TaskService/SubmitTask"
-    [done] = [e for e in lines if e["message"] == "export succeeded"]
+    [done] = [e for e in lines if e["message"] == "export success"]
     assert done["task_id"] == task_id and done["run_id"] == int(detail.runs[0].id)
     assert "bot-s3cret" not in stderr
