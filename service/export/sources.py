@@ -713,7 +713,8 @@ def _mysql_csv_line(cursor: Any) -> str | None:
     cells = []
     for d, field in zip(description, fields, strict=True):
         name, code, scale = d[0], d[1], d[5]
-        x = "q.`" + str(name).replace("`", "``") + "`"
+        # The text goes through the driver's %-formatting, as the query's own does.
+        x = "q.`" + str(name).replace("`", "``").replace("%", "%%") + "`"
         binary = field.charsetnr == _BINARY_CHARSET
         if (code in _MYSQL_TEXT or code == _MYSQL_GEOMETRY) and binary:
             cells.append(f"IF({x} IS NULL, '', CONCAT({_BACKSLASH_X}, LOWER(HEX({x}))))")

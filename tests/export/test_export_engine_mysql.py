@@ -278,7 +278,7 @@ def test_server_rendered_csv_is_the_row_paths_csv_byte_for_byte(tricky) -> None:
     "sql",
     [
         "SELECT t FROM tricky ORDER BY id",  # alone on its line: `\.` is quoted
-        "SELECT s, s AS `odd ``name`` , too` FROM tricky ORDER BY id",
+        "SELECT s, s AS `odd ``name`` , too`, DATE_FORMAT(d, '%Y') FROM tricky ORDER BY id",
         "SELECT CAST(NULL AS CHAR) AS n, 1 + 1, NOW(6) - NOW(6) AS zero FROM tricky",
         "SELECT * FROM tricky WHERE id > 99",
         "SELECT c, c AS d FROM mixed",  # only latin1 text: converted once a line
