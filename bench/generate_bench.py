@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from service.app.generation import prepare, rows_to_write  # noqa: E402
-from service.domain.generator_rules import parse_rules  # noqa: E402
 from service.domain.model import ImportMode  # noqa: E402
 from service.load import LoadTarget, load_rows  # noqa: E402
+from woxqaq.generator_rules import parse_rules  # noqa: E402
 
 SERVERS = {
     "postgres": os.environ.get(

@@ -33,9 +33,7 @@ from zoneinfo import ZoneInfo
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from service.domain.errors import InvalidRequest
-from service.domain.generator_rules import format_rule, parse_rules
-from service.domain.model import ColumnGenerator
+from woxqaq.generator_rules import ColumnGenerator, RuleError, format_rule, parse_rules
 from woxqaq.v1 import datasource_service_pb2 as dpb
 from woxqaq.v1 import datasource_service_pb2_grpc as dpb_grpc
 from woxqaq.v1 import identity_service_pb2 as ipb
@@ -414,7 +412,7 @@ def cmd_generate(args: argparse.Namespace, client: Client) -> int:
         lines += Path(args.rules_file).read_text(encoding="utf-8").splitlines()
     try:
         rules = parse_rules(lines)
-    except InvalidRequest as exc:
+    except RuleError as exc:
         raise UsageError(f"{exc} ({RULE_FORMS})") from None
     dgd = pb.DataGenerateDetail(
         database=args.database,

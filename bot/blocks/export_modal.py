@@ -24,9 +24,7 @@ from bot.blocks.common import (
     plain,
     section,
 )
-from service.domain.errors import InvalidRequest
-from service.domain.generator_rules import parse_rules
-from service.domain.model import ColumnGenerator
+from woxqaq.generator_rules import ColumnGenerator, RuleError, parse_rules
 from woxqaq.v1 import notification_service_pb2 as npb
 from woxqaq.v1 import task_service_pb2 as pb
 
@@ -536,7 +534,7 @@ def _parse_generate(
     rules: list[ColumnGenerator] = []
     try:
         rules = parse_rules(_text_of(values, "rules").splitlines())
-    except InvalidRequest as exc:
+    except RuleError as exc:
         errors["rules"] = clip(str(exc), 1500)
     if errors:
         return Parsed(None, errors)

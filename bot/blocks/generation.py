@@ -16,8 +16,7 @@ from bot.blocks.common import (
     section,
 )
 from bot.blocks.imports import MODE_LABELS, preview_grid
-from service.domain.generator_rules import format_rule
-from service.domain.model import ColumnGenerator
+from woxqaq.generator_rules import ColumnGenerator, format_rule
 from woxqaq.v1 import task_service_pb2 as pb
 
 

@@ -9,7 +9,6 @@ from typing import Any, TypeVar, overload
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from service.domain.errors import InvalidRequest, NotFound
-from service.domain.generator_rules import ordered_params
 from service.domain.model import (
     ColumnGenerator,
     Content,
@@ -33,6 +32,7 @@ from service.domain.model import (
 )
 from service.domain.schedule import next_fire_times
 from service.tasks import NewTask
+from woxqaq.generator_rules import ordered_params
 from woxqaq.v1 import task_service_pb2 as pb
 
 E = TypeVar("E", bound=IntEnum)

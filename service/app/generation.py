@@ -26,7 +26,6 @@ from service.app.kinds import Precheck, RunControl, RunFailed, RunOutcome
 from service.config import Config
 from service.datasources import Datasource, DatasourceRegistry
 from service.domain.errors import InvalidRequest, WrongState
-from service.domain.generator_rules import MAX_RULES
 from service.domain.generators import (
     MAX_PARAM_CHARS,
     ColumnGenerator,
@@ -41,6 +40,7 @@ from service.load import LoadError, LoadTarget, load_rows
 from service.load.table_columns import ref_values, table_columns
 from service.storage.base import ObjectStore
 from service.store.repository import TaskStore
+from woxqaq.generator_rules import MAX_RULES
 
 if TYPE_CHECKING:
     from service.tasks import NewTask

@@ -27,23 +27,8 @@ from typing import Any, Protocol, TypeVar
 
 from faker import Faker
 
-from service.domain.model import ColumnGenerator
+from woxqaq.generator_rules import KINDS, PARAMS, ColumnGenerator
 
-PARAMS: dict[str, tuple[str, ...]] = {
-    "sequence": ("start", "step"),
-    "int": ("min", "max"),
-    "decimal": ("min", "max", "scale"),
-    "choice": ("values", "weights"),
-    "date": ("start", "end"),
-    "timestamp": ("start", "end"),
-    "text": ("min_len", "max_len"),
-    "uuid": (),
-    "constant": ("value",),
-    "faker": ("provider", "locale"),
-    "ref": ("table", "column"),
-}
-
-KINDS = tuple(PARAMS)
 T = TypeVar("T")
 
 # Faker makes some tens of thousands of values a second: too slow for 100,000 rows a second.

@@ -7,9 +7,10 @@ here depends on the generated code.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from woxqaq.generator_rules import ColumnGenerator  # the contract's; re-exported here
 
 
 class TaskStatus(enum.IntEnum):
@@ -129,23 +130,6 @@ class ImportSpec:
     columns: tuple[str, ...] = ()  # the table column of each file column; empty: the header's
     no_header: bool = False
     sheet: str = ""  # EXCEL: the sheet to read; empty: the first
-
-
-@dataclass(frozen=True)
-class ColumnGenerator:
-    """How one column's test values are made (the wire's ColumnGenerator, CONTRACT §12).
-    An empty `kind` asks for the generator the service proposes, e.g. with a null_ratio."""
-
-    column: str
-    kind: str
-    params: Mapping[str, str] = field(default_factory=dict)
-    null_ratio: float = 0.0
-
-    def describe(self) -> str:
-        """`email: faker provider=email locale=zh_CN null 0.1`, for people."""
-        params = " ".join(f"{k}={v}" for k, v in self.params.items())
-        text = f"{self.column}: {self.kind or 'proposed'}" + (f" {params}" if params else "")
-        return text + (f" null {self.null_ratio:g}" if self.null_ratio else "")
 
 
 @dataclass(frozen=True)

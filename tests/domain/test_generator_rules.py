@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.domain.errors import InvalidRequest
-from service.domain.generator_rules import format_rule, parse_rule, parse_rules
 from service.domain.generators import ColumnGenerator
+from woxqaq.generator_rules import RuleError, format_rule, parse_rule, parse_rules
 
 
 @pytest.mark.parametrize(
@@ -98,7 +97,7 @@ def test_a_rule_reads_to_its_generator(text: str, expected: ColumnGenerator) -> 
     ],
 )
 def test_a_bad_rule_says_what_to_fix(text: str, said: str) -> None:
-    with pytest.raises(InvalidRequest, match=None) as err:
+    with pytest.raises(RuleError, match=None) as err:
         parse_rule(text)
     assert said in str(err.value)
 
@@ -106,7 +105,7 @@ def test_a_bad_rule_says_what_to_fix(text: str, said: str) -> None:
 def test_rules_skip_blank_and_comment_lines_and_list_every_bad_line() -> None:
     good = parse_rules(["# users", "", "age: int 1 9", "  email: faker email"])
     assert [g.column for g in good] == ["age", "email"]
-    with pytest.raises(InvalidRequest) as err:
+    with pytest.raises(RuleError) as err:
         parse_rules(["age: int 1 9", "oops", "x: what"])
     assert str(err.value).startswith("rule 2: `oops` is not a rule")
     assert "rule 3: `x: what`" in str(err.value)

@@ -1,5 +1,9 @@
 """Generator rules as people write them: one line per column, parsed to ColumnGenerator.
 
+The kinds and parameters of CONTRACT §12 and their written syntax belong to the contract,
+not to the service: the Slack modal and the CLI read rules with this module alone, so they
+stay clients of the service (they import nothing of it).
+
 Line form (the Slack modal, `--rules-file`, `--rule`)::
 
     email: faker email zh_CN
@@ -24,9 +28,45 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
-from service.domain.errors import InvalidRequest
-from service.domain.generators import KINDS, PARAMS, ColumnGenerator
+PARAMS: dict[str, tuple[str, ...]] = {
+    "sequence": ("start", "step"),
+    "int": ("min", "max"),
+    "decimal": ("min", "max", "scale"),
+    "choice": ("values", "weights"),
+    "date": ("start", "end"),
+    "timestamp": ("start", "end"),
+    "text": ("min_len", "max_len"),
+    "uuid": (),
+    "constant": ("value",),
+    "faker": ("provider", "locale"),
+    "ref": ("table", "column"),
+}
+
+KINDS = tuple(PARAMS)
+
+
+class RuleError(ValueError):
+    """A rule that cannot be read; the message says what to write instead."""
+
+
+@dataclass(frozen=True)
+class ColumnGenerator:
+    """How one column's test values are made (the wire's ColumnGenerator, CONTRACT §12).
+    An empty `kind` asks for the generator the service proposes, e.g. with a null_ratio."""
+
+    column: str
+    kind: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    null_ratio: float = 0.0
+
+    def describe(self) -> str:
+        """`email: faker provider=email locale=zh_CN null 0.1`, for people."""
+        params = " ".join(f"{k}={v}" for k, v in self.params.items())
+        text = f"{self.column}: {self.kind or 'proposed'}" + (f" {params}" if params else "")
+        return text + (f" null {self.null_ratio:g}" if self.null_ratio else "")
+
 
 MAX_RULES = 1000
 _SHORT = re.compile(r"^\s*([^\s:=]+)\s*=\s*([A-Za-z_]+)\s*(?::(.*))?$", re.DOTALL)
@@ -41,7 +81,7 @@ SYNTAX_HINT = (
 
 
 def parse_rules(lines: Iterable[str]) -> list[ColumnGenerator]:
-    """Every rule of `lines` (blank and `#` lines skipped); InvalidRequest lists every bad one."""
+    """Every rule of `lines` (blank and `#` lines skipped); RuleError lists every bad one."""
     rules: list[ColumnGenerator] = []
     problems: list[str] = []
     for number, line in enumerate(lines, start=1):
@@ -49,12 +89,12 @@ def parse_rules(lines: Iterable[str]) -> list[ColumnGenerator]:
             continue
         try:
             rules.append(parse_rule(line))
-        except InvalidRequest as exc:
+        except RuleError as exc:
             problems.append(f"rule {number}: {exc}")
     if problems:
-        raise InvalidRequest("; ".join(problems[:20]))
+        raise RuleError("; ".join(problems[:20]))
     if len(rules) > MAX_RULES:
-        raise InvalidRequest(f"{len(rules)} rules given; the limit is {MAX_RULES}")
+        raise RuleError(f"{len(rules)} rules given; the limit is {MAX_RULES}")
     return rules
 
 
@@ -70,20 +110,20 @@ def parse_rule(text: str) -> ColumnGenerator:
         return _build(column, [kind, *words], body)
     line = _LINE.match(body)
     if not line:
-        raise InvalidRequest(f"`{_clip(body)}` is not a rule: {SYNTAX_HINT}")
+        raise RuleError(f"`{_clip(body)}` is not a rule: {SYNTAX_HINT}")
     return _build(line.group(1), _words(line.group(2), body), body)
 
 
 def _build(column: str, words: list[str], body: str) -> ColumnGenerator:
     if not words:
-        raise InvalidRequest(f"`{_clip(body)}` names no kind: {SYNTAX_HINT}")
+        raise RuleError(f"`{_clip(body)}` names no kind: {SYNTAX_HINT}")
     kind = words[0].lower()
     args = words[1:]
     null_ratio = 0.0
     if kind == "null":  # `note: null 0.3`: the proposed generator with NULLs
         return ColumnGenerator(column, "", {}, _ratio(args, body))
     if kind not in KINDS:
-        raise InvalidRequest(
+        raise RuleError(
             f"`{_clip(body)}`: kind {words[0]!r} is not known; use one of: {', '.join(KINDS)}"
         )
     at = _null_at(kind, args)
@@ -95,7 +135,7 @@ def _build(column: str, words: list[str], body: str) -> ColumnGenerator:
     if kind == "choice" and "weights" in lowered:
         at = lowered.index("weights")
         if at + 1 >= len(args):
-            raise InvalidRequest(f"`{_clip(body)}`: weights needs numbers, e.g. weights 9,1")
+            raise RuleError(f"`{_clip(body)}`: weights needs numbers, e.g. weights 9,1")
         params["weights"] = " ".join(args[at + 1 :])
         args = args[:at]
     positional: list[str] = []
@@ -122,7 +162,7 @@ def _place_positional(kind: str, args: list[str], params: dict[str, str], body: 
     free = [p for p in PARAMS[kind] if p not in params]
     if len(args) > len(free):
         takes = " ".join(PARAMS[kind]) or "no arguments"
-        raise InvalidRequest(
+        raise RuleError(
             f"`{_clip(body)}`: {kind} takes {takes}; {' '.join(args[len(free) :])!r} is extra"
         )
     params.update(zip(free, args, strict=False))
@@ -149,13 +189,13 @@ def _ratio(args: list[str], body: str) -> float:
     if not args:
         return 1.0  # `note: null`: always NULL
     if len(args) > 1:
-        raise InvalidRequest(f"`{_clip(body)}`: null takes one share, e.g. null 0.3")
+        raise RuleError(f"`{_clip(body)}`: null takes one share, e.g. null 0.3")
     try:
         ratio = float(args[0])
     except ValueError:
         ratio = -1.0
     if not 0.0 <= ratio <= 1.0:
-        raise InvalidRequest(
+        raise RuleError(
             f"`{_clip(body)}`: null {args[0]!r} is not a share between 0 and 1, e.g. null 0.3"
         )
     return ratio
@@ -165,7 +205,7 @@ def _words(text: str, body: str) -> list[str]:
     try:
         return shlex.split(text, posix=True)
     except ValueError:
-        raise InvalidRequest(f"`{_clip(body)}` has a quote that is not closed") from None
+        raise RuleError(f"`{_clip(body)}` has a quote that is not closed") from None
 
 
 def _strip_comment(line: str) -> str:
