@@ -256,10 +256,12 @@ class Exports:
         def on_progress(rows: int) -> None:
             self._set_progress(Progress(run_id, TaskStatus.EXECUTING, rows, 0, "writing"))
 
-        stop, in_store = self._stops.setdefault(run_id, _Stop()), self._cancel_hook(task.id)
+        # The same stop as an export's: set by a cancel here at once, by one through another
+        # replica within CANCEL_POLL_S (_poll_cancels), or by the service stopping.
+        stop, abandon = self._stops.setdefault(run_id, _Stop()), self._abandon
         try:
             out = handler.run(
-                task, run_id, RunControl(lambda: stop.is_set() or in_store(), on_progress)
+                task, run_id, RunControl(lambda: stop.is_set() or abandon.is_set(), on_progress)
             )
         except WoxqaqError as exc:
             self._record(task, run_id, RunStatus.FAILED, error=str(exc))
@@ -281,23 +283,6 @@ class Exports:
                 object_key=out.backup_object_key,
                 size=out.backup_bytes,
             )
-
-    def _cancel_hook(self, task_id: int) -> Callable[[], bool]:
-        """True once the service stops or the task is canceled (by any replica). Asked a
-        few times a second (and once more before a write commits): one indexed read."""
-        state = {"canceled": False}
-
-        def cancelled() -> bool:
-            if self._abandon.is_set() or state["canceled"]:
-                return True
-            try:
-                with self.store.read() as tx:
-                    state["canceled"] = tx.task_status(task_id) is TaskStatus.CANCELED
-            except Exception:  # the store is down: the run goes on
-                log.warning("could not check whether task %s was canceled", task_id)
-            return state["canceled"]
-
-        return cancelled
 
     def _record(self, task: Task, run_id: int, status: RunStatus, **outcome: object) -> None:
         """Record a run's outcome, waiting out a task store that is down: an outcome lost
