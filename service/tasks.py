@@ -143,10 +143,7 @@ class TaskManager:
 
         # The pre-check reads the live schema: outside the write transaction, so a slow
         # datasource never holds the task store's lock.
-        if handler is None:
-            checked, estimated_rows = self._precheck(new, ds)
-        else:
-            checked, estimated_rows = _precheck_kind(handler, new, ds), None
+        checked = self._precheck(new, ds) if handler is None else _precheck_kind(handler, new, ds)
         problems = checked.problems
         with self.store.write() as tx:
             if checked.preview is not None:
@@ -161,10 +158,9 @@ class TaskManager:
             else:
                 _move(tx, task_id, S.APPROVING, {S.PRE_CHECK}, precheck_messages=[])
                 tx.add_event(task_id, "pre-check", "precheck_passed")
-                if estimated_rows is not None:  # kept in the preview; an event for Slack
-                    tx.add_event(
-                        task_id, "pre-check", "estimate", _describe_estimate(estimated_rows)
-                    )
+                if handler is None and checked.preview is not None:  # an export's estimate,
+                    rows = checked.preview.estimated_rows  # told to Slack as an event too
+                    tx.add_event(task_id, "pre-check", "estimate", _describe_estimate(rows))
                 if new.schedule.is_cron:  # what the approvers approve, in plain dates
                     tx.add_event(
                         task_id,
@@ -177,31 +173,31 @@ class TaskManager:
         log.info("task submitted", extra={"task_id": task_id, "status": task.status.name})
         return task
 
-    def _precheck(self, new: NewTask, ds: Datasource) -> tuple[Precheck, int | None]:
-        """An export's pre-check, and the database's row estimate when it passed."""
+    def _precheck(self, new: NewTask, ds: Datasource) -> Precheck:
+        """An export's pre-check; when it passed, the database's row estimate is its preview."""
         problems = schedule_problems(new.schedule)
         reader = self.registry.reader_audit(ds).problem(ds.backend)
         if reader is not None:
-            return Precheck([*problems, reader]), None
+            return Precheck([*problems, reader])
         schema = None
         if not new.spec.is_sql:
             try:
                 schema = self.registry.schema(ds, new.spec.database)
             except (NotFound, Unavailable) as exc:
-                return Precheck([*problems, str(exc)]), None
+                return Precheck([*problems, str(exc)])
         try:
             problems += check_export(new.spec, ds.sqlglot_dialect, schema, ds.allowed_functions)
             if problems or ds.backend == "sqlite":
-                return Precheck(problems), None
+                return Precheck(problems)
             # Only a request every rule accepted meets the server (see service.dbcheck).
             live = check_live(self.registry.engine(ds), ds, new.spec, schedule=new.schedule)
         except Exception:  # a pre-check bug must fail the task, not the request
             log.exception("pre-check crashed")
             problems.append(PRECHECK_CRASHED)
-            return Precheck(problems), None
+            return Precheck(problems)
         if live.problems or live.estimated_rows is None:
-            return Precheck(list(live.problems)), None
-        return Precheck([], Preview(estimated_rows=live.estimated_rows)), live.estimated_rows
+            return Precheck(list(live.problems))
+        return Precheck([], Preview(estimated_rows=live.estimated_rows))
 
     # -- decisions -----------------------------------------------------------------------
 
