@@ -157,17 +157,25 @@ class ServiceProcess:
                 stdout=err,
                 stderr=err,
             )
-        # A new channel each start: an old one may sit in reconnect back-off.
-        if self.channel is not None:
-            self.channel.close()
-        self.channel = grpc.insecure_channel(self.addr)
-        try:
-            grpc.channel_ready_future(self.channel).result(timeout=timeout)
-        except grpc.FutureTimeoutError:
-            code = self.proc.poll()
-            raise AssertionError(
-                f"service did not start (exit {code}):\n{self.stderr()[-3000:]}"
-            ) from None
+        # A new channel each try: one whose first connect came before the new process
+        # listened may sit in reconnect back-off (up to minutes) long after it does.
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.channel is not None:
+                self.channel.close()
+            self.channel = grpc.insecure_channel(self.addr)
+            try:
+                grpc.channel_ready_future(self.channel).result(
+                    timeout=max(0.1, min(5.0, deadline - time.monotonic()))
+                )
+                break
+            except grpc.FutureTimeoutError:
+                if time.monotonic() < deadline and self.proc.poll() is None:
+                    continue
+                code = self.proc.poll()
+                raise AssertionError(
+                    f"service did not start (exit {code}):\n{self.stderr()[-3000:]}"
+                ) from None
         return self
 
     def caller(self, user: str, timeout: float = 30.0) -> Caller:
