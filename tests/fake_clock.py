@@ -21,7 +21,11 @@ class Clock:
             self.now = moment
 
     def to_next_minute(self, seconds: int = 5) -> datetime:
-        """A few seconds past the next whole minute: an every-minute schedule is due."""
-        nxt = self.now.replace(second=0, microsecond=0) + timedelta(minutes=1, seconds=seconds)
+        """A few seconds past the next whole minute: an every-minute schedule is due.
+
+        Counted from real time when that is later: what the test did meanwhile (an approval,
+        say) was stamped in real time, and a firing is due only after it."""
+        base = max(self.now, datetime.now(UTC))
+        nxt = base.replace(second=0, microsecond=0) + timedelta(minutes=1, seconds=seconds)
         self.set(nxt)
         return nxt
