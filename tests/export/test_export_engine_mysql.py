@@ -227,6 +227,8 @@ TRICKY = [
     """CREATE TABLE mixed (a VARCHAR(9) COLLATE utf8mb4_general_ci,
                            b VARCHAR(9) COLLATE utf8mb4_unicode_ci, c VARCHAR(9) CHARSET latin1)""",
     "INSERT INTO mixed VALUES ('甲,乙', 'ü', 'né'), (NULL, '', 'x\"y')",
+    "CREATE TABLE wide (u VARCHAR(9) CHARSET utf16, n INT)",
+    "INSERT INTO wide VALUES ('ü,𝄞', 1), ('', NULL)",
     "CREATE TABLE legacy (l VARCHAR(9) CHARSET latin1, g VARCHAR(9) CHARSET gbk)",
     "INSERT INTO legacy VALUES ('é', '中')",
 ]
@@ -241,7 +243,7 @@ def tricky(my: tuple[Datasource, sa.Engine]) -> Iterator[tuple[Datasource, sa.En
             conn.exec_driver_sql(statement)
     yield my
     with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS tricky, stamps, bits, mixed, legacy")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS tricky, stamps, bits, mixed, legacy, wide")
 
 
 def both_paths(my: tuple[Datasource, sa.Engine], sql: str) -> tuple[bytes, bytes, int | None]:
@@ -284,6 +286,7 @@ def test_server_rendered_csv_is_the_row_paths_csv_byte_for_byte(tricky) -> None:
         "SELECT c, c AS d FROM mixed",  # only latin1 text: converted once a line
         "SELECT a, c FROM mixed",
         "SELECT a, b, c FROM mixed",  # two collations of one charset, and latin1
+        "SELECT u, u AS v FROM wide",  # Unicode but not UTF-8: converted once a line
     ],
 )
 def test_server_rendered_csv_matches_on_odd_shapes(tricky, sql: str) -> None:
