@@ -11,7 +11,8 @@ CSV can also be rendered by the server (`server_csv`), in the same transaction, 
 query wrapped so that its output is the canonical text of `writers.py`: PostgreSQL's
 `COPY (query) TO STDOUT`, and for MySQL/MariaDB one CSV line a row built in SQL, read as
 one binary value (PyMySQL parses one value a row instead of one a cell: the driver's
-per-cell Python work is what made MySQL exports several times slower than its client).
+per-cell Python work is what made MySQL exports several times slower than its client),
+and those values a socket read at a time (`mysql_wire`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from service.domain import placeholders
+from service.export.mysql_wire import NullValue, single_values
 from service.export.values import FORMULA_STARTS, ServerText
 
 log = logging.getLogger(__name__)
@@ -370,11 +372,17 @@ class ReadOnlySession:
         try:
             cur.execute(f"SELECT {line} FROM (\n{sql}\n) AS q", args)
             on_columns(columns)  # only now: the row path writes the header otherwise
-            fetch = cur.fetchmany
-            while batch := fetch(_MYSQL_CSV_BATCH):
-                rows += len(batch)
-                write(b"\r\n".join([r[0] for r in batch]) + b"\r\n")
-                tick(rows)
+            with contextlib.closing(single_values(cur)) as batches:
+                for batch in batches:
+                    rows += len(batch)
+                    write(b"\r\n".join(batch) + b"\r\n")
+                    tick(rows)
+        except NullValue as exc:
+            raise SourceError(
+                f"Row {exc.before + 1:,} is longer as one CSV line than the server's "
+                "max_allowed_packet allows: ask for it to be raised, or leave its widest "
+                "columns out."
+            ) from None
         finally:
             cur.close()
         return rows
@@ -692,7 +700,6 @@ def _mysql_columns(cursor: Any) -> list[ColumnInfo]:
 # server's shortest digits are not Python's layout), BIT and unknown types go the row path.
 # CR and LF stand in the SQL text as themselves, which reads the same whatever sql_mode
 # says about backslashes.
-_MYSQL_CSV_BATCH = 2000
 _MYSQL_AS_IS = {1, 2, 3, 8, 9, 13, 0, 246, 10, 14, 6}  # integers, YEAR, decimals, dates, NULL
 _MYSQL_TEXT = {15, 245, 247, 248, 249, 250, 251, 252, 253, 254}  # strings, JSON, ENUM, SET
 _MYSQL_DATETIME = {12}  # DATETIME; TIMESTAMP is shown in the task's timezone: the row path
