@@ -63,10 +63,15 @@ def single_values(cursor: Any) -> Generator[list[bytes]]:
                 stop = pos + 4 + length
                 if stop > end:
                     break
-                if buf[pos + 3] != seq:
+                if buf[pos + 3] != seq or not (length or long_value):
                     conn._force_close()
+                    if buf[pos + 3] == 0:  # MariaDB's error packet when it shuts down
+                        raise err.OperationalError(
+                            CR.CR_SERVER_LOST, "Lost connection to MySQL server during query"
+                        )
                     raise err.InternalError(
-                        f"Packet sequence number wrong - got {buf[pos + 3]} expected {seq}"
+                        f"Unexpected packet in a result: number {buf[pos + 3]} of {length} bytes, "
+                        f"where number {seq} was due"
                     )
                 seq = (seq + 1) & 0xFF
                 first = buf[pos + 4] if length else _NULL
