@@ -8,9 +8,9 @@ import grpc
 
 from service.api import convert
 from service.api.errors import maps_errors
+from service.app.runs import safe_name
 from service.config import Config
 from service.domain.errors import InvalidRequest
-from service.exports import safe_name
 from service.storage.base import ObjectStore
 from woxqaq.v1 import upload_service_pb2 as pb
 from woxqaq.v1 import upload_service_pb2_grpc as pb_grpc
