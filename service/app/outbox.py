@@ -24,8 +24,7 @@ from service.datasources import DatasourceRegistry
 from service.domain.errors import InvalidRequest, NotFound
 from service.domain.model import Event, Run, Task
 from service.metrics import Metrics
-from service.store.delivery_models import MessageRefRow
-from service.store.models import UtcDateTime
+from service.store.models import MessageRefRow, UtcDateTime
 from service.store.repository import TaskStore
 
 log = logging.getLogger(__name__)
