@@ -6,9 +6,10 @@ import grpc
 
 from service.api import convert
 from service.api.errors import maps_errors
-from service.app.outbox import MessageRef, Outbox, Pending
+from service.app.outbox import Outbox, Pending
 from service.config import Config
 from service.datasources import DatasourceRegistry
+from service.domain.model import MessageRef
 from service.metrics import Metrics
 from service.store.repository import TaskStore
 from woxqaq.v1 import notification_service_pb2 as npb
