@@ -173,8 +173,8 @@ class NotificationRow(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
-    # Delivery lease and back-off (migration 0002), claimed by UPDATE … WHERE in
-    # service/app/outbox.py so two bot replicas never take the same row.
+    # Delivery lease and back-off (migration 0002), claimed by UPDATE … WHERE
+    # (`Tx.lease_notification`) so two bot replicas never take the same row.
     leased_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
