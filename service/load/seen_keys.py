@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-# Pages of 16 KiB and a 16 MiB page cache: ten million keys checked at about the speed of a
-# larger cache, with the pre-check's peak RSS well under 200 MB (bench/import_keys_bench.py).
+# Pages of 16 KiB and a 16 MiB page cache: a pre-check of ten million rows peaks under 170 MB
+# (bench/import_keys_bench.py); caches of 32 to 128 MiB bought little speed for their memory.
 PAGE_BYTES = 16 * 1024
 CACHE_KIB = 16 * 1024
 # Inserts the digests of a batch that are not there yet, and returns those it inserted.
