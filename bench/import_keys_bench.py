@@ -112,11 +112,11 @@ class InMemorySeenKeys:
 
 def child(key: str, csv_path: Path, in_memory: bool) -> dict[str, Any]:
     import service.app.imports as imports
+    from service.app.tasks import NewTask
     from service.config import parse_config
     from service.datasources import DatasourceRegistry
     from service.domain.model import ExportSpec, ImportSpec, Schedule, TaskKind
     from service.storage.factory import build_object_store
-    from service.tasks import NewTask
 
     if in_memory:
         imports.SeenKeys = InMemorySeenKeys  # type: ignore[misc,assignment]
