@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from service.config import DEMO_DATASOURCE, Config
+from service.config import DEMO_DATASOURCE, Config, ConfigError
 from service.dbcheck.audit import ReaderAudit, audit_reader
 from service.domain.errors import InvalidRequest, NotFound, Unavailable
 
@@ -71,12 +71,40 @@ class Datasource:
         return f"Datasource(name={self.name!r}, url={self.safe_url!r})"
 
 
-def _check_backend(url: URL, where: str) -> None:
-    if url.get_backend_name() not in _SQLGLOT_DIALECTS:
+# The one driver each backend's export and load paths are written for (psycopg's COPY and
+# named cursors, PyMySQL's unbuffered cursor and wire). A URL without one, as people copy
+# it from libpq or a MySQL client (`postgresql://…`, `mysql://…`), gets it.
+_DRIVERS = {
+    "sqlite": "pysqlite",
+    "postgresql": "psycopg",
+    "mysql": "pymysql",
+    "mariadb": "pymysql",
+}
+
+
+def _with_driver(url: URL, where: str) -> URL:
+    backend = url.get_backend_name()
+    if backend not in _DRIVERS:
         raise InvalidRequest(
-            f"{where}: the {url.get_backend_name()!r} dialect is not supported; "
+            f"{where}: the {backend!r} dialect is not supported; "
             "use SQLite, PostgreSQL or MySQL/MariaDB"
         )
+    driver = _DRIVERS[backend]
+    if "+" not in url.drivername:
+        return url.set(drivername=f"{backend}+{driver}")
+    if url.get_driver_name() != driver:
+        raise InvalidRequest(
+            f"{where}: the {url.get_driver_name()!r} driver is not supported for {backend}; "
+            f"write {backend}+{driver}:// or {backend}://"
+        )
+    return url
+
+
+def _config_url(url: URL, key: str) -> URL:
+    try:
+        return _with_driver(url, key)
+    except InvalidRequest as exc:  # a setting, not a request: start-up stops naming the key
+        raise ConfigError(str(exc)) from None
 
 
 class DatasourceRegistry:
@@ -91,12 +119,12 @@ class DatasourceRegistry:
             url = make_url(ds.url)
             if ds.password:
                 url = url.set(password=ds.password)
-            _check_backend(url, f"datasource {name}")
+            url = _config_url(url, f"config key datasources.{name}.url")
             write_url = make_url(ds.write_url) if ds.write_url else None
             if write_url is not None:
                 if ds.write_password:
                     write_url = write_url.set(password=ds.write_password)
-                _check_backend(write_url, f"datasource {name} write_url")
+                write_url = _config_url(write_url, f"config key datasources.{name}.write_url")
             self._by_name[name] = Datasource(
                 name=name,
                 url=url,
@@ -168,10 +196,9 @@ class DatasourceRegistry:
             url = make_url(dsn)
         except Exception:
             raise InvalidRequest("dsn is not a valid database URL") from None
-        _check_backend(url, "dsn")
         return Datasource(
             name=url.render_as_string(hide_password=True),
-            url=url,
+            url=_with_driver(url, "dsn"),
             statement_timeout_s=self._default_timeout,
         )
 

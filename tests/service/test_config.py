@@ -8,6 +8,7 @@ import pytest
 
 from service.config import ConfigError, load_config, parse_config
 from service.datasources import DatasourceRegistry
+from service.domain.errors import InvalidRequest
 
 
 def test_empty_config_is_the_embedded_setup(tmp_path: Path) -> None:
@@ -121,3 +122,46 @@ def test_metrics_and_log_format_keys() -> None:
     assert parse_config({}).metrics.listen == "" and parse_config({}).log.format == "text"
     with pytest.raises(ConfigError, match=r"^config key log\.format: "):
         parse_config({"log": {"format": "xml"}})
+
+
+@pytest.mark.parametrize(
+    ("written", "used"),
+    [
+        ("postgresql://reader@db.internal/shop", "postgresql+psycopg://reader@db.internal/shop"),
+        ("postgresql+psycopg://reader@db/shop", "postgresql+psycopg://reader@db/shop"),
+        ("mysql://reader@db.internal/shop", "mysql+pymysql://reader@db.internal/shop"),
+        ("mariadb://reader@db.internal/shop", "mariadb+pymysql://reader@db.internal/shop"),
+        ("sqlite:///demo.db", "sqlite+pysqlite:///demo.db"),
+    ],
+)
+def test_a_datasource_url_without_a_driver_gets_the_one_the_service_is_built_on(
+    written: str, used: str
+) -> None:
+    cfg = parse_config({"datasources": {"shop": {"url": written, "write_url": written}}})
+    ds = DatasourceRegistry(cfg).get("shop")
+    assert ds.url.render_as_string() == used
+    assert ds.write_url is not None and ds.write_url.render_as_string() == used
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("postgresql+psycopg2://r@db/shop", "'psycopg2' driver is not supported for postgresql"),
+        ("mysql+mysqldb://r@db/shop", "'mysqldb' driver is not supported for mysql"),
+        ("oracle://r@db/shop", "'oracle' dialect is not supported"),
+    ],
+)
+def test_a_datasource_url_with_another_driver_is_refused_naming_the_one_to_write(
+    url: str, words: str
+) -> None:
+    cfg = parse_config({"datasources": {"shop": {"url": url}}})
+    with pytest.raises(ConfigError, match=f"config key datasources.shop.url: the {words}"):
+        DatasourceRegistry(cfg)
+
+
+def test_a_raw_dsn_without_a_driver_gets_it_and_one_with_another_is_refused() -> None:
+    registry = DatasourceRegistry(parse_config({"server": {"allow_raw_dsn": True}}))
+    url = registry.resolve("postgresql://r@db/shop").url
+    assert url.render_as_string() == "postgresql+psycopg://r@db/shop"
+    with pytest.raises(InvalidRequest, match="dsn: the 'psycopg2' driver is not supported"):
+        registry.resolve("postgresql+psycopg2://r@db/shop")
