@@ -11,9 +11,10 @@ through `service.load`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import call, itemgetter
 from typing import IO, TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -303,7 +304,11 @@ class _Scan:
             # The run reads the very file the pre-check passed: its keys were checked then.
             key = [] if strict else self._key_positions(names)
             seen_keys: set[int] = set()
-            pairs = list(zip(converters, positions, strict=True))
+            # The mapped cells in column order: the row itself when the file's columns are
+            # the table's, in order; then each column's converter over them, in C loops.
+            picked: Callable[[list[Any]], Sequence[Any]] = (
+                _same if positions == tuple(range(width)) else _picker(positions)
+            )
             for count, (number, cells) in enumerate(file_rows, start=1):
                 if count > limits.max_rows:
                     message = (
@@ -317,7 +322,7 @@ class _Scan:
                 if len(cells) < width:
                     cells = [*cells, *([None] * (width - len(cells)))]
                 try:
-                    values = tuple([convert(cells[pos]) for convert, pos in pairs])
+                    values = tuple(map(call, converters, picked(cells)))
                 except BadValue:
                     # The slow path, for the row's every problem with its column.
                     for name, convert, pos in zip(names, converters, positions, strict=True):
@@ -388,6 +393,17 @@ class RunBackup:
             yield out
             size = out.tell()
         self.size = size
+
+
+def _same(cells: list[Any]) -> list[Any]:
+    return cells
+
+
+def _picker(positions: tuple[int, ...]) -> Callable[[list[Any]], Sequence[Any]]:
+    if len(positions) == 1:
+        only = positions[0]
+        return lambda cells: (cells[only],)
+    return itemgetter(*positions)
 
 
 def _cell_text(value: Any) -> str | None:
