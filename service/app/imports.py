@@ -39,13 +39,14 @@ from service.export.writers import text_of
 from service.exports import safe_name
 from service.load import (
     PG_READS_TEXT,
+    LoadCanceled,
     LoadError,
     LoadResult,
     LoadTarget,
     conflict_key,
     load_rows,
 )
-from service.load.files import FileProblem, HashingReader, open_rows, sha256_of
+from service.load.files import FileProblem, HashingReader, open_rows
 from service.load.table_columns import target_column
 from service.storage.base import ObjectStore
 from service.store.repository import TaskStore
@@ -168,16 +169,15 @@ class ImportHandler:
         with self.store.read() as tx:
             preview = tx.preview(task.id)
         approved = preview.sha256 if preview else ""
-        with self.objects.open_reader(spec.object_key) as raw:
-            try:
-                digest = sha256_of(raw, self.limits.max_bytes)
-            except FileProblem as exc:
-                raise RunFailed(str(exc)) from None
-        if not approved or digest != approved:
-            raise RunFailed(_changed(approved, digest))
+        if not approved:
+            raise RunFailed(
+                "the task has no checked file (no SHA-256 was recorded); nothing was written"
+            )
         writer = self.registry.writer_engine(ds)
         columns = self._columns(writer, ds, schema, spec.table)
         backup = RunBackup(self.objects, task, run_id, spec.table)
+        # One read: the file is hashed as it is written, and the transaction commits only
+        # when the whole file's SHA-256 is the approved one.
         with self.objects.open_reader(spec.object_key) as raw:
             reader = HashingReader(raw, self.limits.max_bytes)
             scan = _Scan(self, spec, columns, writer, schema, reader)
@@ -211,8 +211,10 @@ class ImportHandler:
                     backup=backup.open,
                     progress=control.progress,
                 )
-            except (LoadError, FileProblem) as exc:
+            except LoadCanceled as exc:
                 raise RunFailed(str(exc)) from None
+            except (LoadError, FileProblem, RunFailed) as exc:
+                raise RunFailed(_why_failed(exc, reader, approved)) from None
         log.info(
             "import wrote %d rows (%d skipped, %d updated)",
             result.written,
@@ -410,6 +412,17 @@ def _cell_text(value: Any) -> str | None:
     if value is None:
         return None
     return value if isinstance(value, str) else text_of(value)
+
+
+def _why_failed(exc: Exception, reader: HashingReader, approved: str) -> str:
+    """A file replaced after approval fails wherever it first differs (a value, its size,
+    a duplicate key): then the whole file's SHA-256 says what happened."""
+    try:
+        reader.drain()
+    except (FileProblem, OSError):
+        return str(exc)
+    digest = reader.hexdigest()
+    return _changed(approved, digest) if digest != approved else str(exc)
 
 
 def _changed(approved: str, digest: str) -> str:
