@@ -357,3 +357,23 @@ def test_mysql_server_asking_for_a_file_gets_no_file(mysql_url: URL, tmp_path) -
             assert db.rows(table) == []
     finally:
         db.admin.dispose()
+
+
+def test_skip_existing_tells_many_skipped_keys_from_one_other_problem(db: Db) -> None:
+    # The server lists only its first warnings: the count, not the list, decides.
+    existing = [(f"E{i:03}", Decimal("1.00"), None, None, None) for i in range(100)]
+    with db.table() as (table, writer):
+        seed(db, table, existing)
+        result = load_rows(
+            writer, LoadTarget(table, COLUMNS), existing, mode=ImportMode.SKIP_EXISTING
+        )
+        assert (result.written, result.skipped) == (0, 100)
+        too_long = ("X" * 30, Decimal("1.00"), None, None, None)
+        with pytest.raises(LoadError, match="nothing was written"):
+            load_rows(
+                writer,
+                LoadTarget(table, COLUMNS),
+                [*existing, too_long],
+                mode=ImportMode.SKIP_EXISTING,
+            )
+        assert db.rows(table) == existing
