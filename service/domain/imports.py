@@ -253,8 +253,8 @@ def text_passer(column: TargetColumn) -> Callable[[Any], Any]:
     if column.nullable:
         empty = None
 
-    def run(cell: Any) -> Any:
-        return empty if cell == "" else cell
+    def run(cell: Any) -> Any:  # None: a cell missing from a short row
+        return empty if cell is None or cell == "" else cell
 
     return run
 

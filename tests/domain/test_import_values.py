@@ -18,6 +18,7 @@ from service.domain.imports import (
     ValueKind,
     _full_converter,
     converter,
+    text_passer,
 )
 
 COLUMNS = [
@@ -83,3 +84,13 @@ def test_cells_a_fast_path_hands_to_the_full_converter(
     column: TargetColumn, cell: str, expected: tuple[str, Any]
 ) -> None:
     assert outcome(converter(column), cell) == expected
+
+
+@pytest.mark.parametrize("column", COLUMNS, ids=lambda c: c.name)
+@pytest.mark.parametrize("cell", ["", None], ids=["empty", "missing"])
+def test_a_text_passer_decides_an_empty_or_missing_cell_as_the_converter(
+    column: TargetColumn, cell: str | None
+) -> None:
+    expected = outcome(converter(column), cell)
+    if expected[0] != "refused":  # the pre-check refused the file: no run reads it
+        assert outcome(text_passer(column), cell) == expected
