@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from service.app.kinds import Precheck, RunControl, RunFailed, RunOutcome
+from service.app.runs import safe_name
 from service.config import Config
 from service.datasources import Datasource, DatasourceRegistry, describe_db_error
 from service.domain.errors import InvalidRequest, NotFound, Unavailable
@@ -36,7 +37,6 @@ from service.domain.imports import (
 )
 from service.domain.model import Encoding, ExportType, ImportSpec, Preview, Task
 from service.export.writers import text_of
-from service.exports import safe_name
 from service.load import (
     PG_READS_TEXT,
     LoadCanceled,
@@ -52,7 +52,7 @@ from service.storage.base import ObjectStore
 from service.store.repository import TaskStore
 
 if TYPE_CHECKING:
-    from service.tasks import NewTask
+    from service.app.tasks import NewTask
 
 log = logging.getLogger(__name__)
 
