@@ -458,6 +458,8 @@ def _mysql_load_data(
     raw._execute_command(COMMAND.COM_QUERY, sql.encode(raw.encoding))
     result = _StreamedLoad(raw, name, _load_data_stream(rows, tick))
     result.read()
+    if not result.answered:
+        raise LoadError("the database did not ask for the rows to load; nothing was written")
     raw._result = result
     if result.server_status is not None:
         raw.server_status = result.server_status
@@ -479,6 +481,7 @@ class _StreamedLoad(MySQLResult):  # type: ignore[misc]
         super().__init__(conn)
         self.name = name.encode()
         self.stream = stream
+        self.answered = False
 
     def _read_load_local_packet(self, first_packet: Any) -> None:
         conn = self.connection
@@ -489,6 +492,7 @@ class _StreamedLoad(MySQLResult):  # type: ignore[misc]
                     "the database asked for a file other than the rows being written; "
                     "nothing was sent and nothing was written"
                 )
+            self.answered = True
             for packet in self.stream:
                 conn.write_packet(packet)
         except BaseException as exc:  # still end the stream, so the connection stays usable
