@@ -11,7 +11,7 @@ through `service.load`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import call, itemgetter
@@ -34,6 +34,7 @@ from service.domain.imports import (
     is_writable,
     map_columns,
     text_passer,
+    text_row,
 )
 from service.domain.model import Encoding, ExportType, ImportSpec, Preview, Task
 from service.export.writers import text_of
@@ -306,10 +307,10 @@ class _Scan:
             # The run reads the very file the pre-check passed: its keys were checked then.
             key = [] if strict else self._key_positions(names)
             seen_keys: set[int] = set()
-            # The mapped cells in column order: the row itself when the file's columns are
-            # the table's, in order; then each column's converter over them, in C loops.
-            picked: Callable[[list[Any]], Sequence[Any]] = (
-                _same if positions == tuple(range(width)) else _picker(positions)
+            convert_row = (
+                text_row(mapping.columns, positions)
+                if as_text and all(c.kind in PG_READS_TEXT for c in mapping.columns)
+                else _row_converter(converters, positions, width)
             )
             for count, (number, cells) in enumerate(file_rows, start=1):
                 if count > limits.max_rows:
@@ -324,7 +325,7 @@ class _Scan:
                 if len(cells) < width:
                     cells = [*cells, *([None] * (width - len(cells)))]
                 try:
-                    values = tuple(map(call, converters, picked(cells)))
+                    values = convert_row(cells)
                 except BadValue:
                     # The slow path, for the row's every problem with its column.
                     for name, convert, pos in zip(names, converters, positions, strict=True):
@@ -397,15 +398,18 @@ class RunBackup:
         self.size = size
 
 
-def _same(cells: list[Any]) -> list[Any]:
-    return cells
-
-
-def _picker(positions: tuple[int, ...]) -> Callable[[list[Any]], Sequence[Any]]:
+def _row_converter(
+    converters: list[Callable[[Any], Any]], positions: tuple[int, ...], width: int
+) -> Callable[[list[Any]], tuple[Any, ...]]:
+    """The mapped cells in column order (the row itself when the file's columns are the
+    table's, in order), each through its column's converter, in C loops."""
+    if positions == tuple(range(width)):
+        return lambda cells: tuple(map(call, converters, cells))
     if len(positions) == 1:
-        only = positions[0]
-        return lambda cells: (cells[only],)
-    return itemgetter(*positions)
+        only, convert = positions[0], converters[0]
+        return lambda cells: (convert(cells[only]),)
+    picked = itemgetter(*positions)
+    return lambda cells: tuple(map(call, converters, picked(cells)))
 
 
 def _cell_text(value: Any) -> str | None:

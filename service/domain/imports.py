@@ -249,14 +249,30 @@ def _fast_date(column: TargetColumn, general: Callable[[Any], Any]) -> Callable[
 def text_passer(column: TargetColumn) -> Callable[[Any], Any]:
     """For a run whose database reads the column's text itself (the pre-check converted
     every cell of this very file already): only the empty cell is decided here."""
-    empty: str | None = "" if column.kind in (ValueKind.TEXT, ValueKind.OTHER) else None
-    if column.nullable:
-        empty = None
+    empty = _empty_text(column)
 
     def run(cell: Any) -> Any:  # None: a cell missing from a short row
         return empty if cell is None or cell == "" else cell
 
     return run
+
+
+def text_row(
+    columns: Sequence[TargetColumn], positions: Sequence[int]
+) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """`text_passer` over a whole row: the cells at `positions`, each empty or missing one
+    decided for its column, in one expression compiled for the mapping (per-cell calls were
+    most of such a run's own time). Cells are text or None, so `or` is the empty test."""
+    empties = {f"empty{i}": _empty_text(c) for i, c in enumerate(columns)}
+    cells = ", ".join(f"c[{int(p)}] or empty{i}" for i, p in enumerate(positions))
+    compiled: Callable[[Sequence[Any]], tuple[Any, ...]] = eval(f"lambda c: ({cells},)", empties)
+    return compiled
+
+
+def _empty_text(column: TargetColumn) -> str | None:
+    """What an empty cell of this column is: NULL, or '' in a NOT NULL text column."""
+    text_column = column.kind in (ValueKind.TEXT, ValueKind.OTHER)
+    return "" if text_column and not column.nullable else None
 
 
 def _text(cell: Any, column: TargetColumn) -> str:

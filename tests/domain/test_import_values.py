@@ -19,6 +19,7 @@ from service.domain.imports import (
     _full_converter,
     converter,
     text_passer,
+    text_row,
 )
 
 COLUMNS = [
@@ -94,3 +95,17 @@ def test_a_text_passer_decides_an_empty_or_missing_cell_as_the_converter(
     expected = outcome(converter(column), cell)
     if expected[0] != "refused":  # the pre-check refused the file: no run reads it
         assert outcome(text_passer(column), cell) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    chosen=st.lists(st.sampled_from(range(len(COLUMNS))), min_size=1, unique=True),
+    row=st.lists(st.one_of(st.none(), st.just(""), st.text(max_size=4)), min_size=10, max_size=10),
+)
+def test_a_text_row_decides_each_cell_as_its_columns_text_passer(
+    chosen: list[int], row: list[str | None]
+) -> None:
+    columns = [COLUMNS[i] for i in chosen]
+    positions = [len(row) - 1 - i for i in chosen]  # any order, not the file's
+    expected = tuple(text_passer(c)(row[p]) for c, p in zip(columns, positions, strict=True))
+    assert text_row(columns, positions)(row) == expected
