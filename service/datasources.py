@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
+from pymysql.constants import CLIENT
 from sqlalchemy.engine import URL, Engine, make_url
 
 from service.config import DEMO_DATASOURCE, Config, ConfigError
@@ -220,6 +222,7 @@ class DatasourceRegistry:
             engine = self._engines.get(key)
             if engine is None:
                 engine = sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
+                offer_local_infile(engine)
                 self._engines[key] = engine
             return engine
 
@@ -301,3 +304,21 @@ def describe_db_error(exc: BaseException) -> str:
         return args[1][:500]  # PyMySQL: (code, message)
     text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     return text[:500]
+
+
+def offer_local_infile(engine: Engine) -> None:
+    """Let the MySQL/MariaDB connections `engine` opens offer LOAD DATA LOCAL, which writes
+    (`service.load`) use for INSERT and SKIP_EXISTING. PyMySQL itself still refuses every
+    file a server asks for (its `local_infile` stays off): only the write path answers such
+    a request, and only with the rows it is writing, never with a file."""
+    if engine.dialect.name not in ("mysql", "mariadb") or sa.event.contains(
+        engine, "do_connect", _announce_local_files
+    ):
+        return
+    sa.event.listen(engine, "do_connect", _announce_local_files)
+
+
+def _announce_local_files(
+    dialect: object, record: object, cargs: object, cparams: dict[str, Any]
+) -> None:
+    cparams["client_flag"] = cparams.get("client_flag", 0) | CLIENT.LOCAL_FILES

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from service.datasources import offer_local_infile
+
 
 @dataclass(frozen=True)
 class DbUser:
@@ -19,7 +21,10 @@ class DbUser:
     url: URL  # with the password, for engines of the test
 
     def engine(self) -> sa.Engine:
-        return sa.create_engine(self.url, pool_pre_ping=True)
+        """An engine as the service builds one for a datasource."""
+        engine = sa.create_engine(self.url, pool_pre_ping=True)
+        offer_local_infile(engine)
+        return engine
 
 
 @contextmanager

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import call, itemgetter
 from typing import IO, TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -33,18 +34,20 @@ from service.domain.imports import (
     is_writable,
     map_columns,
     text_passer,
+    text_row,
 )
 from service.domain.model import Encoding, ExportType, ImportSpec, Preview, Task
 from service.export.writers import text_of
 from service.load import (
     PG_READS_TEXT,
+    LoadCanceled,
     LoadError,
     LoadResult,
     LoadTarget,
     conflict_key,
     load_rows,
 )
-from service.load.files import FileProblem, HashingReader, open_rows, sha256_of
+from service.load.files import FileProblem, HashingReader, open_rows
 from service.load.seen_keys import SeenKeys
 from service.load.table_columns import target_column
 from service.storage.base import ObjectStore
@@ -172,16 +175,15 @@ class ImportHandler:
         with self.store.read() as tx:
             preview = tx.preview(task.id)
         approved = preview.sha256 if preview else ""
-        with self.objects.open_reader(spec.object_key) as raw:
-            try:
-                digest = sha256_of(raw, self.limits.max_bytes)
-            except FileProblem as exc:
-                raise RunFailed(str(exc)) from None
-        if not approved or digest != approved:
-            raise RunFailed(_changed(approved, digest))
+        if not approved:
+            raise RunFailed(
+                "the task has no checked file (no SHA-256 was recorded); nothing was written"
+            )
         writer = self.registry.writer_engine(ds)
         columns = self._columns(writer, ds, schema, spec.table)
         backup = RunBackup(self.objects, task, run_id, spec.table)
+        # One read: the file is hashed as it is written, and the transaction commits only
+        # when the whole file's SHA-256 is the approved one.
         with self.objects.open_reader(spec.object_key) as raw:
             reader = HashingReader(raw, self.limits.max_bytes)
             scan = _Scan(self, spec, columns, writer, schema, reader)
@@ -215,8 +217,10 @@ class ImportHandler:
                     backup=backup.open,
                     progress=control.progress,
                 )
-            except (LoadError, FileProblem) as exc:
+            except LoadCanceled as exc:
                 raise RunFailed(str(exc)) from None
+            except (LoadError, FileProblem, RunFailed) as exc:
+                raise RunFailed(_why_failed(exc, reader, approved)) from None
         log.info(
             "import wrote %d rows (%d skipped, %d updated)",
             result.written,
@@ -305,13 +309,23 @@ class _Scan:
             ]
             # The run reads the very file the pre-check passed: its keys were checked then.
             key = [] if strict else self._key_positions(names)
+            convert_row = (
+                text_row(mapping.columns, mapping.positions)
+                if as_text and all(c.kind in PG_READS_TEXT for c in mapping.columns)
+                else _row_converter(converters, mapping.positions, max(mapping.positions) + 1)
+            )
             if not key:
-                yield from self._converted(file_rows, mapping, converters, problems, strict)
+                yield from self._converted(
+                    file_rows, mapping, converters, convert_row, problems, strict
+                )
                 return
             with SeenKeys(self.handler.config.work_dir) as seen:
                 pending = _PendingRows(cells_per_row=len(names))
                 try:
-                    for row in self._converted(file_rows, mapping, converters, pending, strict):
+                    rows = self._converted(
+                        file_rows, mapping, converters, convert_row, pending, strict
+                    )
+                    for row in rows:
                         pending.keep(row)
                         if pending.full():
                             yield from pending.flush(seen, key, names, problems)
@@ -327,6 +341,7 @@ class _Scan:
         file_rows: Iterator[tuple[int, list[Any]]],
         mapping: Mapping,
         converters: list[Callable[[Any], Any]],
+        convert_row: Callable[[list[Any]], tuple[Any, ...]],
         problems: Problems,
         strict: bool,
     ) -> Iterator[tuple[int, tuple[Any, ...]]]:
@@ -334,7 +349,6 @@ class _Scan:
         names = [c.name for c in mapping.columns]
         positions = mapping.positions
         width = max(positions) + 1
-        pairs = list(zip(converters, positions, strict=True))
         for count, (number, cells) in enumerate(file_rows, start=1):
             if count > limits.max_rows:
                 message = (
@@ -347,7 +361,7 @@ class _Scan:
             if len(cells) < width:
                 cells = [*cells, *([None] * (width - len(cells)))]
             try:
-                values = tuple([convert(cells[pos]) for convert, pos in pairs])
+                values = convert_row(cells)
             except BadValue:
                 # The slow path, for the row's every problem with its column.
                 for name, convert, pos in zip(names, converters, positions, strict=True):
@@ -449,10 +463,35 @@ class RunBackup:
         self.size = size
 
 
+def _row_converter(
+    converters: list[Callable[[Any], Any]], positions: tuple[int, ...], width: int
+) -> Callable[[list[Any]], tuple[Any, ...]]:
+    """The mapped cells in column order (the row itself when the file's columns are the
+    table's, in order), each through its column's converter, in C loops."""
+    if positions == tuple(range(width)):
+        return lambda cells: tuple(map(call, converters, cells))
+    if len(positions) == 1:
+        only, convert = positions[0], converters[0]
+        return lambda cells: (convert(cells[only]),)
+    picked = itemgetter(*positions)
+    return lambda cells: tuple(map(call, converters, picked(cells)))
+
+
 def _cell_text(value: Any) -> str | None:
     if value is None:
         return None
     return value if isinstance(value, str) else text_of(value)
+
+
+def _why_failed(exc: Exception, reader: HashingReader, approved: str) -> str:
+    """A file replaced after approval fails wherever it first differs (a value, its size,
+    a duplicate key): then the whole file's SHA-256 says what happened."""
+    try:
+        reader.drain()
+    except (FileProblem, OSError):
+        return str(exc)
+    digest = reader.hexdigest()
+    return _changed(approved, digest) if digest != approved else str(exc)
 
 
 def _changed(approved: str, digest: str) -> str:

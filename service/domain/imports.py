@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -153,6 +154,13 @@ _FALSE = frozenset({"false", "f", "no", "n", "0", "off"})
 def converter(column: TargetColumn) -> Callable[[Any], Any]:
     """A function from a cell to the column's value; raises BadValue. Called for every cell
     of a file: the common cases take few steps."""
+    full = _full_converter(column)
+    fast = _TEXT_FAST_PATHS.get(column.kind)
+    return fast(column, full) if fast is not None else full
+
+
+def _full_converter(column: TargetColumn) -> Callable[[Any], Any]:
+    """The converter that decides every cell; `converter` puts a fast path before it."""
     convert = _CONVERTERS[column.kind]
     text_column = column.kind in (ValueKind.TEXT, ValueKind.OTHER)
     empty: str | None = "" if text_column and not column.nullable else None
@@ -171,17 +179,100 @@ def converter(column: TargetColumn) -> Callable[[Any], Any]:
     return run
 
 
+# Per kind, a converter for the cells of a CSV file: the common text of a value takes a few
+# steps here, and any other cell (empty, an XLSX value, odd text) goes to the full converter
+# `general`, which decides it. Each accepts only text the full converter would turn into the
+# same value.
+
+
+def _fast_text(column: TargetColumn, general: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    if column.length is None or column.choices:
+        return general
+    length = column.length
+
+    def run(cell: Any) -> Any:
+        if cell.__class__ is str and cell and len(cell) <= length and "\x00" not in cell:
+            return cell
+        return general(cell)
+
+    return run
+
+
+def _fast_integer(column: TargetColumn, general: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    lowest = column.min_int if column.min_int is not None else -math.inf
+    highest = column.max_int if column.max_int is not None else math.inf
+
+    def run(cell: Any) -> Any:
+        if cell.__class__ is str and cell and "_" not in cell:
+            try:
+                value = int(cell)
+            except ValueError:
+                return general(cell)
+            if lowest <= value <= highest:
+                return value
+        return general(cell)
+
+    return run
+
+
+def _fast_decimal(column: TargetColumn, general: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    if column.precision is None:
+        return general
+    scale = column.scale or 0
+    whole = column.precision - scale
+    if whole < 1:
+        return general
+    # ASCII digits only, no more than the column holds before and after the point.
+    fraction = rf"(?:\.[0-9]{{1,{scale}}})?" if scale else ""
+    plain = re.compile(rf"-?[0-9]{{1,{whole}}}{fraction}").fullmatch
+
+    def run(cell: Any) -> Any:
+        if cell.__class__ is str and plain(cell):
+            return Decimal(cell)
+        return general(cell)
+
+    return run
+
+
+def _fast_date(column: TargetColumn, general: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def run(cell: Any) -> Any:
+        if cell.__class__ is str and cell:
+            try:
+                return date.fromisoformat(cell)
+            except ValueError:
+                pass
+        return general(cell)
+
+    return run
+
+
 def text_passer(column: TargetColumn) -> Callable[[Any], Any]:
     """For a run whose database reads the column's text itself (the pre-check converted
     every cell of this very file already): only the empty cell is decided here."""
-    empty: str | None = "" if column.kind in (ValueKind.TEXT, ValueKind.OTHER) else None
-    if column.nullable:
-        empty = None
+    empty = _empty_text(column)
 
-    def run(cell: Any) -> Any:
-        return empty if cell == "" else cell
+    def run(cell: Any) -> Any:  # None: a cell missing from a short row
+        return empty if cell is None or cell == "" else cell
 
     return run
+
+
+def text_row(
+    columns: Sequence[TargetColumn], positions: Sequence[int]
+) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """`text_passer` over a whole row: the cells at `positions`, each empty or missing one
+    decided for its column, in one expression compiled for the mapping (per-cell calls were
+    most of such a run's own time). Cells are text or None, so `or` is the empty test."""
+    empties = {f"empty{i}": _empty_text(c) for i, c in enumerate(columns)}
+    cells = ", ".join(f"c[{int(p)}] or empty{i}" for i, p in enumerate(positions))
+    compiled: Callable[[Sequence[Any]], tuple[Any, ...]] = eval(f"lambda c: ({cells},)", empties)
+    return compiled
+
+
+def _empty_text(column: TargetColumn) -> str | None:
+    """What an empty cell of this column is: NULL, or '' in a NOT NULL text column."""
+    text_column = column.kind in (ValueKind.TEXT, ValueKind.OTHER)
+    return "" if text_column and not column.nullable else None
 
 
 def _text(cell: Any, column: TargetColumn) -> str:
@@ -346,6 +437,16 @@ _CONVERTERS: dict[ValueKind, Callable[[Any, TargetColumn], Any]] = {
     ValueKind.UUID: _uuid,
     ValueKind.JSON: _json,
     ValueKind.OTHER: _text,
+}
+
+_TEXT_FAST_PATHS: dict[
+    ValueKind, Callable[[TargetColumn, Callable[[Any], Any]], Callable[[Any], Any]]
+] = {
+    ValueKind.TEXT: _fast_text,
+    ValueKind.OTHER: _fast_text,
+    ValueKind.INTEGER: _fast_integer,
+    ValueKind.DECIMAL: _fast_decimal,
+    ValueKind.DATE: _fast_date,
 }
 
 

@@ -18,7 +18,9 @@ Everything happens in one transaction on one connection; any exception (a duplic
 INSERT mode, a timeout, a cancel, a dead process) leaves the table as it was. Rows are
 consumed once, streaming: memory does not grow with their number. PostgreSQL copies them
 into a temporary table with `COPY` and writes them with one `INSERT … SELECT … ON CONFLICT`;
-MySQL/MariaDB gets batched multi-row `INSERT [IGNORE] … [ON DUPLICATE KEY UPDATE]`. UPSERT
+MySQL/MariaDB gets one `LOAD DATA LOCAL` fed with the rows (INSERT, SKIP_EXISTING; when the
+engine came from `service.datasources.offer_local_infile` and the server allows it), else
+batched multi-row `INSERT [IGNORE] … [ON DUPLICATE KEY UPDATE]`. UPSERT
 first writes the rows it will replace as CSV into `backup()`'s stream, which is closed (so
 published) before the transaction commits.
 """

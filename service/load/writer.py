@@ -5,13 +5,20 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
+import re
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import IO, Any
 
 import sqlalchemy as sa
+from pymysql.connections import LoadLocalPacketWrapper, MySQLResult
+from pymysql.constants import CLIENT, COMMAND
+from pymysql.converters import escape_timedelta
 from sqlalchemy.engine import Connection, Engine
 
 from service.datasources import describe_db_error
@@ -355,6 +362,8 @@ def _load_mysql(
     if plan.mode is ImportMode.UPSERT:
         changes = plan.updatable or plan.keys[:1]  # key only: a no-op update, nothing replaced
         suffix = " ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in changes)
+    if plan.mode is not ImportMode.UPSERT and _may_load_local(session):
+        return _mysql_load_data(session, plan, rows, tick)
     saver = _MysqlBackup(plan, backup) if plan.mode is ImportMode.UPSERT else None
     written = skipped = updated = 0
     with session.raw.cursor() as cur:
@@ -419,14 +428,175 @@ def _statements(
         yield prefix + ",".join(parts) + suffix, len(parts)
 
 
-def _require_only_duplicates(cur: Any, ignored: int) -> None:
-    """INSERT IGNORE turns every error into a warning: only duplicate keys may be ignored."""
-    if cur.warning_count <= ignored:
+def _may_load_local(session: _WriteSession) -> bool:
+    """LOAD DATA LOCAL needs a connection that offered it (`offer_local_infile`) and a
+    server that allows it (`local_infile`, off by default on MySQL 8); else rows are
+    inserted."""
+    if not session.raw.client_flag & CLIENT.LOCAL_FILES:
+        return False
+    allowed = session.conn.exec_driver_sql("SELECT @@GLOBAL.local_infile").scalar()
+    return str(allowed) in ("1", "ON")
+
+
+def _mysql_load_data(
+    session: _WriteSession, plan: _Plan, rows: Iterable[Sequence[Any]], tick: _Ticker
+) -> LoadResult:
+    """INSERT / SKIP_EXISTING as one LOAD DATA LOCAL statement fed with the rows as they are
+    rendered: the server parses while we convert. LOCAL turns every error into a warning
+    (the server cannot stop the stream), so warnings are judged after: in INSERT mode any
+    fails the load, in SKIP_EXISTING any but a duplicate key."""
+    name = f"woxqaq-rows-{secrets.token_hex(16)}"
+    ignore = " IGNORE" if plan.mode is ImportMode.SKIP_EXISTING else ""
+    raw = session.raw
+    literal = raw.escape  # as the session reads it, NO_BACKSLASH_ESCAPES or not
+    sql = (
+        f"LOAD DATA LOCAL INFILE '{name}'{ignore} INTO TABLE {plan.table} "
+        f"CHARACTER SET utf8mb4 FIELDS TERMINATED BY {literal(chr(9))} ENCLOSED BY '' "
+        f"ESCAPED BY {literal(chr(92))} LINES TERMINATED BY {literal(chr(10))} "
+        f"({', '.join(plan.columns)})"
+    )
+    raw._execute_command(COMMAND.COM_QUERY, sql.encode(raw.encoding))
+    result = _StreamedLoad(raw, name, _load_data_stream(rows, tick))
+    result.read()
+    if not result.answered:
+        raise LoadError("the database did not ask for the rows to load; nothing was written")
+    raw._result = result
+    if result.server_status is not None:
+        raw.server_status = result.server_status
+    loaded, total = int(result.affected_rows), tick.rows
+    with raw.cursor() as cur:
+        if plan.mode is ImportMode.SKIP_EXISTING:
+            _require_only_duplicates(cur, total - loaded, result.warning_count)
+            return LoadResult(written=loaded, skipped=total - loaded, updated=0)
+        if result.warning_count or loaded != total:
+            _refuse_warned_rows(cur, total - loaded)
+    return LoadResult(written=loaded, skipped=0, updated=0)
+
+
+class _StreamedLoad(MySQLResult):  # type: ignore[misc]
+    """The result of our LOAD DATA LOCAL: answers the server's request for the file with
+    the stream of rows, and only when it names the file the statement named."""
+
+    def __init__(self, conn: Any, name: str, stream: Iterator[bytes]) -> None:
+        super().__init__(conn)
+        self.name = name.encode()
+        self.stream = stream
+        self.answered = False
+
+    def _read_load_local_packet(self, first_packet: Any) -> None:
+        conn = self.connection
+        failure: BaseException | None = None
+        try:
+            if LoadLocalPacketWrapper(first_packet).filename != self.name:
+                raise LoadError(
+                    "the database asked for a file other than the rows being written; "
+                    "nothing was sent and nothing was written"
+                )
+            self.answered = True
+            for packet in self.stream:
+                conn.write_packet(packet)
+        except BaseException as exc:  # still end the stream, so the connection stays usable
+            failure = exc
+        try:
+            conn.write_packet(b"")  # the end of the data
+            ok = conn._read_packet()  # raises the server's error, if it had one
+        except Exception:
+            if failure is not None:
+                raise failure from None
+            raise
+        if failure is not None:
+            raise failure
+        self._read_ok_packet(ok)
+
+
+# What the server reads as each Python value in a LOAD DATA field (escaped by backslash):
+# text with its backslashes, tabs, newlines and NULs escaped, NULL as \N, others as the
+# driver writes them in an INSERT.
+_LOAD_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r\x00]").search
+_LOAD_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": "\\0"})
+_LOAD_PACKET_BYTES = 64 * 1024
+
+
+def _load_text(value: Any) -> str:
+    if value.__class__ is str:
+        return value.translate(_LOAD_ESCAPES) if _LOAD_NEEDS_ESCAPE(value) else value
+    if value.__class__ in _PLAIN_LITERALS:
+        return str(value)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, datetime):  # the clock time, as the driver writes it
+        return value.replace(tzinfo=None).isoformat(sep=" ")
+    if isinstance(value, time):
+        return value.replace(tzinfo=None).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return str(escape_timedelta(value))[1:-1]
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise LoadError(f"{value} cannot be written into a MySQL column; nothing was written")
+        return repr(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        raise LoadError("binary values cannot be loaded as text; nothing was written")
+    return _load_text(str(value))
+
+
+def _load_data_stream(rows: Iterable[Sequence[Any]], tick: _Ticker) -> Iterator[bytes]:
+    """The rows as LOAD DATA text, UTF-8, in packets of at most _LOAD_PACKET_BYTES (the
+    common types inline: per value calls are most of the cost)."""
+    for batch in _batches(rows, CHECK_EVERY):
+        text = "".join(
+            [
+                "\t".join(
+                    [
+                        "\\N"
+                        if v is None
+                        else (v.translate(_LOAD_ESCAPES) if _LOAD_NEEDS_ESCAPE(v) else v)
+                        if v.__class__ is str
+                        else str(v)
+                        if v.__class__ in _PLAIN_LITERALS
+                        else v.isoformat()
+                        if v.__class__ is date
+                        else _load_text(v)
+                        for v in row
+                    ]
+                )
+                + "\n"
+                for row in batch
+            ]
+        )
+        data = text.encode("utf-8")
+        for start in range(0, len(data), _LOAD_PACKET_BYTES):
+            yield data[start : start + _LOAD_PACKET_BYTES]
+        tick.add(len(batch))
+
+
+def _refuse_warned_rows(cur: Any, not_loaded: int) -> None:
+    """INSERT mode through LOAD DATA LOCAL: the first warnings say why it fails."""
+    cur.execute("SHOW WARNINGS LIMIT 3")
+    messages = [str(message) for _level, _code, message in cur.fetchall()]
+    why = "; ".join(messages) or f"{not_loaded:,} rows were not written"
+    hint = ""
+    if any("Duplicate entry" in m for m in messages):
+        hint = "; rows whose key exists can be skipped (SKIP_EXISTING) or updated (UPSERT)"
+    raise LoadError(f"the database refused the write: {why}; nothing was written{hint}")
+
+
+def _require_only_duplicates(cur: Any, ignored: int, warnings: int | None = None) -> None:
+    """INSERT IGNORE turns every error into a warning: only duplicate keys may be ignored,
+    one warning for each row left out; any warning more is another problem."""
+    warned = cur.warning_count if warnings is None else warnings
+    if warned <= ignored:
         return
     cur.execute("SHOW WARNINGS")
     for _level, code, message in cur.fetchall():
         if int(code) != MYSQL_DUPLICATE_KEY:
             raise LoadError(f"the database refused a row: {message}; nothing was written")
+    # The server lists only its first warnings (max_error_count).
+    raise LoadError(
+        f"the database warned about {warned - ignored:,} rows beyond those whose key exists; "
+        "nothing was written"
+    )
 
 
 class _MysqlBackup:

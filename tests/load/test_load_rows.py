@@ -246,3 +246,134 @@ def test_three_hundred_columns(db: Db) -> None:
         )
         assert (again.written, again.updated) == (0, 50)
         assert db.rows(table, "id") == rows
+
+
+# -- text that a bulk format must escape ----------------------------------------------------
+
+TRICKY_TEXT = [
+    "tab\there",
+    "new\nline",
+    "carriage\rreturn",
+    "back\\slash",
+    "\\N",
+    "\\",
+    "NULL",
+    "",
+    "ends with a backslash\\",
+    "\\t not a tab",
+    'quote " and comma ,',
+    "中文 😀",
+]
+
+
+def test_text_that_bulk_formats_escape_arrives_as_it_was_and_null_stays_apart_from_empty(
+    db: Db,
+) -> None:
+    rows = [(f"K{i:02}", Decimal("1.00"), None, text, None) for i, text in enumerate(TRICKY_TEXT)]
+    rows.append(("KNULL", Decimal("1.00"), None, None, None))
+    for mode in (ImportMode.INSERT, ImportMode.SKIP_EXISTING):
+        with db.table() as (table, writer):
+            result = load_rows(writer, LoadTarget(table, COLUMNS), rows, mode=mode)
+            assert result.written == len(rows)
+            assert db.rows(table) == sorted(rows)
+
+
+@pytest.mark.mysql
+def test_mysql_loads_the_same_text_when_the_server_reads_no_backslash_escapes(
+    mysql_url: URL,
+) -> None:
+    db = Db("mysql", sa.create_engine(mysql_url), mysql_url)
+    rows = [(f"K{i:02}", Decimal("1.00"), None, text, None) for i, text in enumerate(TRICKY_TEXT)]
+    try:
+        with db.table() as (table, writer):
+            sa.event.listen(
+                writer,
+                "connect",
+                lambda conn, _record: conn.query(
+                    "SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')"
+                ),
+            )
+            assert load_rows(writer, LoadTarget(table, COLUMNS), rows).written == len(rows)
+            assert db.rows(table) == sorted(rows)
+    finally:
+        db.admin.dispose()
+
+
+def test_insert_fails_on_a_value_the_database_only_warns_about(db: Db) -> None:
+    # Values come converted, so the database should never have to cut one; if it does, the
+    # load fails rather than keep a changed value.
+    too_long = [
+        ("A9", Decimal("1.00"), None, None, None),
+        ("X" * 30, Decimal("1.00"), None, None, None),
+    ]
+    with db.table() as (table, writer):
+        seed(db, table, EXISTING)
+        for mode in (ImportMode.INSERT, ImportMode.SKIP_EXISTING):
+            with pytest.raises(LoadError, match="nothing was written"):
+                load_rows(writer, LoadTarget(table, COLUMNS), too_long, mode=mode)
+        assert db.rows(table) == EXISTING
+
+
+@pytest.mark.mysql
+def test_mysql_without_local_infile_inserts_in_batches(mysql_url: URL) -> None:
+    db = Db("mysql", sa.create_engine(mysql_url), mysql_url)
+    try:
+        with db.table() as (table, _writer):
+            plain = sa.create_engine(mysql_url)  # not offered LOAD DATA LOCAL
+            try:
+                result = load_rows(plain, LoadTarget(table, COLUMNS), iter(INCOMING))
+            finally:
+                plain.dispose()
+            assert result.written == 3
+            assert db.rows(table) == INCOMING
+    finally:
+        db.admin.dispose()
+
+
+@pytest.mark.mysql
+def test_mysql_server_asking_for_a_file_gets_no_file(mysql_url: URL, tmp_path) -> None:
+    """A server may answer any statement with a request for a local file of its choosing;
+    the driver refuses it, and the load answers only the request naming its own rows."""
+    from service.load.writer import _StreamedLoad
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("S1\t1.00\n")
+    db = Db("mysql", sa.create_engine(mysql_url), mysql_url)
+    try:
+        with db.table() as (table, writer):
+            request = f"LOAD DATA LOCAL INFILE '{secret}' INTO TABLE {table} (code, discount)"
+            with writer.connect() as conn:
+                raw = conn.connection.driver_connection
+                with pytest.raises(Exception, match="local_infile"):
+                    raw.cursor().execute(request)
+                conn.invalidate()
+            with writer.connect() as conn:
+                raw = conn.connection.driver_connection
+                raw._execute_command(3, request.encode())  # COM_QUERY
+                streamed = _StreamedLoad(raw, "our-rows", iter([b"R1\t2.00\n"]))
+                with pytest.raises(LoadError, match="asked for a file other than"):
+                    streamed.read()
+                conn.rollback()
+            assert db.rows(table) == []
+    finally:
+        db.admin.dispose()
+
+
+def test_skip_existing_tells_many_skipped_keys_from_one_other_problem(db: Db) -> None:
+    # The server lists only its first warnings: the count, not the list, decides.
+    existing = [(f"E{i:03}", Decimal("1.00"), None, None, None) for i in range(100)]
+    with db.table() as (table, writer):
+        seed(db, table, existing)
+        result = load_rows(
+            writer, LoadTarget(table, COLUMNS), existing, mode=ImportMode.SKIP_EXISTING
+        )
+        assert (result.written, result.skipped) == (0, 100)
+        too_long = ("X" * 30, Decimal("1.00"), None, None, None)
+        with pytest.raises(LoadError, match="nothing was written"):
+            load_rows(
+                writer,
+                LoadTarget(table, COLUMNS),
+                [*existing, too_long],
+                mode=ImportMode.SKIP_EXISTING,
+            )
+        assert db.rows(table) == existing

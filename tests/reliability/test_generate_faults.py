@@ -36,7 +36,8 @@ def target(writable_db_url: URL) -> Iterator[tuple[URL, str]]:
 
 
 def _writing(url: URL, table: str) -> bool:
-    """The run's statement is on the server: a COPY on PostgreSQL, an INSERT on MariaDB."""
+    """The run's statement is on the server: a COPY on PostgreSQL, a LOAD DATA (or an INSERT)
+    on MariaDB."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
@@ -48,8 +49,8 @@ def _writing(url: URL, table: str) -> bool:
                 )
             else:
                 sql = (
-                    "SELECT count(*) FROM information_schema.processlist "
-                    f"WHERE info LIKE 'INSERT INTO %%{table}%%'"
+                    "SELECT count(*) FROM information_schema.processlist WHERE db = DATABASE() "
+                    f"AND (info LIKE 'LOAD DATA %%{table}%%' OR info LIKE 'INSERT INTO %%{table}%%')"
                 )
             return bool(conn.exec_driver_sql(sql).scalar())
     finally:

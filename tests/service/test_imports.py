@@ -193,6 +193,30 @@ def test_the_object_replaced_after_approval_fails_the_run_and_writes_nothing(
     assert pg_target.rows() == []
 
 
+@pytest.mark.parametrize(
+    "replacement",
+    [
+        CODES.replace("25.50", "lots"),  # a value the pre-check would refuse
+        CODES.replace("code,discount", "kod,discount"),  # a header that maps no more
+        CODES + "A2,1.00,,\r\n",  # a key the table holds by then
+    ],
+    ids=["bad value", "other header", "duplicate key"],
+)
+def test_an_object_replaced_after_approval_is_named_replaced_wherever_it_fails(
+    target: Target, importing, replacement: str
+) -> None:
+    svc = importing(target, approvers=["bob"])
+    resp, key = submit(svc, target, CODES.encode(), exector=pb.EXEC_COMMITTER)
+    svc.as_user("bob").Approve(pb.ApproveRequest(task_id=int(resp.task_id), approver="bob"))
+    with svc.service.objects.open_writer(key, filename="codes.csv", content_type="text/csv") as f:
+        f.write(replacement.encode())
+    svc.as_user("alice").Execute(pb.ExecuteRequest(task_id=int(resp.task_id), executor="alice"))
+    done = svc.wait_for_status(resp.task_id, DONE)
+    assert done.task.status == S.TASK_STATUS_EXECUTE_FAILED
+    assert "changed after it was checked" in done.runs[0].error
+    assert target.rows() == []
+
+
 def test_a_gbk_file(target: Target, importing) -> None:
     svc = importing(target)
     data = "code,discount,note\r\n优惠一,1.00,满减活动\r\n".encode("gbk")
