@@ -507,7 +507,8 @@ class XlsxBook:
         self._sheets.append(name)
         selected = ' tabSelected="1"' if len(self._sheets) == 1 else ""
         member = f"xl/worksheets/sheet{len(self._sheets)}.xml"
-        self._part = self._zip.open(member, "w", force_zip64=True)
+        # No ZIP64 fields unless a size needs them: Excel refuses some where none are needed.
+        self._part = self._zip.open(member, "w")
         self.write(
             f'{_XML_DECL}<worksheet xmlns="{_NS_MAIN}" xmlns:r="{_NS_REL}"><sheetViews>'
             f'<sheetView{selected} workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '
@@ -524,7 +525,13 @@ class XlsxBook:
                 f"A value holds {exc.object[exc.start]!r}, which is not a character UTF-8 "
                 "can store: choose CSV or leave the column out."
             ) from None
-        self._part.write(data)
+        try:
+            self._part.write(data)
+        except RuntimeError:  # zipfile: the part passed 4 GiB without ZIP64 fields
+            raise WriteError(
+                "A sheet passed 4 GiB of XML, more than one workbook part holds without ZIP64: "
+                "choose CSV or leave columns out."
+            ) from None
 
     def _end_sheet(self) -> None:
         if self._part is not None:
