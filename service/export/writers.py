@@ -694,9 +694,10 @@ class XlsxTable:
     # per column: None when the column needs the value-by-value path after all
 
     def _text_cells(self, c: int, values: tuple[Any, ...], numbers: list[str]) -> list[str] | None:
-        texts = list(filter(_is_value, values))
-        longest = max(map(len, texts))
-        if longest > XLSX_MAX_CHARS:
+        # A NULL joins in as the text "None", harmless to the checks and never written: the
+        # escaped texts then line up with the values.
+        texts = list(map(str, values))
+        if max(map(len, texts)) > XLSX_MAX_CHARS:
             return None  # the value-by-value path names the row
         joined = _SEPARATOR.join(texts)
         raw = joined.encode("utf-8", "surrogatepass")
@@ -712,12 +713,10 @@ class XlsxTable:
         if "&" in joined or "<" in joined or ">" in joined:
             joined = joined.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         letter = self._letters[c]
-        rows = _rows_with_values(numbers, values, len(texts))
-        cells = [
-            f'<c r="{letter}{n}" t="inlineStr"><is><t>{t}</t></is></c>'
-            for n, t in zip(rows, joined.split(_SEPARATOR), strict=True)
+        return [
+            "" if v is None else f'<c r="{letter}{n}" t="inlineStr"><is><t>{t}</t></is></c>'
+            for n, v, t in zip(numbers, values, joined.split(_SEPARATOR), strict=True)
         ]
-        return _with_nulls(values, cells)
 
     def _int_cells(self, c: int, values: tuple[Any, ...], numbers: list[str]) -> list[str] | None:
         ints = list(filter(_is_value, values))
