@@ -137,7 +137,7 @@ def child(method: str, csv_path: Path, xlsx_path: Path) -> dict[str, Any]:
         handler, registry, task, _ = _handler(url, work, csv_path)
         started = time.perf_counter()
         if method.endswith("precheck"):
-            from service.tasks import NewTask
+            from service.app.tasks import NewTask
 
             checked = handler.precheck(
                 NewTask("b", task.kind, "bench", task.spec, task.schedule, task.import_spec),

@@ -21,11 +21,11 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from service.app.tasks import TaskManager
 from service.config import Config
 from service.domain.model import Schedule, Task
 from service.domain.schedule import fire_times
 from service.store.repository import TaskStore
-from service.tasks import TaskManager
 
 log = logging.getLogger(__name__)
 

@@ -28,23 +28,25 @@ from service.api.interceptors import (
 )
 from service.api.task_servicer import TaskServicer
 from service.api.upload_servicer import UploadServicer
+from service.app.catalog import Catalog
 from service.app.generation import GenerateHandler
 from service.app.imports import ImportHandler
 from service.app.kinds import KindHandler
+from service.app.outbox import Outbox
+from service.app.runs import Exports
+from service.app.tasks import TaskManager
+from service.app.uploads import Uploads
 from service.auth import Authenticator
-from service.catalog import Catalog
 from service.config import Config, ConfigError, TlsConfig, is_loopback
 from service.datasources import DatasourceRegistry
 from service.demo import ensure_demo_database
 from service.domain.model import TaskKind
-from service.exports import Exports
 from service.load.privileges import log_audit
 from service.metrics import Metrics
 from service.scheduler import Scheduler, utc_now
 from service.startup import open_object_store, open_task_store, prepare_data_dir
 from service.storage.base import ObjectStore
 from service.storage.local import LocalStore
-from service.tasks import TaskManager
 from woxqaq.v1 import (
     identity_service_pb2_grpc,
     task_service_pb2,
@@ -173,9 +175,11 @@ class Service:
             TaskServicer(self.tasks, self.exports), server
         )
         upload_service_pb2_grpc.add_UploadServiceServicer_to_server(
-            UploadServicer(self.config, self.objects), server
+            UploadServicer(Uploads(self.objects, link_ttl_s=self.config.storage.link_ttl_s)), server
         )
-        notification_servicer.register(server, self.config, self.store, self.registry, self.metrics)
+        descriptions = {name: ds.description for name, ds in self.config.datasources.items()}
+        outbox = Outbox(self.store, self.registry, descriptions=descriptions, metrics=self.metrics)
+        notification_servicer.register(server, outbox)
         datasource_servicer.register(server, Catalog(self.config, self.registry))
         identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)

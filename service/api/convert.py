@@ -8,6 +8,7 @@ from typing import Any, TypeVar, overload
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from service.app.tasks import NewTask
 from service.domain.errors import InvalidRequest, NotFound
 from service.domain.model import (
     ColumnGenerator,
@@ -31,7 +32,6 @@ from service.domain.model import (
     Trigger,
 )
 from service.domain.schedule import next_fire_times
-from service.tasks import NewTask
 from woxqaq.generator_rules import ordered_params
 from woxqaq.v1 import task_service_pb2 as pb
 

@@ -6,7 +6,7 @@ import grpc
 
 from service.api.errors import maps_errors
 from service.api.task_servicer import acting_user
-from service.catalog import Catalog, DatasourceView
+from service.app.catalog import Catalog, DatasourceView
 from woxqaq.v1 import datasource_service_pb2 as dpb
 from woxqaq.v1 import datasource_service_pb2_grpc as dpb_grpc
 

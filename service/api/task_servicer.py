@@ -9,10 +9,10 @@ import grpc
 from service.api import convert
 from service.api.errors import abort_for, maps_errors
 from service.api.interceptors import current_caller
+from service.app.runs import Exports
+from service.app.tasks import TaskManager
 from service.domain.errors import InvalidRequest, PermissionDenied
 from service.domain.model import TaskQuery
-from service.exports import Exports
-from service.tasks import TaskManager
 from woxqaq.v1 import task_service_pb2 as pb
 from woxqaq.v1 import task_service_pb2_grpc as pb_grpc
 

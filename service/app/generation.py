@@ -43,7 +43,7 @@ from service.store.repository import TaskStore
 from woxqaq.generator_rules import MAX_RULES
 
 if TYPE_CHECKING:
-    from service.tasks import NewTask
+    from service.app.tasks import NewTask
 
 log = logging.getLogger(__name__)
 

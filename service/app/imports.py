@@ -11,7 +11,7 @@ through `service.load`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from service.app.kinds import Precheck, RunControl, RunFailed, RunOutcome
+from service.app.runs import safe_name
 from service.config import Config
 from service.datasources import Datasource, DatasourceRegistry, describe_db_error
 from service.domain.errors import InvalidRequest, NotFound, Unavailable
@@ -35,7 +36,6 @@ from service.domain.imports import (
 )
 from service.domain.model import Encoding, ExportType, ImportSpec, Preview, Task
 from service.export.writers import text_of
-from service.exports import safe_name
 from service.load import (
     PG_READS_TEXT,
     LoadError,
@@ -45,17 +45,22 @@ from service.load import (
     load_rows,
 )
 from service.load.files import FileProblem, HashingReader, open_rows, sha256_of
+from service.load.seen_keys import SeenKeys
 from service.load.table_columns import target_column
 from service.storage.base import ObjectStore
 from service.store.repository import TaskStore
 
 if TYPE_CHECKING:
-    from service.tasks import NewTask
+    from service.app.tasks import NewTask
 
 log = logging.getLogger(__name__)
 
 PREVIEW_ROWS = 10
 UPLOAD_PREFIX = "uploads/"
+# The pre-check checks keys a batch of rows at a time (see SeenKeys): at most this many rows,
+# and this many cells, wait for their batch.
+KEY_BATCH_ROWS = 50_000
+KEY_BATCH_CELLS = 200_000
 
 
 class ImportHandler:
@@ -298,47 +303,62 @@ class _Scan:
                 text_passer(c) if as_text and c.kind in PG_READS_TEXT else converter(c)
                 for c in mapping.columns
             ]
-            positions = mapping.positions
-            width = max(positions) + 1
             # The run reads the very file the pre-check passed: its keys were checked then.
             key = [] if strict else self._key_positions(names)
-            seen_keys: set[int] = set()
-            pairs = list(zip(converters, positions, strict=True))
-            for count, (number, cells) in enumerate(file_rows, start=1):
-                if count > limits.max_rows:
-                    message = (
-                        f"the file has more than import.max_rows ({limits.max_rows:,}) rows: "
-                        "split it"
-                    )
-                    if strict:
-                        raise RunFailed(message)
-                    problems.add(message)
-                    return
-                if len(cells) < width:
-                    cells = [*cells, *([None] * (width - len(cells)))]
+            if not key:
+                yield from self._converted(file_rows, mapping, converters, problems, strict)
+                return
+            with SeenKeys(self.handler.config.work_dir) as seen:
+                pending = _PendingRows(cells_per_row=len(names))
                 try:
-                    values = tuple([convert(cells[pos]) for convert, pos in pairs])
-                except BadValue:
-                    # The slow path, for the row's every problem with its column.
-                    for name, convert, pos in zip(names, converters, positions, strict=True):
-                        try:
-                            convert(cells[pos])
-                        except BadValue as exc:
-                            if strict:
-                                raise RunFailed(f"row {number}, column {name}: {exc}") from None
-                            problems.value(number, name, cells[pos], str(exc))
-                    continue
-                if key:
-                    digest = hash(tuple([values[i] for i in key]))
-                    if digest in seen_keys:
-                        shown = ", ".join(str(values[i]) for i in key)
-                        problems.add(
-                            f"row {number}: key ({', '.join(names[i] for i in key)}) = "
-                            f"({shown[:100]}) appears earlier in the file; each key once"
-                        )
-                        continue
-                    seen_keys.add(digest)
-                yield number, values
+                    for row in self._converted(file_rows, mapping, converters, pending, strict):
+                        pending.keep(row)
+                        if pending.full():
+                            yield from pending.flush(seen, key, names, problems)
+                except FileProblem:
+                    # What came before the unreadable part is reported as it would be without
+                    # a key.
+                    yield from pending.flush(seen, key, names, problems)
+                    raise
+                yield from pending.flush(seen, key, names, problems)
+
+    def _converted(
+        self,
+        file_rows: Iterator[tuple[int, list[Any]]],
+        mapping: Mapping,
+        converters: list[Callable[[Any], Any]],
+        problems: Problems,
+        strict: bool,
+    ) -> Iterator[tuple[int, tuple[Any, ...]]]:
+        limits = self.handler.limits
+        names = [c.name for c in mapping.columns]
+        positions = mapping.positions
+        width = max(positions) + 1
+        pairs = list(zip(converters, positions, strict=True))
+        for count, (number, cells) in enumerate(file_rows, start=1):
+            if count > limits.max_rows:
+                message = (
+                    f"the file has more than import.max_rows ({limits.max_rows:,}) rows: split it"
+                )
+                if strict:
+                    raise RunFailed(message)
+                problems.add(message)
+                return
+            if len(cells) < width:
+                cells = [*cells, *([None] * (width - len(cells)))]
+            try:
+                values = tuple([convert(cells[pos]) for convert, pos in pairs])
+            except BadValue:
+                # The slow path, for the row's every problem with its column.
+                for name, convert, pos in zip(names, converters, positions, strict=True):
+                    try:
+                        convert(cells[pos])
+                    except BadValue as exc:
+                        if strict:
+                            raise RunFailed(f"row {number}, column {name}: {exc}") from None
+                        problems.value(number, name, cells[pos], str(exc))
+                continue
+            yield number, values
 
     def _key_positions(self, names: list[str]) -> list[int]:
         try:
@@ -346,6 +366,45 @@ class _Scan:
         except sa.exc.SQLAlchemyError:
             return []
         return [names.index(k) for k in key]
+
+
+class _PendingRows(Problems):
+    """Rows read and the problems found among them, in file order, until their batch of keys
+    is checked: then rows and problems come out in the order they would without a key."""
+
+    def __init__(self, cells_per_row: int) -> None:
+        super().__init__()
+        self.limit = max(1, min(KEY_BATCH_ROWS, KEY_BATCH_CELLS // cells_per_row))
+        self.entries: list[tuple[int, tuple[Any, ...]] | str] = []
+
+    def add(self, message: str) -> None:
+        self.entries.append(message)
+
+    def keep(self, row: tuple[int, tuple[Any, ...]]) -> None:
+        self.entries.append(row)
+
+    def full(self) -> bool:
+        return len(self.entries) >= self.limit
+
+    def flush(
+        self, seen: SeenKeys, key: list[int], names: list[str], problems: Problems
+    ) -> Iterator[tuple[int, tuple[Any, ...]]]:
+        """The batch's rows whose key came before become problems; the others are yielded."""
+        entries, self.entries = self.entries, []
+        digests = [hash(tuple([e[1][i] for i in key])) for e in entries if not isinstance(e, str)]
+        repeated = iter(seen.repeated(digests))
+        for entry in entries:
+            if isinstance(entry, str):
+                problems.add(entry)
+            elif next(repeated):
+                number, values = entry
+                shown = ", ".join(str(values[i]) for i in key)
+                problems.add(
+                    f"row {number}: key ({', '.join(names[i] for i in key)}) = "
+                    f"({shown[:100]}) appears earlier in the file; each key once"
+                )
+            else:
+                yield entry
 
 
 @dataclass

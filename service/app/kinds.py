@@ -17,7 +17,7 @@ from service.domain.errors import WoxqaqError
 from service.domain.model import GenerateSpec, Preview, Task
 
 if TYPE_CHECKING:
-    from service.tasks import NewTask
+    from service.app.tasks import NewTask
 
 
 class RunFailed(WoxqaqError):

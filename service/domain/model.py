@@ -264,3 +264,26 @@ class Backlog:
     oldest_approval_wait_s: float = 0.0
     outbox_pending: int = 0
     outbox_oldest_pending_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One entry of the outbox: what people must be told about a task, and how its delivery
+    has gone so far."""
+
+    id: int
+    task_id: int
+    run_id: int | None
+    kind: str
+    actor: str
+    created_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """A chat message posted for a task; a later delivery for the same purpose edits it."""
+
+    channel: str
+    ts: str
+    purpose: str

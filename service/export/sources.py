@@ -11,7 +11,8 @@ CSV can also be rendered by the server (`server_csv`), in the same transaction, 
 query wrapped so that its output is the canonical text of `writers.py`: PostgreSQL's
 `COPY (query) TO STDOUT`, and for MySQL/MariaDB one CSV line a row built in SQL, read as
 one binary value (PyMySQL parses one value a row instead of one a cell: the driver's
-per-cell Python work is what made MySQL exports several times slower than its client).
+per-cell Python work is what made MySQL exports several times slower than its client),
+and those values a socket read at a time (`mysql_wire`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from service.domain import placeholders
+from service.export.mysql_wire import NullValue, single_values
 from service.export.values import FORMULA_STARTS, ServerText
 
 log = logging.getLogger(__name__)
@@ -344,31 +346,43 @@ class ReadOnlySession:
         try:
             probe.execute(f"SELECT * FROM (\n{sql}\n) AS q LIMIT 0", args)
             columns = _mysql_columns(probe)
-            line = _mysql_csv_line(probe)
+            record = _mysql_csv_record(probe)
+            if record is None:
+                return None
+            # The record's charset follows from the columns' types, not their values: asked
+            # of one row of NULLs, with the query planned but not run.
+            probe.execute(
+                f"SELECT CHARSET({record}) FROM (SELECT 1) AS one LEFT JOIN "
+                f"(SELECT * FROM (\n{sql}\n) AS q LIMIT 0) AS q ON TRUE",
+                args,
+            )
+            charset = probe.fetchone()[0]
         except pymysql.err.MySQLError as exc:
             if exc.args and exc.args[0] in _MYSQL_NOT_WRAPPABLE:
                 return None  # two columns of one name, or SELECT options, in a derived table
+            if exc.args and exc.args[0] in _MYSQL_COLLATION_MIX:
+                log.info("export reads rows: text columns of mixed collations")
+                return None
             raise
         finally:
             probe.close()
-        if line is None:
-            return None
+        line = _mysql_utf8_bytes(record, charset)
         cur = self.raw.cursor(pymysql.cursors.SSCursor)
         rows = 0
         try:
-            try:
-                cur.execute(f"SELECT {line} FROM (\n{sql}\n) AS q", args)
-            except pymysql.err.MySQLError as exc:
-                if exc.args and exc.args[0] in _MYSQL_COLLATION_MIX:
-                    log.info("export reads rows: text columns of mixed collations")
-                    return None
-                raise
+            cur.execute(f"SELECT {line} FROM (\n{sql}\n) AS q", args)
             on_columns(columns)  # only now: the row path writes the header otherwise
-            fetch = cur.fetchmany
-            while batch := fetch(_MYSQL_CSV_BATCH):
-                rows += len(batch)
-                write(b"\r\n".join([r[0] for r in batch]) + b"\r\n")
-                tick(rows)
+            with contextlib.closing(single_values(cur)) as batches:
+                for batch in batches:
+                    rows += len(batch)
+                    write(b"\r\n".join(batch) + b"\r\n")
+                    tick(rows)
+        except NullValue as exc:
+            raise SourceError(
+                f"Row {exc.before + 1:,} is longer as one CSV line than the server's "
+                "max_allowed_packet allows: ask for it to be raised, or leave its widest "
+                "columns out."
+            ) from None
         finally:
             cur.close()
         return rows
@@ -686,7 +700,6 @@ def _mysql_columns(cursor: Any) -> list[ColumnInfo]:
 # server's shortest digits are not Python's layout), BIT and unknown types go the row path.
 # CR and LF stand in the SQL text as themselves, which reads the same whatever sql_mode
 # says about backslashes.
-_MYSQL_CSV_BATCH = 2000
 _MYSQL_AS_IS = {1, 2, 3, 8, 9, 13, 0, 246, 10, 14, 6}  # integers, YEAR, decimals, dates, NULL
 _MYSQL_TEXT = {15, 245, 247, 248, 249, 250, 251, 252, 253, 254}  # strings, JSON, ENUM, SET
 _MYSQL_DATETIME = {12}  # DATETIME; TIMESTAMP is shown in the task's timezone: the row path
@@ -702,8 +715,8 @@ _BACKSLASH_X = "CONVERT(0x5c78 USING ascii)"
 _MYSQL_COLLATION_MIX = {1267, 1270, 1271}
 
 
-def _mysql_csv_line(cursor: Any) -> str | None:
-    """The select-list item rendering one whole CSV record, or None when a column's type
+def _mysql_csv_record(cursor: Any) -> str | None:
+    """The expression rendering one whole CSV record as text, or None when a column's type
     has no rendering in SQL."""
     fields = getattr(getattr(cursor, "_result", None), "fields", None) or []
     description = cursor.description or ()
@@ -735,16 +748,34 @@ def _mysql_csv_line(cursor: Any) -> str | None:
             cells.append(f"IFNULL({text}, '')")
         else:
             return None
-    # Converted once a line, not once a cell (that doubled the server's work): text cells
-    # of a non-Unicode charset join a Unicode one by MySQL's coercion rules, and a line
-    # made only of them is converted here.
-    return f"CAST(CONVERT(CONCAT_WS(',', {', '.join(cells)}) USING utf8mb4) AS BINARY)"
+    return f"CONCAT_WS(',', {', '.join(cells)})"
+
+
+# Charsets whose bytes are UTF-8's for every text they can hold.
+_UTF8_BYTES = {"utf8mb4", "utf8mb3", "utf8", "ascii"}
+
+
+def _mysql_utf8_bytes(record: str, charset: str) -> str:
+    """The record as one binary value of UTF-8 bytes (read without the driver decoding it).
+
+    Text cells of a non-Unicode charset join a Unicode one by MySQL's coercion rules, so a
+    record is converted only when it is made of such cells alone (or of a Unicode charset
+    other than UTF-8): converting a record that already is UTF-8 still copies it, a fifth
+    of the server's work on a wide table. Converted once a line, never once a cell (that
+    doubled the server's work)."""
+    if charset in _UTF8_BYTES:
+        return f"CAST({record} AS BINARY)"
+    return f"CAST(CONVERT({record} USING utf8mb4) AS BINARY)"
 
 
 def _mysql_quoted(text: str, single: bool) -> str:
     """A text cell: quoted when empty or holding a comma, quote, CR or LF (and, alone on
-    its line, when it is `\\.`), inner quotes doubled; NULL is an empty, unquoted field."""
-    needs = f"CHAR_LENGTH({text}) = 0 OR {text} REGEXP {_CSV_SPECIAL}"
+    its line, when it is `\\.`), inner quotes doubled; NULL is an empty, unquoted field.
+
+    Emptiness is asked of the byte length, which the server has at hand (CHAR_LENGTH counts
+    the characters, a tenth of a text cell's cost), and is not `= ''`, which holds for
+    spaces too."""
+    needs = f"LENGTH({text}) = 0 OR {text} REGEXP {_CSV_SPECIAL}"
     if single:
         needs += f" OR HEX({text}) = '5C2E'"
     return (

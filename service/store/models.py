@@ -173,8 +173,8 @@ class NotificationRow(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
-    # Delivery lease and back-off (migration 0002), claimed by UPDATE … WHERE in
-    # service/notifications.py so two bot replicas never take the same row.
+    # Delivery lease and back-off (migration 0002), claimed by UPDATE … WHERE
+    # (`Tx.lease_notification`) so two bot replicas never take the same row.
     leased_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
@@ -182,4 +182,29 @@ class NotificationRow(Base):
     __table_args__ = (
         Index("ix_notifications_pending", "delivered_at", "id"),
         Index("ix_notifications_task_pending", "task_id", "delivered_at", "id"),
+    )
+
+
+class MessageRefRow(Base):
+    """One chat message posted for a task; later notifications update it in place.
+
+    The outbox's lease and retry columns live on `notifications` itself so that a claim is
+    one conditional UPDATE of the row; the messages are a table of their own because a task
+    has several (the approval request, decisions, one progress/result message per run).
+    """
+
+    __tablename__ = "notification_messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    # One message per purpose: a second post for the same purpose would be a duplicate.
+    __table_args__ = (
+        UniqueConstraint("task_id", "purpose", name="uq_notification_messages_task_purpose"),
+        Index("ix_notification_messages_task", "task_id"),
     )

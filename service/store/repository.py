@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from service.domain.errors import NotFound
 from service.domain.model import (
@@ -29,6 +30,8 @@ from service.domain.model import (
     GenerateSpec,
     ImportMode,
     ImportSpec,
+    MessageRef,
+    Notification,
     Page,
     Preview,
     Role,
@@ -43,7 +46,15 @@ from service.domain.model import (
     Trigger,
 )
 from service.store.db import WRITE_OPTION, create_store_engine, migrate
-from service.store.models import EventRow, NotificationRow, RunRow, TaskRow, VoteRow, utcnow
+from service.store.models import (
+    EventRow,
+    MessageRefRow,
+    NotificationRow,
+    RunRow,
+    TaskRow,
+    VoteRow,
+    utcnow,
+)
 
 
 def spec_to_json(spec: ExportSpec) -> dict[str, Any]:
@@ -351,6 +362,136 @@ class Tx:
         )
         return [Event(r.actor, r.action, r.comment, r.created_at, r.principal) for r in rows]
 
+    # -- the outbox's delivery side: leases, acks, the messages posted -------------------
+    # A claim or an ack is a conditional UPDATE (`… WHERE id = :id AND <still claimable>`):
+    # of two consumers racing for a row, exactly one sees a row count of 1.
+
+    def claimable_notifications(self, now: datetime, limit: int) -> list[int]:
+        """Ids free to lease at `now`, oldest first, each task's oldest undelivered only: a
+        task's notifications are delivered in order."""
+        n = NotificationRow
+        earlier = aliased(NotificationRow, name="earlier")
+        earlier_pending = (
+            sa.select(earlier.id)
+            .where(earlier.task_id == n.task_id, earlier.id < n.id, earlier.delivered_at.is_(None))
+            .exists()
+        )
+        return list(
+            self.s.scalars(
+                sa.select(n.id).where(_claimable(now), ~earlier_pending).order_by(n.id).limit(limit)
+            )
+        )
+
+    def lease_notification(
+        self, notification_id: int, consumer: str, *, now: datetime, until: datetime
+    ) -> bool:
+        """Lease it to `consumer` until `until`; False when someone else claimed it first."""
+        result = self.s.execute(
+            sa.update(NotificationRow)
+            .where(NotificationRow.id == notification_id, _claimable(now))
+            .values(leased_by=consumer, lease_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def notification(self, notification_id: int) -> Notification:
+        row = self.s.get(NotificationRow, notification_id)
+        if row is None:
+            raise NotFound(f"notification {notification_id} does not exist")
+        return _notification(row)
+
+    def notifications(self, ids: Sequence[int]) -> list[Notification]:
+        rows = self.s.scalars(
+            sa.select(NotificationRow)
+            .where(NotificationRow.id.in_(ids))
+            .order_by(NotificationRow.id)
+        )
+        return [_notification(r) for r in rows]
+
+    def deliver_notification(
+        self,
+        notification_id: int,
+        consumer: str,
+        *,
+        now: datetime,
+        error: str,
+        attempts: int | None = None,
+    ) -> bool:
+        """Mark it delivered (or given up, with the failed `attempts`); False when `consumer`
+        no longer holds its lease."""
+        values: dict[str, Any] = {"delivered_at": now, "last_error": error, "lease_until": None}
+        if attempts is not None:
+            values["attempts"] = attempts
+        return self._settle(notification_id, consumer, now, values)
+
+    def retry_notification(
+        self,
+        notification_id: int,
+        consumer: str,
+        *,
+        now: datetime,
+        error: str,
+        attempts: int,
+        next_attempt_at: datetime,
+    ) -> bool:
+        """Release it for another attempt at `next_attempt_at`; False when `consumer` no
+        longer holds its lease."""
+        values = {
+            "attempts": attempts,
+            "last_error": error,
+            "lease_until": None,
+            "leased_by": "",
+            "next_attempt_at": next_attempt_at,
+        }
+        return self._settle(notification_id, consumer, now, values)
+
+    def _settle(
+        self, notification_id: int, consumer: str, now: datetime, values: dict[str, Any]
+    ) -> bool:
+        n = NotificationRow
+        holds = sa.and_(
+            n.id == notification_id,
+            n.delivered_at.is_(None),
+            # the holder, or anyone once the lease lapsed and nobody else took it
+            sa.or_(n.leased_by == consumer, n.lease_until < now),
+        )
+        settle = sa.update(n).where(holds).values(**values)
+        result = self.s.execute(settle.execution_options(synchronize_session=False))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def message_refs(self, task_id: int) -> list[MessageRef]:
+        rows = self.s.scalars(
+            sa.select(MessageRefRow)
+            .where(MessageRefRow.task_id == task_id)
+            .order_by(MessageRefRow.id)
+        )
+        return [MessageRef(r.channel, r.ts, r.purpose) for r in rows]
+
+    def save_message_ref(self, task_id: int, ref: MessageRef, now: datetime) -> None:
+        """Remember the message posted for `ref.purpose`, replacing an earlier one."""
+        replace = (
+            sa.update(MessageRefRow)
+            .where(MessageRefRow.task_id == task_id, MessageRefRow.purpose == ref.purpose)
+            .values(channel=ref.channel, ts=ref.ts, updated_at=now)
+        )
+        # Update first: the row usually exists when a message is edited again.
+        if self.s.execute(replace).rowcount:  # type: ignore[attr-defined]
+            return
+        try:
+            with self.s.begin_nested():
+                self.s.add(
+                    MessageRefRow(
+                        task_id=task_id,
+                        purpose=ref.purpose,
+                        channel=ref.channel,
+                        ts=ref.ts,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:  # a concurrent writer inserted it: keep theirs updated
+            self.s.execute(replace)
+
     # -- runs ----------------------------------------------------------------------------
 
     def add_run(
@@ -601,6 +742,27 @@ class Tx:
 
 
 SCHEDULER = "scheduler"  # the executor of scheduled runs
+
+
+def _claimable(now: datetime) -> sa.ColumnElement[bool]:
+    n = NotificationRow
+    return sa.and_(
+        n.delivered_at.is_(None),
+        sa.or_(n.lease_until.is_(None), n.lease_until < now),
+        sa.or_(n.next_attempt_at.is_(None), n.next_attempt_at <= now),
+    )
+
+
+def _notification(row: NotificationRow) -> Notification:
+    return Notification(
+        id=row.id,
+        task_id=row.task_id,
+        run_id=row.run_id,
+        kind=row.kind,
+        actor=row.actor or "",
+        created_at=row.created_at,
+        attempts=row.attempts or 0,
+    )
 
 
 def _with_firing_marks() -> sa.Select[TaskRow, datetime | None, datetime]:

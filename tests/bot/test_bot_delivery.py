@@ -12,7 +12,8 @@ from bot_support import APPROVAL_CHANNEL, Bot, wait_for
 from slack_standin import SlackStandIn
 
 from bot.service_client import ServiceClient
-from service.notifications import MessageRef, Outbox
+from service.app.outbox import Outbox
+from service.domain.model import MessageRef
 from service.server import Service
 from woxqaq.v1 import notification_service_pb2 as npb
 from woxqaq.v1 import task_service_pb2 as pb

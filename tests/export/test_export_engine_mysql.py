@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL
 
 from service.datasources import Datasource
 from service.domain.model import Content, Encoding, ExportSpec, ExportType, TableOption
-from service.export.engine import ExportFailed, ExportOptions, export
+from service.export.engine import ExportCanceled, ExportFailed, ExportOptions, export
 from service.export.sources import open_readonly, sql_statement
 from service.export.writers import CsvWriter
 
@@ -198,6 +198,48 @@ def test_select_options_run_as_written(my, tmp_path: Path, content: Content) -> 
         assert result.rows == 2
 
 
+ENDLESS = "SELECT seq, CONCAT('row ', seq) AS label FROM seq_1_to_100000000000"
+
+
+def test_statement_timeout_stops_a_csv_export_while_its_rows_stream(my, tmp_path: Path) -> None:
+    started = time.monotonic()
+    with pytest.raises(ExportFailed, match="statement timeout of 1 s"):
+        run(
+            my,
+            tmp_path,
+            ExportSpec(statement=ENDLESS),
+            options=ExportOptions(statement_timeout_s=1),
+        )
+    assert time.monotonic() - started < 10
+    _, engine = my
+    with engine.connect() as conn:  # the pool hands out a connection that reads on
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_stops_a_csv_export_while_its_rows_stream(my, tmp_path: Path) -> None:
+    ticks = iter(range(1_000_000_000))
+    started = time.monotonic()
+    with pytest.raises(ExportCanceled):
+        run(my, tmp_path, ExportSpec(statement=ENDLESS), cancelled=lambda: next(ticks) >= 3)
+    assert time.monotonic() - started < 10
+    _, engine = my
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_row_too_long_for_one_csv_line_fails_naming_it(my, tmp_path: Path) -> None:
+    # each value fits the server's max_allowed_packet (16 MiB here), the line does not
+    wide = "REPEAT('a', 9000000) AS a, REPEAT('b', 9000000) AS b"
+    spec = ExportSpec(statement=f"SELECT 1 AS n, '' AS a, '' AS b UNION ALL SELECT 2, {wide}")
+    with pytest.raises(
+        ExportFailed, match=r"Row 2 is longer as one CSV line than the server's max_allowed_packet"
+    ):
+        run(my, tmp_path, spec)
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- CSV rendered by the server ---------------------------------------------------------
 
 TRICKY = [
@@ -227,6 +269,8 @@ TRICKY = [
     """CREATE TABLE mixed (a VARCHAR(9) COLLATE utf8mb4_general_ci,
                            b VARCHAR(9) COLLATE utf8mb4_unicode_ci, c VARCHAR(9) CHARSET latin1)""",
     "INSERT INTO mixed VALUES ('甲,乙', 'ü', 'né'), (NULL, '', 'x\"y')",
+    "CREATE TABLE wide (u VARCHAR(9) CHARSET utf16, n INT)",
+    "INSERT INTO wide VALUES ('ü,𝄞', 1), ('', NULL)",
     "CREATE TABLE legacy (l VARCHAR(9) CHARSET latin1, g VARCHAR(9) CHARSET gbk)",
     "INSERT INTO legacy VALUES ('é', '中')",
 ]
@@ -241,7 +285,7 @@ def tricky(my: tuple[Datasource, sa.Engine]) -> Iterator[tuple[Datasource, sa.En
             conn.exec_driver_sql(statement)
     yield my
     with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS tricky, stamps, bits, mixed, legacy")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS tricky, stamps, bits, mixed, legacy, wide")
 
 
 def both_paths(my: tuple[Datasource, sa.Engine], sql: str) -> tuple[bytes, bytes, int | None]:
@@ -284,6 +328,7 @@ def test_server_rendered_csv_is_the_row_paths_csv_byte_for_byte(tricky) -> None:
         "SELECT c, c AS d FROM mixed",  # only latin1 text: converted once a line
         "SELECT a, c FROM mixed",
         "SELECT a, b, c FROM mixed",  # two collations of one charset, and latin1
+        "SELECT u, u AS v FROM wide",  # Unicode but not UTF-8: converted once a line
     ],
 )
 def test_server_rendered_csv_matches_on_odd_shapes(tricky, sql: str) -> None:

@@ -27,8 +27,8 @@ from slack_standin import TOKEN, SlackStandIn
 
 from bot.delivery import Delivery
 from bot.service_client import ServiceClient
+from service.app.runs import STOPPED_MESSAGE
 from service.config import parse_config
-from service.exports import STOPPED_MESSAGE
 from service.server import Service
 from woxqaq.v1 import task_service_pb2 as pb
 

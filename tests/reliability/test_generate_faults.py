@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from fault_support import ServiceProcess, reliability_config, wait_for
 from sqlalchemy.engine import URL
 
-from service.exports import STOPPED_MESSAGE
+from service.app.runs import STOPPED_MESSAGE
 from woxqaq.v1 import task_service_pb2 as pb
 
 S = pb.TaskStatus

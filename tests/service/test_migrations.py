@@ -5,7 +5,6 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-import service.store.delivery_models  # noqa: F401  (its tables are part of the schema)
 from service.store.models import Base
 from service.store.repository import TaskStore
 

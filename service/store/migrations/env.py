@@ -11,7 +11,6 @@ import os
 import sqlalchemy as sa
 from alembic import context
 
-import service.store.delivery_models  # noqa: F401  (registers its tables on Base.metadata)
 from service.store.models import Base
 
 config = context.config

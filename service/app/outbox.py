@@ -6,8 +6,9 @@ a claimed notification is leased to one consumer, and a consumer that dies lets 
 lapse so another one takes it over. Messages are posted once: the consumer records each
 message it posts (`save_refs`) and a later delivery for the same purpose updates it.
 
-Claims are conditional UPDATEs (`… WHERE id = :id AND <still claimable>`): of two
-consumers racing for a row, exactly one sees a row count of 1.
+Here is the policy (batch sizes, lease times, back-off, when to give up); the repository's
+conditional UPDATEs (`Tx.lease_notification`, `Tx.deliver_notification`) make sure that of
+two consumers racing for a row, exactly one wins it.
 """
 
 from __future__ import annotations
@@ -17,16 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-
 from service.datasources import DatasourceRegistry
 from service.domain.errors import InvalidRequest, NotFound
-from service.domain.model import Event, Run, Task
+from service.domain.model import Event, MessageRef, Run, Task
 from service.metrics import Metrics
-from service.store.delivery_models import MessageRefRow
-from service.store.models import UtcDateTime
-from service.store.repository import TaskStore
+from service.store.repository import TaskStore, Tx
 
 log = logging.getLogger(__name__)
 
@@ -38,30 +34,6 @@ MAX_ATTEMPTS = 12  # about a day of exponential back-off before giving up
 MAX_ID = 2**63 - 1
 MAX_BACKOFF_S = 3600
 MAX_REFS = 50
-
-# The outbox with the delivery columns of migration 0002 (not all on the ORM model).
-_n = sa.table(
-    "notifications",
-    sa.column("id", sa.BigInteger),
-    sa.column("task_id", sa.BigInteger),
-    sa.column("run_id", sa.BigInteger),
-    sa.column("kind", sa.String),
-    sa.column("actor", sa.String),
-    sa.column("created_at", UtcDateTime),
-    sa.column("delivered_at", UtcDateTime),
-    sa.column("attempts", sa.Integer),
-    sa.column("last_error", sa.Text),
-    sa.column("leased_by", sa.String),
-    sa.column("lease_until", UtcDateTime),
-    sa.column("next_attempt_at", UtcDateTime),
-)
-
-
-@dataclass(frozen=True)
-class MessageRef:
-    channel: str
-    ts: str
-    purpose: str
 
 
 @dataclass(frozen=True)
@@ -116,13 +88,6 @@ class Outbox:
 
     # -- pull ----------------------------------------------------------------------------
 
-    def _claimable(self, now: datetime) -> sa.ColumnElement[bool]:
-        return sa.and_(
-            _n.c.delivered_at.is_(None),
-            sa.or_(_n.c.lease_until.is_(None), _n.c.lease_until < now),
-            sa.or_(_n.c.next_attempt_at.is_(None), _n.c.next_attempt_at <= now),
-        )
-
     def pull(self, consumer: str, max_items: int = 0, lease_s: int = 0) -> list[Pending]:
         """Lease up to `max_items` notifications to `consumer`, the oldest of each task only:
         a task's notifications are delivered in order, the next once the previous is acked."""
@@ -132,32 +97,12 @@ class Outbox:
             raise InvalidRequest("max and lease_seconds must not be negative; 0 means the default")
         lease = timedelta(seconds=min(max(lease_s or DEFAULT_LEASE_S, MIN_LEASE_S), MAX_LEASE_S))
         now = self.clock()
-        earlier = _n.alias("earlier")
-        earlier_pending = (
-            sa.select(earlier.c.id)
-            .where(
-                earlier.c.task_id == _n.c.task_id,
-                earlier.c.id < _n.c.id,
-                earlier.c.delivered_at.is_(None),
-            )
-            .exists()
-        )
-        claimed: list[int] = []
         with self.store.write() as tx:
-            candidates = tx.s.scalars(
-                sa.select(_n.c.id)
-                .where(self._claimable(now), ~earlier_pending)
-                .order_by(_n.c.id)
-                .limit(limit)
-            ).all()
-            for nid in candidates:
-                result = tx.s.execute(
-                    sa.update(_n)
-                    .where(_n.c.id == nid, self._claimable(now))
-                    .values(leased_by=consumer, lease_until=now + lease)
-                )
-                if result.rowcount:  # type: ignore[attr-defined]
-                    claimed.append(nid)
+            claimed = [
+                nid
+                for nid in tx.claimable_notifications(now, limit)
+                if tx.lease_notification(nid, consumer, now=now, until=now + lease)
+            ]
         return self._load(claimed)
 
     def _load(self, ids: Sequence[int]) -> list[Pending]:
@@ -165,8 +110,7 @@ class Outbox:
         if not ids:
             return out
         with self.store.read() as tx:
-            rows = tx.s.execute(sa.select(_n).where(_n.c.id.in_(ids)).order_by(_n.c.id)).all()
-            for row in rows:
+            for row in tx.notifications(ids):
                 try:
                     task = tx.get_task(row.task_id)
                 except NotFound:  # deleted since; nothing to say about it
@@ -188,10 +132,10 @@ class Outbox:
                         kind=row.kind,
                         task_id=row.task_id,
                         run_id=row.run_id,
-                        actor=row.actor or "",
+                        actor=row.actor,
                         created_at=row.created_at,
-                        attempts=row.attempts or 0,
-                        refs=tuple(self._refs(tx.s, row.task_id)),
+                        attempts=row.attempts,
+                        refs=tuple(tx.message_refs(row.task_id)),
                         task=task,
                         run=run,
                         events=tuple(tx.events(row.task_id)),
@@ -200,15 +144,6 @@ class Outbox:
                     )
                 )
         return out
-
-    @staticmethod
-    def _refs(session: sa.orm.Session, task_id: int) -> list[MessageRef]:
-        rows = session.scalars(
-            sa.select(MessageRefRow)
-            .where(MessageRefRow.task_id == task_id)
-            .order_by(MessageRefRow.id)
-        )
-        return [MessageRef(r.channel, r.ts, r.purpose) for r in rows]
 
     # -- ack -----------------------------------------------------------------------------
 
@@ -231,24 +166,16 @@ class Outbox:
             raise NotFound(f"notification {notification_id} does not exist")
         now = self.clock()
         with self.store.write() as tx:
-            row = tx.s.execute(sa.select(_n).where(_n.c.id == notification_id)).one_or_none()
-            if row is None:
-                raise NotFound(f"notification {notification_id} does not exist")
+            row = tx.notification(notification_id)  # NotFound for an unknown id
             if refs:
-                self._save_refs(tx.s, row.task_id, refs, now)
-            holds = sa.and_(
-                _n.c.id == notification_id,
-                _n.c.delivered_at.is_(None),
-                # the holder, or anyone once the lease lapsed and nobody else took it
-                sa.or_(_n.c.leased_by == consumer, _n.c.lease_until < now),
-            )
+                self._save_refs(tx, row.task_id, refs, now)
             error = error[:2000]
             if delivered:
                 outcome = "delivered"
-                values = {"delivered_at": now, "last_error": error, "lease_until": None}
+                held = tx.deliver_notification(notification_id, consumer, now=now, error=error)
             else:
                 outcome = "failed"
-                attempts = (row.attempts or 0) + 1
+                attempts = row.attempts + 1
                 if attempts >= MAX_ATTEMPTS:
                     outcome = "given_up"
                     # Give up so the task's later notifications are not held back for ever.
@@ -258,23 +185,23 @@ class Outbox:
                         error,
                         extra={"task_id": row.task_id, "notification_id": notification_id},
                     )
-                    values = {
-                        "delivered_at": now,
-                        "attempts": attempts,
-                        "last_error": f"given up: {error}"[:2000],
-                        "lease_until": None,
-                    }
+                    held = tx.deliver_notification(
+                        notification_id,
+                        consumer,
+                        now=now,
+                        error=f"given up: {error}"[:2000],
+                        attempts=attempts,
+                    )
                 else:
                     wait = retry_after_s if retry_after_s > 0 else backoff_s(attempts)
-                    values = {
-                        "attempts": attempts,
-                        "last_error": error,
-                        "lease_until": None,
-                        "leased_by": "",
-                        "next_attempt_at": now + timedelta(seconds=min(wait, MAX_BACKOFF_S)),
-                    }
-            result = tx.s.execute(sa.update(_n).where(holds).values(**values))
-            held = bool(result.rowcount)  # type: ignore[attr-defined]
+                    held = tx.retry_notification(
+                        notification_id,
+                        consumer,
+                        now=now,
+                        error=error,
+                        attempts=attempts,
+                        next_attempt_at=now + timedelta(seconds=min(wait, MAX_BACKOFF_S)),
+                    )
         if held:  # committed; an ack of a lease lost counts nothing: the holder's will
             self.metrics.outbox_acks.labels(outcome).inc()
         return held
@@ -282,12 +209,10 @@ class Outbox:
     def save_refs(self, task_id: int, refs: Sequence[MessageRef]) -> None:
         with self.store.write() as tx:
             tx.get_task(task_id)  # NotFound for an unknown task
-            self._save_refs(tx.s, task_id, refs, self.clock())
+            self._save_refs(tx, task_id, refs, self.clock())
 
     @staticmethod
-    def _save_refs(
-        session: sa.orm.Session, task_id: int, refs: Sequence[MessageRef], now: datetime
-    ) -> None:
+    def _save_refs(tx: Tx, task_id: int, refs: Sequence[MessageRef], now: datetime) -> None:
         if len(refs) > MAX_REFS:
             raise InvalidRequest(f"{len(refs)} message refs given; the limit is {MAX_REFS}")
         for ref in refs:
@@ -296,32 +221,7 @@ class Outbox:
             for value, what in ((ref.channel, "channel"), (ref.ts, "ts"), (ref.purpose, "purpose")):
                 if len(value) > 64:
                     raise InvalidRequest(f"message ref {what} is longer than 64 characters")
-            # Update first: the row usually exists when a message is edited again.
-            updated = session.execute(
-                sa.update(MessageRefRow)
-                .where(MessageRefRow.task_id == task_id, MessageRefRow.purpose == ref.purpose)
-                .values(channel=ref.channel, ts=ref.ts, updated_at=now)
-            )
-            if updated.rowcount:  # type: ignore[attr-defined]
-                continue
-            try:
-                with session.begin_nested():
-                    session.add(
-                        MessageRefRow(
-                            task_id=task_id,
-                            purpose=ref.purpose,
-                            channel=ref.channel,
-                            ts=ref.ts,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-            except IntegrityError:  # a concurrent writer inserted it: keep theirs updated
-                session.execute(
-                    sa.update(MessageRefRow)
-                    .where(MessageRefRow.task_id == task_id, MessageRefRow.purpose == ref.purpose)
-                    .values(channel=ref.channel, ts=ref.ts, updated_at=now)
-                )
+            tx.save_message_ref(task_id, ref, now)
 
     # -- datasources ---------------------------------------------------------------------
 
