@@ -45,14 +45,14 @@ whitespace), and is always a string, never a formula or a rich string. A sheet h
 Why our own: xlsxwriter spends its time in Python calls per cell (an XLSX export through it
 took 0.98x a bare xlsxwriter constant_memory loop over the same rows). With this writer,
 1,000,000 rows of bench/export_bench.py took 11.3 s against the bare loop's 77.4 s (0.15x;
-best of 2 each, on a shared 2-core machine), at 88 MB peak RSS (5,000,000 rows: 54 s, the
-same 88 MB); the file is about a quarter larger (deflate level 1). The Rust-backed writers do
-not fit: rustpy-xlsxwriter 0.8.0 takes a whole workbook in one call with its sheets fixed
-before the first row and number formats per column only (a decimal's own scale and a
-timestamp's fraction need one per cell); rvgsrust-xlsxwriter 0.3.5 streams and formats per
-cell, but its calls per cell took 2.7 s of CPU for 200,000 bench rows (2.2 s through its
-`write_rows`, without formats), against 1.4 s for this writer with every check above;
-jetxl 0.3.1 writes Arrow tables whole.
+best of 2 each, on a shared 2-core machine), at 88 MB peak RSS (5,000,000 rows: 54 s against
+311 s, 0.17x, the same 88 MB); the file is about a quarter larger (deflate level 1).
+The Rust-backed writers do not fit: rustpy-xlsxwriter 0.8.0 takes a whole workbook in one
+call with its sheets fixed before the first row and number formats per column only (a
+decimal's own scale and a timestamp's fraction need one per cell); rvgsrust-xlsxwriter
+0.3.5 streams and formats per cell, but its calls per cell took 2.7 s of CPU for 200,000
+bench rows (2.2 s through its `write_rows`, without formats), against 1.4 s for this writer
+with every check above; jetxl 0.3.1 writes Arrow tables whole.
 """
 
 from __future__ import annotations
