@@ -43,6 +43,7 @@ from service.export.sources import (
     sql_statement,
 )
 from service.export.writers import (
+    XLSX_BATCH_ROWS,
     XLSX_MAX_ROWS,
     CsvWriter,
     WriteError,
@@ -170,7 +171,7 @@ def export(
     work_dir.mkdir(parents=True, exist_ok=True)
     base = safe_filename(basename)
     tracker = _Tracker(progress, cancelled)
-    # Everything, the drivers' and xlsxwriter's scratch files included, lives in a private
+    # Everything, the drivers' scratch files included, lives in a private
     # directory until the finished file is renamed out of it.
     scratch = work_dir / f".{base}.{uuid.uuid4().hex[:8]}.part"
     try:
@@ -312,7 +313,8 @@ class _Run:
                 try:
                     self._columns_seen(i, stream.columns)
                     table = book.table(p.name, [c.name for c in stream.columns])
-                    for batch in stream.batches(self.options.fetch_size):
+                    size = min(self.options.fetch_size, XLSX_BATCH_ROWS)
+                    for batch in stream.batches(size):
                         table.write_rows(batch)
                         self.tracker.tick(table.rows, 0)
                 finally:
