@@ -1,6 +1,7 @@
 """Import throughput and memory, next to the databases' own bulk loaders.
 
     python bench/import_bench.py [--rows 1000000] [--xlsx-rows 100000] [--skip-mysql] [--repeat 3]
+    python bench/import_bench.py --xlsx-only --xlsx-rows 1000000 --repeat 3
 
 One CSV file of --rows rows (text with commas, quotes and Chinese, numeric(10,2), date,
 integer, about 5% NULLs) is written once; every method then runs in a fresh child process,
@@ -14,6 +15,8 @@ so its peak RSS is its own, into an empty table with a primary key:
     my-load-data  mysql LOAD DATA LOCAL INFILE (the target: my-import <= 2x)
     xlsx-openpyxl our XLSX reader (openpyxl read-only) over a --xlsx-rows sheet: rows/s
     xlsx-calamine python-calamine over the same sheet, when it is installed: rows/s
+
+--xlsx-only runs the two XLSX methods alone (no CSV file, no database).
 
 Peak RSS target: under 200 MB. With --repeat N each method runs N times, taking turns (so a
 burst of load elsewhere hits every method alike); the table shows each one's fastest run and
@@ -243,6 +246,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--xlsx-rows", type=int, default=100_000)
     p.add_argument("--skip-mysql", action="store_true")
+    p.add_argument("--xlsx-only", action="store_true", help="only the XLSX readers")
     p.add_argument("--repeat", type=int, default=1, help="runs per method; the fastest is shown")
     p.add_argument("--child")
     p.add_argument("--csv")
@@ -255,14 +259,22 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         csv_path, xlsx_path = Path(tmp) / "codes.csv", Path(tmp) / "codes.xlsx"
-        write_csv(csv_path, args.rows)
         write_xlsx(xlsx_path, args.xlsx_rows)
-        size = csv_path.stat().st_size
-        print(f"{args.rows:,} rows, CSV {size / 1e6:.1f} MB; XLSX {args.xlsx_rows:,} rows\n")
+        xlsx_size = xlsx_path.stat().st_size
+        methods: list[str] = []
+        if args.xlsx_only:
+            print(f"XLSX {args.xlsx_rows:,} rows, {xlsx_size / 1e6:.1f} MB\n")
+        else:
+            write_csv(csv_path, args.rows)
+            size = csv_path.stat().st_size
+            print(
+                f"{args.rows:,} rows, CSV {size / 1e6:.1f} MB; "
+                f"XLSX {args.xlsx_rows:,} rows, {xlsx_size / 1e6:.1f} MB\n"
+            )
+            methods += ["pg-precheck", "pg-import", "psql"]
+            if not args.skip_mysql:
+                methods += ["my-import", "my-load-data"]
         print(f"{'method':<14} {'rows':>10} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
-        methods = ["pg-precheck", "pg-import", "psql"]
-        if not args.skip_mysql:
-            methods += ["my-import", "my-load-data"]
         methods += ["xlsx-openpyxl", "xlsx-calamine"]
         runs: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
         for _ in range(max(1, args.repeat)):
@@ -286,6 +298,8 @@ def main() -> None:
                 ratio = results[ours]["seconds"] / results[theirs]["seconds"]
                 print(f"\n{ours} / {theirs}: {ratio:.2f}x (target <= {target}x)", end="")
         print()
+        if args.xlsx_only:
+            return
         for url in (PG_URL, *(() if args.skip_mysql else (MYSQL_URL,))):
             import sqlalchemy as sa
 
