@@ -138,7 +138,11 @@ def _xlsx_rows(
             names = book.sheetnames
             if sheet and sheet not in names:
                 raise FileProblem(f"the workbook has no sheet {sheet!r}; its sheets: {names}")
-            yield _sheet_rows(book[sheet or names[0]])
+            worksheet = book[sheet or names[0]]
+            # The read-only reader stops at the range the sheet declares (<dimension>); a
+            # writer that declares too small a one ("A1") would lose rows and columns.
+            worksheet.reset_dimensions()
+            yield _sheet_rows(worksheet)
         finally:
             book.close()
 
@@ -157,8 +161,18 @@ def _check_zip(path: Path, max_unpacked: int) -> None:
         )
 
 
+# Excel's last row. The parser keeps every row element it has read (cleared, but in the tree:
+# about 85 bytes each), so rows past this, which no spreadsheet writes, would only grow memory.
+EXCEL_MAX_ROWS = 1_048_576
+
+
 def _sheet_rows(ws: Any) -> Iterator[Row]:
     for number, cells in enumerate(ws.iter_rows(), start=1):
+        if number > EXCEL_MAX_ROWS:
+            raise FileProblem(
+                f"the sheet has rows past row {EXCEL_MAX_ROWS:,}, the last one Excel has: "
+                "split it into workbooks of fewer rows, or upload it as CSV"
+            )
         values = []
         for cell in cells:
             if cell.data_type == "f":

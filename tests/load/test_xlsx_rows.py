@@ -1,7 +1,8 @@
 """An XLSX sheet read row by row: every kind of formula refused by row and column, whatever
 the XML prefix; each cell as the sheet stores it (an error cell as its text, a whole number
-as an int however long); the sheet by name or the first; the unpacked-size limit; the digest
-and the size limit of the bytes read."""
+as an int however long), all of them even where the sheet declares too small a range; the
+sheet by name or the first; the unpacked-size and row limits; the digest and the size limit
+of the bytes read."""
 
 from __future__ import annotations
 
@@ -35,16 +36,18 @@ def saved(book: openpyxl.Workbook) -> bytes:
     return out.getvalue()
 
 
-def with_sheet_xml(rows_xml: str, prefix: str = "") -> bytes:
+def with_sheet_xml(rows_xml: str, prefix: str = "", dimension: str = "") -> bytes:
     """A workbook whose first sheet is `rows_xml` (written with no prefix), the elements
-    given `prefix` as Excel's own and some other writers do (<x:row>, <x:c>, <x:f>)."""
+    given `prefix` as Excel's own and some other writers do (<x:row>, <x:c>, <x:f>), and
+    the used range the sheet declares, if any (<dimension ref="A1:C3"/>)."""
     if prefix:
         rows_xml = re.sub(r"<(/?)", rf"<\1{prefix}:", rows_xml)
     tag = f"{prefix}:" if prefix else ""
     declaration = f"xmlns:{prefix}" if prefix else "xmlns"
+    declared = f'<{tag}dimension ref="{dimension}"/>' if dimension else ""
     sheet = (
         f'<?xml version="1.0" encoding="UTF-8"?><{tag}worksheet {declaration}="{MAIN_NS}">'
-        f"<{tag}sheetData>{rows_xml}</{tag}sheetData></{tag}worksheet>"
+        f"{declared}<{tag}sheetData>{rows_xml}</{tag}sheetData></{tag}worksheet>"
     )
     template = zipfile.ZipFile(io.BytesIO(saved(openpyxl.Workbook())))
     out = io.BytesIO()
@@ -215,3 +218,21 @@ def test_a_file_that_is_not_a_workbook_is_refused(tmp_path: Path) -> None:
         z.writestr("readme.txt", "hello")
     with pytest.raises(FileProblem, match="not an Excel workbook"):
         read(not_a_book.getvalue(), tmp_path)
+
+
+def test_a_sheet_that_declares_too_small_a_range_loses_no_row_or_column(tmp_path: Path) -> None:
+    rows_xml = "".join(
+        f'<row r="{r}">' + "".join(f'<c r="{c}{r}"><v>{r}</v></c>' for c in "ABC") + "</row>"
+        for r in (1, 2, 3)
+    )
+    for declared in ("A1", "A1:B2"):
+        sheet = with_sheet_xml(rows_xml, dimension=declared)
+        assert read(sheet, tmp_path) == [(1, [1, 1, 1]), (2, [2, 2, 2]), (3, [3, 3, 3])]
+
+
+def test_a_row_past_excels_last_is_refused(tmp_path: Path) -> None:
+    last = '<row r="1048576"><c r="A1048576"><v>1</v></c></row>'
+    assert read(with_sheet_xml(last), tmp_path) == [(1_048_576, [1])]
+    past = '<row r="1048577"><c r="A1048577"><v>1</v></c></row>'
+    with pytest.raises(FileProblem, match="rows past row 1,048,576, the last one Excel has"):
+        read(with_sheet_xml(past), tmp_path)
