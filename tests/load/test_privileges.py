@@ -22,20 +22,10 @@ from service.load.privileges import audit
 from service.server import Service
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("postgresql", marks=pytest.mark.postgres),
-        pytest.param("mysql", marks=pytest.mark.mysql),
-    ]
-)
-def admin_url(request: pytest.FixtureRequest) -> URL:
-    return request.getfixturevalue("pg_url" if request.param == "postgresql" else "mysql_url")
-
-
 @pytest.fixture
-def tables(admin_url: URL) -> Iterator[tuple[str, str]]:
+def tables(writable_db_url: URL) -> Iterator[tuple[str, str]]:
     names = (f"w_{secrets.token_hex(4)}", f"o_{secrets.token_hex(4)}")
-    admin = sa.create_engine(admin_url)
+    admin = sa.create_engine(writable_db_url)
     with admin.begin() as conn:
         for name in names:
             conn.exec_driver_sql(f"CREATE TABLE {name} (id int PRIMARY KEY)")
@@ -63,34 +53,38 @@ def findings(reader: DbUser, writer: DbUser, writable: str) -> list[str]:
         registry.dispose()
 
 
-def test_users_with_only_what_they_need_pass(admin_url: URL, tables: tuple[str, str]) -> None:
+def test_users_with_only_what_they_need_pass(writable_db_url: URL, tables: tuple[str, str]) -> None:
     writable, other = tables
     with (
-        db_user(admin_url, tables=[writable, other]) as reader,
-        db_user(admin_url, tables=[writable], privileges=("SELECT", "INSERT", "UPDATE")) as writer,
+        db_user(writable_db_url, tables=[writable, other]) as reader,
+        db_user(
+            writable_db_url, tables=[writable], privileges=("SELECT", "INSERT", "UPDATE")
+        ) as writer,
     ):
         assert findings(reader, writer, writable) == []
 
 
 def test_a_reader_that_may_write_and_a_writer_beyond_its_tables_are_warned_about(
-    admin_url: URL, tables: tuple[str, str]
+    writable_db_url: URL, tables: tuple[str, str]
 ) -> None:
     writable, other = tables
     with ExitStack() as stack:
         reader = stack.enter_context(
-            db_user(admin_url, tables=[other], privileges=("SELECT", "INSERT"))
+            db_user(writable_db_url, tables=[other], privileges=("SELECT", "INSERT"))
         )
         writer = stack.enter_context(
-            db_user(admin_url, tables=[writable], privileges=("SELECT", "INSERT", "DELETE"))
+            db_user(writable_db_url, tables=[writable], privileges=("SELECT", "INSERT", "DELETE"))
         )
-        with sa.create_engine(admin_url).begin() as conn:
+        with sa.create_engine(writable_db_url).begin() as conn:
             conn.exec_driver_sql(
                 f"GRANT UPDATE ON {other} TO {writer.name}"
-                if admin_url.get_backend_name() == "postgresql"
+                if writable_db_url.get_backend_name() == "postgresql"
                 else f"GRANT UPDATE ON {other} TO '{writer.name}'@'%%'"
             )
         found = "\n".join(findings(reader, writer, writable))
-    schema = "public" if admin_url.get_backend_name() == "postgresql" else admin_url.database
+    schema = (
+        "public" if writable_db_url.get_backend_name() == "postgresql" else writable_db_url.database
+    )
     assert f"reader (url) user may INSERT on {schema}.{other}" in found
     assert (
         "writer (write_url) user may DELETE on" in found

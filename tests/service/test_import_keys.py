@@ -38,16 +38,6 @@ NULLABLE_KEY_DDL = {  # the key is a unique key whose columns may be NULL
 }
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("postgresql", marks=pytest.mark.postgres),
-        pytest.param("mysql", marks=pytest.mark.mysql),
-    ]
-)
-def admin_url(request: pytest.FixtureRequest) -> URL:
-    return request.getfixturevalue("pg_url" if request.param == "postgresql" else "mysql_url")
-
-
 @pytest.fixture
 def checking(tmp_path: Path, start_service: Callable[..., Running]) -> Callable[..., Running]:
     def start(target: Target) -> Running:
@@ -57,8 +47,8 @@ def checking(tmp_path: Path, start_service: Callable[..., Running]) -> Callable[
 
 
 @pytest.fixture
-def promo(admin_url: URL) -> Iterator[Target]:
-    with target_table(admin_url) as t:
+def promo(writable_db_url: URL) -> Iterator[Target]:
+    with target_table(writable_db_url) as t:
         yield t
 
 
@@ -129,8 +119,12 @@ def test_repeated_keys_and_bad_values_are_listed_in_file_order(promo: Target, ch
     assert messages[1] == "row 4: key (code) = (A1) appears earlier in the file; each key once"
 
 
-def test_a_composite_key_repeats_only_when_every_column_does(admin_url: URL, checking) -> None:
-    with target_table(admin_url, REGION_CODE_DDL[admin_url.get_backend_name()]) as target:
+def test_a_composite_key_repeats_only_when_every_column_does(
+    writable_db_url: URL, checking
+) -> None:
+    with target_table(
+        writable_db_url, REGION_CODE_DDL[writable_db_url.get_backend_name()]
+    ) as target:
         svc = checking(target)
         data = "region,code,discount\nEU,A1,1\nUS,A1,1\nEU,A2,1\nEU,A1,2\nUS,A2,1\nUS,A1,3\n"
 
@@ -143,10 +137,14 @@ def test_a_composite_key_repeats_only_when_every_column_does(admin_url: URL, che
         assert target.rows() == []
 
 
-def test_a_null_in_a_key_is_the_same_key_as_another_null_there(admin_url: URL, checking) -> None:
+def test_a_null_in_a_key_is_the_same_key_as_another_null_there(
+    writable_db_url: URL, checking
+) -> None:
     """Stricter than the database, which takes (NULL, 'A1') twice: the file says the same key
     twice, which is most likely a mistake in the file."""
-    with target_table(admin_url, NULLABLE_KEY_DDL[admin_url.get_backend_name()]) as target:
+    with target_table(
+        writable_db_url, NULLABLE_KEY_DDL[writable_db_url.get_backend_name()]
+    ) as target:
         svc = checking(target)
         data = "region,code\n,A1\nEU,A1\n,A1\n,\n,\nEU,\n"
 
