@@ -26,11 +26,10 @@ XLSX cells keep types where Excel can hold them without loss: integers below 10*
 decimals of up to 15 significant digits, at most 30 places and below 1E+308 as numbers
 (decimals with their scale as the number format), any other as text; dates and times as
 Excel dates, those outside Excel's calendar (before 1900, after 9999-12-31 23:59:59.999) as
-ISO text; timestamps with a zone as
-their wall time in the task's timezone with the offset shown by the number format (Excel has
-no zones); booleans as booleans; JSON, bytes, intervals and other values as their text. A
-NULL is an empty cell. A cell longer than 32,767 characters fails the export, naming row
-and column, rather than being cut short.
+ISO text; timestamps with a zone as their wall time in the task's timezone with the offset
+shown by the number format (Excel has no zones); booleans as booleans; JSON, bytes,
+intervals and other values as their text. A NULL is an empty cell. A cell longer than 32,767
+characters fails the export, naming row and column, rather than being cut short.
 
 The XLSX writer is this module's own: each sheet is one SpreadsheetML part (ECMA-376 part
 1, §18) streamed through `zipfile` with deflate, its rows rendered to XML a batch at a time,
