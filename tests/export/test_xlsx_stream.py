@@ -265,3 +265,28 @@ def test_libreoffice_reads_every_sheet_as_written(tmp_path: Path) -> None:
             sheets.append(list(csv.reader(f)))
     assert sheets[0] == SHOWN[:6]
     assert sheets[1] == [SHOWN[0], *SHOWN[6:]]  # the header repeated on the next sheet
+
+
+HOSTILE_CELLS = [
+    "<a>&amp;\"'", "]]>", "tab\there", "cr\rlf\ncrlf\r\n", "\x01\x1f\x00x", "_x0041_",
+    "_x005F_x0041_", "_X0041_", "  lead", "trail  ", " ", "=1+2", "+1", "-1", "@SUM(A1)",
+    "😀𝄞\U0010fffd", "\ufffe", "\xa0nbsp\xa0", "中" * 32_767,
+]  # fmt: skip
+
+
+def test_libreoffice_reads_hostile_text_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "hostile.xlsx"
+    book = XlsxBook(path)
+    book.table("data", ["v"]).write_rows([(t,) for t in HOSTILE_CELLS])
+    book.close()
+    fmt = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,true,false,false,-1"
+    subprocess.run(
+        [soffice(), f"-env:UserInstallation=file://{tmp_path}/profile", "--headless",
+         "--convert-to", fmt, "--outdir", str(tmp_path / "csv"), str(path)],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    (out,) = (tmp_path / "csv").iterdir()
+    with out.open(encoding="utf-8", newline="") as f:
+        cells = [row[0] for row in csv.reader(f)][1:]
+    # LibreOffice keeps every line break in a cell as LF.
+    assert cells == [t.replace("\r\n", "\n").replace("\r", "\n") for t in HOSTILE_CELLS]
