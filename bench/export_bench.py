@@ -1,6 +1,6 @@
 """Export throughput and memory, next to the tools we measure against.
 
-    python bench/export_bench.py --rows 1000000,5000000 [--methods csv,psql,...]
+    python bench/export_bench.py --rows 1000000,5000000 [--methods csv,psql,...] [--order-by id]
 
 For each row count it creates (once) `bench.orders_<N>` in the PostgreSQL database of
 --url and `orders_<N>` in the MariaDB/MySQL database of --mysql-url: bigint, text with
@@ -168,10 +168,12 @@ def ensure_mysql_table(url: str, rows: int) -> None:
 # --- children ---------------------------------------------------------------------------
 
 
-def child(method: str, url: str, rows: int, out_dir: Path) -> dict[str, float]:
+def child(method: str, url: str, rows: int, out_dir: Path, order_by: str) -> dict[str, float]:
     query = f"SELECT * FROM bench.{table_name(rows)}"
     if method in MYSQL_METHODS:
         query = f"SELECT * FROM {table_name(rows)}"
+    if order_by:
+        query += f" ORDER BY {order_by}"
     if method not in ("psql", "mariadb"):  # a client forked after the imports would count them
         preload()
     started = time.perf_counter()
@@ -345,10 +347,12 @@ def run_bare_xlsx(url: str, query: str, out_dir: Path) -> Path:
 # --- parent -----------------------------------------------------------------------------
 
 
-def measure(method: str, url: str, rows: int, out_dir: Path) -> dict[str, float] | None:
+def measure(
+    method: str, url: str, rows: int, out_dir: Path, order_by: str
+) -> dict[str, float] | None:
     proc = subprocess.run(
         [sys.executable, __file__, "--child", method, "--url", url, "--rows", str(rows),
-         "--out", str(out_dir)],
+         "--out", str(out_dir), "--order-by", order_by],
         capture_output=True,
         text=True,
     )  # fmt: skip
@@ -369,11 +373,14 @@ def main() -> None:
     p.add_argument("--skip-psql", action="store_true")
     p.add_argument("--skip-rows-path", action="store_true", help="leave out csv-rows")
     p.add_argument("--out", default="", help="scratch directory (default: a temp dir)")
+    p.add_argument("--order-by", default="", help="the query's ORDER BY (e.g. id), if any")
     p.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
 
     if args.child:
-        print(json.dumps(child(args.child, args.url, int(args.rows), Path(args.out))))
+        print(
+            json.dumps(child(args.child, args.url, int(args.rows), Path(args.out), args.order_by))
+        )
         return
 
     methods = [m for m in args.methods.split(",") if m]
@@ -394,7 +401,8 @@ def main() -> None:
             # Rounds interleave the methods so that a busy moment does not favour one.
             for _ in range(args.repeat):
                 for m in methods:
-                    r = measure(m, args.mysql_url if m in MYSQL_METHODS else args.url, n, Path(tmp))
+                    url = args.mysql_url if m in MYSQL_METHODS else args.url
+                    r = measure(m, url, n, Path(tmp), args.order_by)
                     if r is None:
                         continue
                     best = results.get((m, n))

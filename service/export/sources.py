@@ -349,6 +349,10 @@ class ReadOnlySession:
             record = _mysql_csv_record(probe)
             if record is None:
                 return None
+            order = _mysql_outer_order(sql, [str(d[0]) for d in probe.description])
+            if order is None:
+                log.info("export reads rows: the query orders by more than its columns")
+                return None
             # The record's charset follows from the columns' types, not their values: asked
             # of one row of NULLs, with the query planned but not run.
             probe.execute(
@@ -370,7 +374,7 @@ class ReadOnlySession:
         cur = self.raw.cursor(pymysql.cursors.SSCursor)
         rows = 0
         try:
-            cur.execute(f"SELECT {line} FROM (\n{sql}\n) AS q", args)
+            cur.execute(f"SELECT {line} FROM (\n{sql}\n) AS q{order}", args)
             on_columns(columns)  # only now: the row path writes the header otherwise
             with contextlib.closing(single_values(cur)) as batches:
                 for batch in batches:
@@ -508,6 +512,61 @@ def as_derived_table(sql: str) -> str:
     for start, end in reversed(cuts):
         sql = sql[:start] + " " + sql[end:]
     return sql
+
+
+def _mysql_outer_order(sql: str, names: Sequence[str]) -> str | None:
+    """The ORDER BY that keeps `sql`'s order when its rows are selected from it as derived
+    table `q` (MariaDB drops a derived table's ORDER BY), over q's columns `names`: "" when
+    the query has none of its own, None when a key is not one of its columns (an
+    expression, a column left out of the result) and only the query itself can order."""
+    import sqlglot
+    from sqlglot.errors import SqlglotError
+    from sqlglot.tokens import TokenType
+
+    try:
+        tokens = sqlglot.Dialect.get_or_raise("mysql").tokenize(sql)
+    except SqlglotError:
+        return None
+    depth, start = 0, -1
+    for i, token in enumerate(tokens):
+        if token.token_type is TokenType.L_PAREN:
+            depth += 1
+        elif token.token_type is TokenType.R_PAREN:
+            depth -= 1
+        elif token.token_type is TokenType.ORDER_BY and depth == 0:
+            start = i + 1  # a subquery's, a window's, a GROUP_CONCAT's are not the query's
+    if start < 0:
+        return ""
+    keys: list[list[Any]] = [[]]
+    for token in tokens[start:]:
+        if token.token_type is TokenType.LIMIT:
+            break  # the query keeps its ORDER BY and LIMIT: they pick its rows
+        if token.token_type is TokenType.COMMA:
+            keys.append([])
+        else:
+            keys[-1].append(token)
+    by_name = {n.lower(): n for n in names}
+    ordered = []
+    for key in keys:
+        direction = ""
+        if key and key[-1].token_type in (TokenType.ASC, TokenType.DESC):
+            direction = " DESC" if key.pop().token_type is TokenType.DESC else ""
+        if len(key) != 1:
+            return None
+        word = key[0]
+        if word.token_type is TokenType.NUMBER and word.text.isdigit():
+            if not 1 <= int(word.text) <= len(names):
+                return None
+            name = names[int(word.text) - 1]
+        elif word.token_type in (TokenType.VAR, TokenType.IDENTIFIER):
+            # MySQL reads an ORDER BY name as the result's column of that name first.
+            if word.text.lower() not in by_name or len(by_name) != len(names):
+                return None
+            name = by_name[word.text.lower()]
+        else:
+            return None
+        ordered.append("q.`" + name.replace("`", "``").replace("%", "%%") + "`" + direction)
+    return " ORDER BY " + ", ".join(ordered)
 
 
 def _mysql_require_query(raw: Any, sql: str, args: Any) -> None:

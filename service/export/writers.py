@@ -23,13 +23,13 @@ COPY rule), so NULL and the empty string stay distinguishable. Records end in CR
 `escape_formulas`, text starting with = + - @ gets a leading ' (see `values.py`).
 
 XLSX cells keep types where Excel can hold them without loss: integers below 10**15 and
-decimals of up to 15 significant digits as numbers (decimals with their scale as the number
-format), anything longer as text; dates and times as Excel dates, those outside Excel's
-calendar (before 1900, after 9999-12-31 23:59:59.999) as ISO text; timestamps with a zone as
-their wall time in the task's timezone with the offset shown by the number format (Excel has
-no zones); booleans as booleans; JSON, bytes, intervals and other values as their text. A
-NULL is an empty cell. A cell longer than 32,767 characters fails the export, naming row
-and column, rather than being cut short.
+decimals of up to 15 significant digits, at most 30 places and below 1E+308 as numbers
+(decimals with their scale as the number format), any other as text; dates and times as
+Excel dates, those outside Excel's calendar (before 1900, after 9999-12-31 23:59:59.999) as
+ISO text; timestamps with a zone as their wall time in the task's timezone with the offset
+shown by the number format (Excel has no zones); booleans as booleans; JSON, bytes,
+intervals and other values as their text. A NULL is an empty cell. A cell longer than 32,767
+characters fails the export, naming row and column, rather than being cut short.
 
 The XLSX writer is this module's own: each sheet is one SpreadsheetML part (ECMA-376 part
 1, §18) streamed through `zipfile` with deflate, its rows rendered to XML a batch at a time,
@@ -89,6 +89,7 @@ XLSX_MAX_CHARS = 32_767  # characters per cell
 # enough that a batch, its XML and the driver's buffers stay a few MB.
 XLSX_BATCH_ROWS = 1000
 _XLSX_INT_LIMIT = 10**15  # integers from here on lose digits as an Excel number
+_XLSX_MAX_PLACES = 30  # decimal places a number format may show
 
 
 class WriteError(Exception):
@@ -860,8 +861,14 @@ class XlsxTable:
     def _decimal(self, c: int, ref: str, v: Decimal, i: int) -> str:
         t = v.as_tuple()
         exp = t.exponent
-        # A number only when a double keeps every digit (15 significant) and the scale.
-        if isinstance(exp, int) and len(t.digits) <= 15 and -300 < exp < 300:
+        # A number only when a double keeps every digit (15 significant), its magnitude
+        # stays within Excel's (below 1E+308) and its scale within Excel's 30 places.
+        if (
+            isinstance(exp, int)
+            and len(t.digits) <= 15
+            and exp >= -_XLSX_MAX_PLACES
+            and (v.is_zero() or v.adjusted() < 308)
+        ):
             style = self.book.styles.attr(_decimal_format(max(-exp, 0)))
             text = str(v)
             if "E" in text:

@@ -21,6 +21,7 @@ import openpyxl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openpyxl.utils.escape import unescape
 
 from service.export.values import ServerText
 from service.export.writers import WriteError, XlsxBook
@@ -112,6 +113,94 @@ def test_a_long_cell_names_its_row_in_a_later_batch(tmp_path: Path) -> None:
     book.close()
 
 
+# What a hostile cell could hold: XML's specials, CDATA's end, control characters, text
+# that reads as Excel's _xHHHH_ escape, edge whitespace, formula starts, astral characters.
+HOSTILE_TEXT = st.lists(
+    st.characters(exclude_categories=["Cs"])
+    | st.sampled_from(
+        [
+            *("<", ">", "&", '"', "'", "]]>", "\x00", "\x1f", "\r", "\r\n", "\t", " ", "\xa0"),
+            *("_x0041_", "_x005F_", "_X0041_", "_x00", "=", "+", "-", "@", "😀", "\U0010fffd"),
+        ]
+    ),
+    max_size=16,
+).map("".join)
+# Decimals of up to 15 digits at every scale a source may give, and past a double's range.
+EDGE_DECIMAL = st.builds(
+    lambda digits, exponent, negative: Decimal(f"{'-' if negative else ''}{digits}E{exponent}"),
+    st.integers(0, 10**15 - 1),
+    st.integers(-320, 320),
+    st.booleans(),
+)
+
+
+def read_back(path: Path) -> list[Any]:
+    """Column A under the header, as openpyxl reads it, Excel's _xHHHH_ escapes undone
+    (openpyxl leaves them in inline strings)."""
+    with zipfile.ZipFile(path) as zf:
+        for part in zf.namelist():
+            if part.endswith((".xml", ".rels")):
+                ET.fromstring(zf.read(part))  # every part well-formed
+    ws = openpyxl.load_workbook(path)["data"]
+    cells = [row[0] for row in ws.iter_rows(min_row=2)]
+    for cell in cells:
+        assert cell.data_type != "f"
+        decimals = cell.number_format.partition(".")[2]
+        assert len(decimals) <= 30, "Excel shows at most 30 decimal places"
+    return [unescape(c.value) if c.data_type == "s" else c.value for c in cells]
+
+
+@settings(
+    max_examples=40,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(texts=st.lists(HOSTILE_TEXT, min_size=1, max_size=10))
+def test_hostile_text_reads_back_as_written_and_never_as_a_formula(
+    tmp_path: Path, texts: list[str]
+) -> None:
+    path = tmp_path / f"{uuid.uuid4().hex}.xlsx"
+    book = XlsxBook(path)
+    book.table("data", ["v"]).write_rows([(t,) for t in texts])
+    book.close()
+    assert read_back(path) == texts
+
+
+def test_text_of_exactly_the_cell_limit_is_kept_and_one_more_fails(tmp_path: Path) -> None:
+    at_limit = ["x" * 32_767, "中" * 32_767, " " + "&" * 32_765 + " "]
+    path = tmp_path / "limit.xlsx"
+    book = XlsxBook(path)
+    book.table("data", ["v"]).write_rows([(t,) for t in at_limit])
+    book.close()
+    assert read_back(path) == at_limit
+    over = XlsxBook(tmp_path / "over.xlsx")
+    with pytest.raises(WriteError, match="32,768 characters"):
+        over.table("data", ["v"]).write_rows([("<" * 32_768,)])
+    over.close()
+
+
+@settings(
+    max_examples=60,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(values=st.lists(EDGE_DECIMAL, min_size=1, max_size=8))
+def test_decimals_at_any_scale_read_back_as_their_value(
+    tmp_path: Path, values: list[Decimal]
+) -> None:
+    path = tmp_path / f"{uuid.uuid4().hex}.xlsx"
+    book = XlsxBook(path)
+    book.table("data", ["v"]).write_rows([(v,) for v in values])
+    book.close()
+    for value, cell in zip(values, read_back(path), strict=True):
+        if isinstance(cell, str):
+            assert Decimal(cell) == value
+        else:
+            assert cell == float(value)
+
+
 # -- LibreOffice --------------------------------------------------------------------------
 
 ROWS = [
@@ -178,3 +267,28 @@ def test_libreoffice_reads_every_sheet_as_written(tmp_path: Path) -> None:
             sheets.append(list(csv.reader(f)))
     assert sheets[0] == SHOWN[:6]
     assert sheets[1] == [SHOWN[0], *SHOWN[6:]]  # the header repeated on the next sheet
+
+
+HOSTILE_CELLS = [
+    "<a>&amp;\"'", "]]>", "tab\there", "cr\rlf\ncrlf\r\n", "\x01\x1f\x00x", "_x0041_",
+    "_x005F_x0041_", "_X0041_", "  lead", "trail  ", " ", "=1+2", "+1", "-1", "@SUM(A1)",
+    "😀𝄞\U0010fffd", "\ufffe", "\xa0nbsp\xa0", "中" * 32_767,
+]  # fmt: skip
+
+
+def test_libreoffice_reads_hostile_text_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "hostile.xlsx"
+    book = XlsxBook(path)
+    book.table("data", ["v"]).write_rows([(t,) for t in HOSTILE_CELLS])
+    book.close()
+    fmt = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,true,false,false,-1"
+    subprocess.run(
+        [soffice(), f"-env:UserInstallation=file://{tmp_path}/profile", "--headless",
+         "--convert-to", fmt, "--outdir", str(tmp_path / "csv"), str(path)],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    (out,) = (tmp_path / "csv").iterdir()
+    with out.open(encoding="utf-8", newline="") as f:
+        cells = [row[0] for row in csv.reader(f)][1:]
+    # LibreOffice keeps every line break in a cell as LF.
+    assert cells == [t.replace("\r\n", "\n").replace("\r", "\n") for t in HOSTILE_CELLS]
