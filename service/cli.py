@@ -844,7 +844,7 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="woxqaq",
-        description="Submit, approve and run data exports.",
+        description="Submit, approve and run data exports, imports and test-data generations.",
         epilog="Exit codes: 0 done, 1 refused by the service, 2 bad usage, 3 pre-check or "
         "export failed, 4 service unreachable, 130 interrupted, 141 output closed.",
     )
