@@ -11,6 +11,7 @@ import subprocess
 import uuid
 import xml.etree.ElementTree as ET
 import zipfile
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -50,12 +51,16 @@ def sheet_cells(path: Path, sheet: int = 1) -> list[list[tuple[Any, ...]]]:
     return rows
 
 
-def written(tmp_path: Path, values: list[Any]) -> list[list[tuple[Any, ...]]]:
-    path = tmp_path / f"{uuid.uuid4().hex}.xlsx"
+def column_book(path: Path, values: Sequence[Any]) -> Path:
+    """A workbook at `path` whose sheet "data" holds `values` in its one column "v"."""
     book = XlsxBook(path)
     book.table("data", ["v"]).write_rows([(v,) for v in values])
     book.close()
-    return sheet_cells(path)[1:]
+    return path
+
+
+def written(tmp_path: Path, values: list[Any]) -> list[list[tuple[Any, ...]]]:
+    return sheet_cells(column_book(tmp_path / f"{uuid.uuid4().hex}.xlsx", values))[1:]
 
 
 TEXT = st.lists(
@@ -93,11 +98,8 @@ def test_a_column_at_a_time_writes_what_each_value_alone_writes(
 
 
 def test_text_is_never_a_formula_or_markup(tmp_path: Path) -> None:
-    path = tmp_path / "t.xlsx"
-    book = XlsxBook(path)
     texts = ["=SUM(A1:A2)", "<r><t>rich</t></r>", "-1", "@x", "+1", "a</t></is></c>"]
-    book.table("data", ["v"]).write_rows([(t,) for t in texts])
-    book.close()
+    path = column_book(tmp_path / "t.xlsx", texts)
     ws = openpyxl.load_workbook(path)["data"]
     cells = [row[0] for row in ws.iter_rows(min_row=2)]
     assert [c.value for c in cells] == texts
@@ -160,19 +162,13 @@ def read_back(path: Path) -> list[Any]:
 def test_hostile_text_reads_back_as_written_and_never_as_a_formula(
     tmp_path: Path, texts: list[str]
 ) -> None:
-    path = tmp_path / f"{uuid.uuid4().hex}.xlsx"
-    book = XlsxBook(path)
-    book.table("data", ["v"]).write_rows([(t,) for t in texts])
-    book.close()
+    path = column_book(tmp_path / f"{uuid.uuid4().hex}.xlsx", texts)
     assert read_back(path) == texts
 
 
 def test_text_of_exactly_the_cell_limit_is_kept_and_one_more_fails(tmp_path: Path) -> None:
     at_limit = ["x" * 32_767, "中" * 32_767, " " + "&" * 32_765 + " "]
-    path = tmp_path / "limit.xlsx"
-    book = XlsxBook(path)
-    book.table("data", ["v"]).write_rows([(t,) for t in at_limit])
-    book.close()
+    path = column_book(tmp_path / "limit.xlsx", at_limit)
     assert read_back(path) == at_limit
     over = XlsxBook(tmp_path / "over.xlsx")
     with pytest.raises(WriteError, match="32,768 characters"):
@@ -190,10 +186,7 @@ def test_text_of_exactly_the_cell_limit_is_kept_and_one_more_fails(tmp_path: Pat
 def test_decimals_at_any_scale_read_back_as_their_value(
     tmp_path: Path, values: list[Decimal]
 ) -> None:
-    path = tmp_path / f"{uuid.uuid4().hex}.xlsx"
-    book = XlsxBook(path)
-    book.table("data", ["v"]).write_rows([(v,) for v in values])
-    book.close()
+    path = column_book(tmp_path / f"{uuid.uuid4().hex}.xlsx", values)
     for value, cell in zip(values, read_back(path), strict=True):
         if isinstance(cell, str):
             assert Decimal(cell) == value
@@ -277,10 +270,7 @@ HOSTILE_CELLS = [
 
 
 def test_libreoffice_reads_hostile_text_as_written(tmp_path: Path) -> None:
-    path = tmp_path / "hostile.xlsx"
-    book = XlsxBook(path)
-    book.table("data", ["v"]).write_rows([(t,) for t in HOSTILE_CELLS])
-    book.close()
+    path = column_book(tmp_path / "hostile.xlsx", HOSTILE_CELLS)
     fmt = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,true,false,false,-1"
     subprocess.run(
         [soffice(), f"-env:UserInstallation=file://{tmp_path}/profile", "--headless",
