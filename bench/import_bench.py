@@ -26,6 +26,7 @@ its highest peak RSS.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -96,7 +97,6 @@ def _handler(url: str, work: Path, csv_path: Path) -> tuple[Any, Any, Any, str]:
     from service.config import parse_config
     from service.datasources import DatasourceRegistry
     from service.domain.model import ExportSpec, ImportSpec, Preview, Schedule, TaskKind, TaskStatus
-    from service.load.files import sha256_of
     from service.storage.factory import build_object_store
     from service.store.repository import TaskStore
 
@@ -126,7 +126,7 @@ def _handler(url: str, work: Path, csv_path: Path) -> tuple[Any, Any, Any, str]:
             status=TaskStatus.EXECUTING,
             import_spec=spec,
         )
-        tx.set_preview(task_id, Preview(sha256=sha256_of(f, 1 << 40)))
+        tx.set_preview(task_id, Preview(sha256=hashlib.file_digest(f, "sha256").hexdigest()))
         task = tx.get_task(task_id)
     return ImportHandler(config, store, registry, objects), registry, task, key
 

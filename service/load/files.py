@@ -84,12 +84,6 @@ class HashingReader(io.RawIOBase):
             pass
 
 
-def sha256_of(stream: IO[bytes], limit: int) -> str:
-    reader = HashingReader(stream, limit)
-    reader.drain()
-    return reader.hexdigest()
-
-
 @contextmanager
 def open_rows(
     source: HashingReader,
