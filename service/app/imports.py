@@ -312,7 +312,7 @@ class _Scan:
             convert_row = (
                 text_row(mapping.columns, mapping.positions)
                 if as_text and all(c.kind in PG_READS_TEXT for c in mapping.columns)
-                else _row_converter(converters, mapping.positions, max(mapping.positions) + 1)
+                else _row_converter(converters, mapping.positions)
             )
             if not key:
                 yield from self._converted(
@@ -464,11 +464,11 @@ class RunBackup:
 
 
 def _row_converter(
-    converters: list[Callable[[Any], Any]], positions: tuple[int, ...], width: int
+    converters: list[Callable[[Any], Any]], positions: tuple[int, ...]
 ) -> Callable[[list[Any]], tuple[Any, ...]]:
     """The mapped cells in column order (the row itself when the file's columns are the
     table's, in order), each through its column's converter, in C loops."""
-    if positions == tuple(range(width)):
+    if positions == tuple(range(len(positions))):
         return lambda cells: tuple(map(call, converters, cells))
     if len(positions) == 1:
         only, convert = positions[0], converters[0]
