@@ -134,37 +134,23 @@ def test_typed_values_gaps_and_trailing_empties(tmp_path: Path) -> None:
     book = openpyxl.Workbook()
     ws = book.active
     ws.append(["text", "int", "float", "date", "datetime", "time", "empty", "long"])
-    long_text = "长" * 32_000
-    ws.append(
-        [
-            'a, "b"\n中文',
-            42,
-            1.5,
-            datetime(2030, 1, 2),
-            datetime(1999, 12, 31, 23, 59, 59, 678000),
-            time(13, 14, 15),
-            None,
-            long_text,
-        ]
-    )
+    typed = [
+        'a, "b"\n中文',
+        42,
+        1.5,
+        datetime(2030, 1, 2),
+        datetime(1999, 12, 31, 23, 59, 59, 678000),
+        time(13, 14, 15),
+        None,
+        "长" * 32_000,
+    ]
+    ws.append(typed)
     ws.append([])  # a blank row is no row, and the rows after it keep their numbers
     ws.append([None, None, "after the gap"])
     ws["J4"].number_format = "0.00"  # a formatted cell with no value past the last one
     assert read(saved(book), tmp_path) == [
         (1, ["text", "int", "float", "date", "datetime", "time", "empty", "long"]),
-        (
-            2,
-            [
-                'a, "b"\n中文',
-                42,
-                1.5,
-                datetime(2030, 1, 2),
-                datetime(1999, 12, 31, 23, 59, 59, 678000),
-                time(13, 14, 15),
-                None,
-                long_text,
-            ],
-        ),
+        (2, typed),
         (4, [None, None, "after the gap"]),
     ]
 
