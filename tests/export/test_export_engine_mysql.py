@@ -19,7 +19,12 @@ from sqlalchemy.engine import URL
 from service.datasources import Datasource
 from service.domain.model import Content, Encoding, ExportSpec, ExportType, TableOption
 from service.export.engine import ExportCanceled, ExportFailed, ExportOptions, export
-from service.export.sources import open_readonly, sql_statement
+from service.export.sources import (
+    SourceError,
+    _mysql_quotes_in_place,
+    open_readonly,
+    sql_statement,
+)
 from service.export.writers import CsvWriter
 
 pytestmark = pytest.mark.mysql
@@ -325,10 +330,11 @@ def test_server_rendered_csv_is_the_row_paths_csv_byte_for_byte(tricky) -> None:
         "SELECT s, s AS `odd ``name`` , too`, DATE_FORMAT(d, '%Y') FROM tricky ORDER BY s",
         "SELECT CAST(NULL AS CHAR) AS n, 1 + 1, NOW(6) - NOW(6) AS zero FROM tricky",
         "SELECT * FROM tricky WHERE id > 99",
-        "SELECT c, c AS d FROM mixed",  # only latin1 text: converted once a line
+        "SELECT c, c AS d FROM mixed",  # only latin1 text: converted a cell at a time
         "SELECT a, c FROM mixed",
         "SELECT a, b, c FROM mixed",  # two collations of one charset, and latin1
-        "SELECT u, u AS v FROM wide",  # Unicode but not UTF-8: converted once a line
+        "SELECT u, u AS v FROM wide",  # Unicode but not UTF-8
+        "SELECT l, g FROM legacy",  # two non-Unicode charsets in one line
     ],
 )
 def test_server_rendered_csv_matches_on_odd_shapes(tricky, sql: str) -> None:
@@ -343,7 +349,6 @@ def test_server_rendered_csv_matches_on_odd_shapes(tricky, sql: str) -> None:
         "SELECT b FROM bits",
         "SELECT t FROM stamps",  # TIMESTAMP is shown in the task's timezone
         "SELECT id, id FROM tricky",  # two columns of one name cannot be wrapped
-        "SELECT l, g FROM legacy",  # two non-Unicode charsets cannot be joined in one line
     ],
 )
 def test_types_without_a_sql_rendering_take_the_row_path(tricky, sql: str) -> None:
@@ -351,11 +356,22 @@ def test_types_without_a_sql_rendering_take_the_row_path(tricky, sql: str) -> No
     assert rows is None and by_rows
 
 
+def test_marked_cells_are_quoted_and_their_quotes_doubled_on_the_client() -> None:
+    lines = b'1,\xfea "b", c\xfe,\xfe\xfe,plain\r\n2,,\xfe\r\n\xfe\r\n'
+    assert _mysql_quotes_in_place(lines, 0, 2) == b'1,"a ""b"", c","",plain\r\n2,,"\r\n"\r\n'
+
+
+def test_a_mark_without_its_pair_refuses_the_lines_instead_of_losing_a_cells_bounds() -> None:
+    with pytest.raises(SourceError, match="rows 1,001 to 1,500 is not valid"):
+        _mysql_quotes_in_place(b"1,\xfea\xfe\xfe\r\n", 1000, 500)
+
+
 def test_a_query_the_server_cannot_render_is_exported_by_rows_with_one_header(
     tricky, tmp_path: Path
 ) -> None:
-    result = run(tricky, tmp_path, ExportSpec(statement="SELECT l, g FROM legacy"))
-    assert read_csv(result.path.read_bytes()) == [["l", "g"], ["é", "中"]]
+    statement = "SELECT l, g, 0.5e0 AS f FROM legacy"  # a DOUBLE has no SQL rendering
+    result = run(tricky, tmp_path, ExportSpec(statement=statement))
+    assert read_csv(result.path.read_bytes()) == [["l", "g", "f"], ["é", "中", "0.5"]]
 
 
 # --- hostile values: the socket reader against the row path -----------------------------
