@@ -9,10 +9,11 @@ malformed date string in SQLite) stays out of the way.
 
 CSV can also be rendered by the server (`server_csv`), in the same transaction, with the
 query wrapped so that its output is the canonical text of `writers.py`: PostgreSQL's
-`COPY (query) TO STDOUT`, and for MySQL/MariaDB one CSV line a row built in SQL, read as
-one binary value (PyMySQL parses one value a row instead of one a cell: the driver's
-per-cell Python work is what made MySQL exports several times slower than its client),
-and those values a socket read at a time (`mysql_wire`).
+`COPY (query) TO STDOUT`, and for MySQL/MariaDB one CSV line a row built in SQL (its
+quotes finished by the client, see `_QUOTE_MARK`), read as one binary value (PyMySQL
+parses one value a row instead of one a cell: the driver's per-cell Python work is what
+made MySQL exports several times slower than its client), and those values a socket read
+at a time (`mysql_wire`).
 """
 
 from __future__ import annotations
