@@ -335,6 +335,9 @@ def test_server_rendered_csv_is_the_row_paths_csv_byte_for_byte(tricky) -> None:
         "SELECT a, b, c FROM mixed",  # two collations of one charset, and latin1
         "SELECT u, u AS v FROM wide",  # Unicode but not UTF-8
         "SELECT l, g FROM legacy",  # two non-Unicode charsets in one line
+        # The quote mark's byte, 0xFE, asked for as text: the server makes it `?` or `þ`.
+        "SELECT CAST(0xFE AS CHAR CHARACTER SET utf8mb4) AS a, CONVERT(0x22FE2C USING utf8mb4)"
+        " AS b, CONVERT(0xFE USING latin1) AS c, CAST(0xFEFE AS CHAR) AS d FROM tricky",
     ],
 )
 def test_server_rendered_csv_matches_on_odd_shapes(tricky, sql: str) -> None:
