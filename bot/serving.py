@@ -86,12 +86,25 @@ class HTTPServer:
         return self
 
     def stop(self) -> None:
-        """Stop listening, close open connections and the worker threads."""
-        self._server.close()
-        for channel in list(self._server._map.values()):
-            channel.handle_close()
+        """Let requests in progress finish (for up to 5 s), then close the connections and
+        stop listening.
+
+        The workers go first: each pulls waitress's trigger when it has a response ready,
+        and one pulling it as it closes fails. The sockets are closed by the serving thread
+        itself, between two polls (waitress runs what its trigger is handed there): closed
+        from here, under that thread's select(), they made it fail with EBADF. With every
+        socket closed, its loop ends."""
         self._server.task_dispatcher.shutdown()
-        # The serving thread ends at its next poll (within a second); nothing waits on it.
+        if self._thread.is_alive():
+            self._server.trigger.pull_trigger(self._close_sockets)
+            self._thread.join(timeout=5)
+        else:
+            self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        self._server.close()
+        for channel in list(self._server._map.values()):  # connections, and the trigger
+            channel.handle_close()
 
 
 class _SocketModeClient(websocket_client.SocketModeClient):
