@@ -379,9 +379,7 @@ class ReadOnlySession:
             on_columns(columns)  # only now: the row path writes the header otherwise
             with contextlib.closing(single_values(cur)) as batches:
                 for batch in batches:
-                    lines = b"\r\n".join(batch) + b"\r\n"
-                    if _QUOTE_MARK in lines:
-                        lines = _mysql_quotes_in_place(lines, rows, len(batch))
+                    lines = _mysql_quotes_in_place(b"\r\n".join(batch) + b"\r\n", rows, len(batch))
                     rows += len(batch)
                     write(lines)
                     tick(rows)
@@ -850,7 +848,10 @@ def _mysql_quotes_in_place(lines: bytes, before: int, count: int) -> bytes:
 
     Marks come in pairs. An odd count means a text value held the mark's byte, which no
     valid UTF-8 does: the lines are refused rather than written with a cell's bounds lost."""
-    if lines.count(_QUOTE_MARK) % 2:
+    marks = lines.count(_QUOTE_MARK)
+    if not marks:
+        return lines
+    if marks % 2:
         raise SourceError(
             f"A text value in rows {before + 1:,} to {before + count:,} is not valid in its "
             "character set, so its CSV cell cannot be bounded: correct the value, or "

@@ -362,6 +362,7 @@ def test_types_without_a_sql_rendering_take_the_row_path(tricky, sql: str) -> No
 def test_marked_cells_are_quoted_and_their_quotes_doubled_on_the_client() -> None:
     lines = b'1,\xfea "b", c\xfe,\xfe\xfe,plain\r\n2,,\xfe\r\n\xfe\r\n'
     assert _mysql_quotes_in_place(lines, 0, 2) == b'1,"a ""b"", c","",plain\r\n2,,"\r\n"\r\n'
+    assert _mysql_quotes_in_place(b"1,plain,,2.5\r\n", 0, 1) == b"1,plain,,2.5\r\n"
 
 
 def test_a_mark_without_its_pair_refuses_the_lines_instead_of_losing_a_cells_bounds() -> None:
